@@ -1,0 +1,286 @@
+"""The `hear` command: parse, call, render. No logic lives here."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from platformdirs import user_data_path
+from rich.console import Console
+from rich.table import Table
+
+from runner import __version__
+from runner.errors import HearError, ModelError
+
+app = typer.Typer(
+    name="hear",
+    help=(
+        "Evaluate audio embedding models on HEAR tasks. Each model runs in its own "
+        "Docker image (or, with --model-module, in a local process) behind a small "
+        "versioned contract; the host embeds the audio, trains probes and scores them."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+image_app = typer.Typer(help="Build model images offline.", no_args_is_help=True)
+tasks_app = typer.Typer(help="Prepare the task folders that plugins provide.", no_args_is_help=True)
+app.add_typer(image_app, name="image")
+app.add_typer(tasks_app, name="tasks")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def default_tasks_dir() -> Path:
+    return Path(os.environ.get("HEAR_TASKS_DIR") or user_data_path("hear-runner") / "tasks")
+
+
+TasksDir = Annotated[
+    Path,
+    typer.Option(
+        "--tasks-dir",
+        help="Folder of hear-preprocess task folders (or one task folder). "
+        "Default: $HEAR_TASKS_DIR, else the platform data folder.",
+        default_factory=default_tasks_dir,
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def run(
+    model_image: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model-image",
+            help="Docker image serving a HEAR module (FROM hear/base). Repeat to compare models.",
+        ),
+    ] = None,
+    model_module: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model-module",
+            help="HEAR-API module importable here, run by a local engine (no Docker). Repeatable.",
+        ),
+    ] = None,
+    tasks_dir: TasksDir = ...,  # type: ignore[assignment]
+    task: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--task", help="Task folder name to run (repeatable). Default: every task found."
+        ),
+    ] = None,
+    results_dir: Annotated[
+        Path, typer.Option("--results-dir", help="Where one JSON per (model, task) is written.")
+    ] = Path("hear-results"),
+    model_options: Annotated[
+        str | None,
+        typer.Option("--model-options", help="JSON object of keyword options for load_model()."),
+    ] = None,
+    model_path: Annotated[
+        str | None,
+        typer.Option(
+            "--model-path", help="Weights path passed to load_model() (inside the image)."
+        ),
+    ] = None,
+    gpus: Annotated[
+        str | None,
+        typer.Option("--gpus", help="GPUs for model containers: all, a count, or device=0,2."),
+    ] = None,
+    memory: Annotated[
+        str, typer.Option("--memory", help="Memory limit of each model container.")
+    ] = "8g",
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Clips per model call.")
+    ] = 32,
+    load_timeout: Annotated[
+        float, typer.Option("--load-timeout", help="Seconds a model may take to load.")
+    ] = 600.0,
+    call_timeout: Annotated[
+        float,
+        typer.Option(
+            "--call-timeout",
+            help="Seconds a model call may take, plus --call-timeout-per-second per audio second.",
+        ),
+    ] = 60.0,
+    call_timeout_per_second: Annotated[
+        float, typer.Option("--call-timeout-per-second", help="Extra call budget per audio second.")
+    ] = 10.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the probe's training.")] = 42,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the result records as JSON instead of a table.")
+    ] = False,
+) -> None:
+    """Embed each task with each model, train a probe and score it on the test split."""
+    from runner.engines.base import EngineSettings, ModelSource
+    from runner.evaluate import evaluate
+    from runner.probes.mlp import MLPConfig
+    from runner.results.table import scores_table
+    from runner.tasks.folder import find_tasks
+
+    if bool(model_image) == bool(model_module):
+        raise HearError(
+            "name the model with --model-image (Docker) or --model-module (local), not both"
+        )
+    options = _json_object(model_options, "--model-options")
+    tasks = find_tasks(tasks_dir, task)
+    settings = EngineSettings(
+        load_timeout=load_timeout,
+        budget_base_seconds=call_timeout,
+        budget_per_audio_second=call_timeout_per_second,
+    )
+    engine: Any
+    if model_image:
+        from runner.engines.docker import DockerEngine, Sandbox
+
+        engine = DockerEngine(settings, Sandbox(memory=memory, gpus=gpus))
+        refs, kind = model_image, "image"
+    else:
+        from runner.engines.local import LocalEngine
+
+        engine = LocalEngine(settings)
+        refs, kind = model_module or [], "module"
+    sources = [ModelSource(kind=kind, ref=r, options=options, model_path=model_path) for r in refs]
+    records = evaluate(
+        engine,
+        sources,
+        tasks,
+        results_dir,
+        MLPConfig(seed=seed),
+        batch_size,
+        err,
+        on_record=lambda r, p: err.print(f"[green]wrote[/] {p}"),
+    )
+    if json_output:
+        out.print_json(json.dumps([r.model_dump(mode="json") for r in records]))
+    else:
+        out.print(scores_table(records))
+
+
+@app.command("plugins")
+def list_plugins(
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List loaded plugins with their versions and the hooks they implement."""
+    from runner.plugins import plugins
+
+    infos = plugins()
+    if json_output:
+        out.print_json(json.dumps([vars(i) for i in infos]))
+        return
+    table = Table(title="hear plugins", header_style="bold")
+    for column in ("name", "module", "distribution", "version", "hooks"):
+        table.add_column(column)
+    for i in infos:
+        table.add_row(i.name, i.module, i.distribution or "", i.version or "", ", ".join(i.hooks))
+    out.print(table)
+
+
+@image_app.command("build")
+def image_build(
+    folder: Annotated[
+        Path, typer.Argument(help="Image folder with a Dockerfile (e.g. images/naive).")
+    ],
+    tag: Annotated[
+        str | None, typer.Option("--tag", help="Image name. Default: hear/<folder name>:latest.")
+    ] = None,
+    base_image: Annotated[
+        str | None,
+        typer.Option("--base-image", help="Override the Dockerfile's BASE_IMAGE build argument."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rebuild even if nothing changed.")
+    ] = False,
+) -> None:
+    """Build an image folder offline: wheels are prepared on this host from requirements.txt.
+
+    Where no registry is reachable, a public base is replaced by a Debian base made
+    locally with debootstrap. Model images are started once and their sample rate and
+    embedding sizes are stamped into the image's labels.
+    """
+    from runner.build.builder import build_image
+    from runner.engines.docker import connect
+
+    result = build_image(
+        connect(), folder, tag, base_image, say=lambda m: err.print(f"[dim]•[/] {m}"), force=force
+    )
+    out.print(f"{result.tag} {result.image_id[:19]}")
+
+
+@tasks_app.command("prepare")
+def tasks_prepare(
+    names: Annotated[list[str], typer.Argument(help="Task or suite names (e.g. mini).")],
+    tasks_dir: TasksDir = ...,  # type: ignore[assignment]
+    scale: Annotated[
+        str, typer.Option("--scale", help="Size of generated tasks: smoke or full.")
+    ] = "smoke",
+) -> None:
+    """Write task folders (hear-preprocess layout) that plugins can generate or download."""
+    from runner.tasks.sources import select_sources
+
+    tasks_dir.mkdir(parents=True, exist_ok=True)
+    for source in select_sources(names):
+        if scale not in source.scales:
+            raise HearError(
+                f"task {source.name} has scales {', '.join(source.scales)}, not {scale!r}"
+            )
+        path = source.prepare(tasks_dir, scale)
+        out.print(f"{source.name}: {path}")
+
+
+def _json_object(text: str | None, option: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise HearError(f"{option}: not valid JSON: {e.msg}") from None
+    if not isinstance(value, dict):
+        raise HearError(f"{option}: expected a JSON object")
+    return value
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        out.print(f"hear-runner {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=version_callback, is_eager=True, help="Show the version."
+        ),
+    ] = False,
+) -> None:
+    """Evaluate audio embeddings on HEAR tasks."""
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main() -> None:
+    """Entry point: one-line errors, containers removed on Ctrl-C and SIGTERM."""
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        app()
+    except ModelError as e:
+        err.print(f"[red]error:[/] {e}", highlight=False)
+        if e.detail and os.environ.get("HEAR_DEBUG"):
+            err.print(e.detail, highlight=False)
+        sys.exit(e.exit_code)
+    except HearError as e:
+        err.print(f"[red]error:[/] {e}", highlight=False)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: model servers stopped; finished results are kept")
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""Embedding: task audio through a model server, split by split."""

@@ -1,0 +1,108 @@
+"""What every engine gives the pipeline: a started model server behind a ModelClient."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from runner.contract.client import CallBudget, ModelClient
+
+
+class ModelSource(BaseModel):
+    """Which model to serve: a Docker image, or a module importable on the host."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["image", "module"]
+    ref: str
+    options: dict[str, Any] = {}
+    model_path: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        return self.ref
+
+    def environment(self) -> dict[str, str]:
+        """The server's HEAR_* variables for this source."""
+        import json
+
+        env = {}
+        if self.kind == "module":
+            env["HEAR_MODULE"] = self.ref
+        if self.options:
+            env["HEAR_MODEL_OPTIONS"] = json.dumps(self.options)
+        if self.model_path:
+            env["HEAR_MODEL_PATH"] = self.model_path
+        return env
+
+
+class EngineSettings(BaseModel):
+    """Limits shared by every engine."""
+
+    load_timeout: float = 600.0
+    budget_base_seconds: float = 60.0
+    budget_per_audio_second: float = 10.0
+
+    def budget(self) -> CallBudget:
+        return CallBudget(self.budget_base_seconds, self.budget_per_audio_second)
+
+
+class RunningModel:
+    """A live server: its client, what to record about it, and how to stop it for good."""
+
+    def __init__(
+        self,
+        client: ModelClient,
+        provenance: dict[str, Any],
+        stop: Callable[[], None],
+    ) -> None:
+        self.client = client
+        self.provenance = provenance
+        self._stop = stop
+        self._closed = False
+        _LIVE.add(self)
+
+    @property
+    def label(self) -> str:
+        return self.client.label
+
+    def close(self) -> None:
+        """Shut the server down and remove what it ran in; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        _LIVE.discard(self)
+        try:
+            self.client.shutdown()
+        finally:
+            self.client.close()
+            self._stop()
+
+    def __enter__(self) -> RunningModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Engine(Protocol):
+    """Starts model servers. Implementations: docker, local."""
+
+    name: str
+
+    def start(self, source: ModelSource) -> RunningModel: ...
+
+
+_LIVE: set[RunningModel] = set()
+
+
+@atexit.register
+def close_all() -> None:
+    """Last line of defence: no server or container outlives the process."""
+    for running in list(_LIVE):
+        with contextlib.suppress(Exception):
+            running.close()

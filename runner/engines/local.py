@@ -1,0 +1,99 @@
+"""The local engine: the contract server as a subprocess of the host's Python.
+
+For machines without Docker and for fast tests. The server speaks over a
+socket pair given to it as stdin and stdout, so the same client (with the
+same timeouts) serves both engines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from runner.contract.client import ModelClient
+from runner.engines.base import EngineSettings, ModelSource, RunningModel
+from runner.errors import HearError
+
+
+class LocalEngine:
+    name = "local"
+
+    def __init__(
+        self, settings: EngineSettings | None = None, python: str = sys.executable
+    ) -> None:
+        self.settings = settings or EngineSettings()
+        self.python = python
+
+    def start(self, source: ModelSource) -> RunningModel:
+        if source.kind != "module":
+            raise HearError(f"the local engine runs modules, not images ({source.ref})")
+        host_end, server_end = socket.socketpair()
+        log_fd, log_name = tempfile.mkstemp(prefix="hear-server-", suffix=".log")
+        env = {**os.environ, **source.environment()}
+        proc = subprocess.Popen(
+            [self.python, "-m", "runner.contract.server"],
+            stdin=server_end,
+            stdout=server_end,
+            stderr=log_fd,
+            env=env,
+            start_new_session=True,  # Ctrl-C reaches the host, which then stops the server
+        )
+        server_end.close()
+        os.close(log_fd)
+        log = Path(log_name)
+        label = f"module {source.ref} (local process {proc.pid})"
+
+        def kill() -> None:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+        def post_mortem() -> str:
+            try:
+                code = proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                return "its connection closed but the process is still running"
+            return _describe_exit(code) + _last_line(log)
+
+        def stop() -> None:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                kill()
+            log.unlink(missing_ok=True)
+
+        client = ModelClient(host_end, label, post_mortem, kill, self.settings.budget())
+        running = RunningModel(
+            client,
+            {"engine": "local", "module": source.ref, "python": self.python, "pid": proc.pid},
+            stop,
+        )
+        try:
+            hello = client.wait_hello(self.settings.load_timeout)
+        except BaseException:
+            running.close()
+            raise
+        running.provenance.update(hello=hello.model_dump())
+        return running
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exited with code {code}"
+
+
+def _last_line(log: Path) -> str:
+    """The last non-empty line the server wrote to stderr: usually the exception."""
+    try:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return f"; last output: {lines[-1].strip()}" if lines else ""

@@ -1,0 +1,40 @@
+"""Errors a user sees as one line: each names the file, field, image or container at fault."""
+
+from __future__ import annotations
+
+
+class HearError(Exception):
+    """A failure to report as one line (no traceback), then exit non-zero."""
+
+    exit_code = 1
+
+
+class TaskError(HearError):
+    """A task folder is missing something or holds something malformed."""
+
+    def __init__(self, path: object, problem: str, field: str | None = None) -> None:
+        where = f"{path}: field '{field}'" if field else f"{path}"
+        super().__init__(f"{where}: {problem}")
+        self.path = path
+        self.field = field
+
+
+class ImageError(HearError):
+    """An image is missing, cannot be built, or does not honour the contract."""
+
+
+class ModelError(HearError):
+    """The model server answered a call with an error frame, or broke the contract."""
+
+    def __init__(self, message: str, kind: str = "model_error", detail: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.detail = detail  # the server's traceback text, for --verbose and the logs
+
+
+class ModelTimeout(ModelError):
+    """A call took longer than its budget; the server was killed."""
+
+
+class ModelDied(ModelError):
+    """The server process or container ended while the host was waiting on it."""

@@ -1,0 +1,149 @@
+"""A HEAR run: for each model, start its server once, then embed, probe and score each task."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from runner.embed.pipeline import SplitEmbeddings, embed_split
+from runner.engines.base import Engine, ModelSource, RunningModel
+from runner.metrics import get_metric
+from runner.probes.mlp import MLPConfig, train_mlp
+from runner.results.records import ModelInfo, ProbeInfo, RunRecord, TaskInfo
+from runner.tasks.folder import Task
+
+
+def evaluate(
+    engine: Engine,
+    sources: list[ModelSource],
+    tasks: list[Task],
+    results_dir: Path,
+    probe_config: MLPConfig | None = None,
+    batch_size: int = 32,
+    console: Console | None = None,
+    on_record: Callable[[RunRecord, Path], None] | None = None,
+) -> list[RunRecord]:
+    """Evaluate every model on every task; each finished record is written at once."""
+    console = console or Console(stderr=True)
+    records = []
+    for source in sources:
+        console.print(f"[bold]starting[/] {source.display_name} on the {engine.name} engine")
+        started = time.perf_counter()
+        with engine.start(source) as running:
+            start_seconds = time.perf_counter() - started
+            for task in tasks:
+                record = evaluate_task(
+                    running, source, task, probe_config or MLPConfig(), batch_size, console
+                )
+                record.timings["model_start"] = round(start_seconds, 3)
+                path = record.write(results_dir)
+                records.append(record)
+                if on_record:
+                    on_record(record, path)
+    return records
+
+
+def evaluate_task(
+    running: RunningModel,
+    source: ModelSource,
+    task: Task,
+    probe_config: MLPConfig,
+    batch_size: int,
+    console: Console,
+) -> RunRecord:
+    client = running.client
+    hello = client.hello
+    assert hello is not None
+    embedded: dict[str, SplitEmbeddings] = {}
+    with _progress(console) as progress:
+        for split in task.splits:
+            clips = task.clips(split)
+            bar = progress.add_task(f"{task.name} · {split}", total=len(clips))
+            embedded[split] = embed_split(
+                client,
+                task,
+                split,
+                batch_size,
+                on_batch=lambda n, _s, bar=bar: progress.advance(bar, n),
+            )
+    metrics = [get_metric(name) for name in task.metadata.evaluation]
+    primary = metrics[0]
+    started = time.perf_counter()
+    probe = train_mlp(
+        embedded["train"].embeddings,
+        task.targets("train"),
+        embedded["valid"].embeddings,
+        task.targets("valid"),
+        task.metadata.prediction_type,
+        primary.score,
+        probe_config,
+    )
+    probe_seconds = time.perf_counter() - started
+    scores = {}
+    for split in ("valid", "test"):
+        predictions = probe.predict(embedded[split].embeddings)
+        targets = task.targets(split)
+        scores[split] = {m.name: m.score(targets, predictions) for m in metrics}
+    return RunRecord(
+        model=ModelInfo(
+            name=source.display_name,
+            kind=source.kind,
+            options=source.options,
+            sample_rate=hello.sample_rate,
+            scene_embedding_size=hello.scene_embedding_size,
+            timestamp_embedding_size=hello.timestamp_embedding_size,
+            engine=running.provenance,
+        ),
+        task=TaskInfo(
+            name=task.name,
+            task_name=task.metadata.task_name,
+            version=task.metadata.version,
+            mode=task.metadata.mode,
+            path=str(task.path.resolve()),
+            content_hash=task.content_hash,
+            embedding_type=task.metadata.embedding_type,
+            prediction_type=task.metadata.prediction_type,
+            split_mode=task.metadata.split_mode,
+            clips={s: len(task.clips(s)) for s in task.splits},
+            source_sample_rate=task.source_rate(hello.sample_rate),
+        ),
+        probe=ProbeInfo(
+            config=probe_config.model_dump(),
+            selection_metric=primary.name,
+            best_epoch=probe.best_epoch,
+            epochs_trained=probe.epochs_trained,
+            valid_score=probe.best_valid_score,
+        ),
+        primary_metric=primary.name,
+        test_score=scores["test"][primary.name],
+        scores=scores,
+        timings={
+            "embed": round(sum(e.seconds for e in embedded.values()), 3),
+            "audio_seconds": round(sum(e.audio_seconds for e in embedded.values()), 3),
+            "probe": round(probe_seconds, 3),
+        },
+    )
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("clips"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )

@@ -1,0 +1,1 @@
+"""Probes: small downstream models trained on frozen embeddings."""

@@ -1,0 +1,133 @@
+"""A torch MLP probe with early stopping on the validation split's primary score.
+
+heareval's shape of probe (Linear, BatchNorm1d, Dropout, ReLU per hidden
+layer; Adam; batch 1024; validation every few epochs; patience; best
+checkpoint), trained on standardized embeddings.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel
+
+PredictionType = Literal["multiclass", "multilabel"]
+
+
+class MLPConfig(BaseModel):
+    hidden_layers: int = 1
+    hidden_dim: int = 1024
+    dropout: float = 0.1
+    lr: float = 1e-3
+    batch_size: int = 1024
+    max_epochs: int = 500
+    check_every: int = 3
+    patience: int = 20  # checks without improvement before stopping
+    seed: int = 42
+
+
+class TrainedProbe:
+    """A fitted probe: standardization, network, and how it was selected."""
+
+    def __init__(
+        self, net: torch.nn.Module, mean: np.ndarray, std: np.ndarray, kind: PredictionType
+    ) -> None:
+        self.net = net
+        self.mean = mean
+        self.std = std
+        self.kind = kind
+        self.best_epoch = 0
+        self.best_valid_score = float("nan")
+        self.epochs_trained = 0
+        self.seconds = 0.0
+
+    @torch.no_grad()
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities (multiclass) or per-label probabilities (multilabel)."""
+        self.net.eval()
+        device = next(self.net.parameters()).device
+        logits = self.net(torch.from_numpy((x - self.mean) / self.std).to(device))
+        probs = logits.softmax(-1) if self.kind == "multiclass" else logits.sigmoid()
+        return probs.cpu().numpy()
+
+
+def _network(n_in: int, n_out: int, config: MLPConfig) -> torch.nn.Module:
+    layers: list[torch.nn.Module] = []
+    width = n_in
+    for _ in range(config.hidden_layers):
+        layers += [
+            torch.nn.Linear(width, config.hidden_dim),
+            torch.nn.BatchNorm1d(config.hidden_dim),
+            torch.nn.Dropout(config.dropout),
+            torch.nn.ReLU(),
+        ]
+        width = config.hidden_dim
+    layers.append(torch.nn.Linear(width, n_out))
+    return torch.nn.Sequential(*layers)
+
+
+def train_mlp(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_valid: np.ndarray,
+    y_valid: np.ndarray,
+    kind: PredictionType,
+    valid_score: Callable[[np.ndarray, np.ndarray], float],
+    config: MLPConfig | None = None,
+    device: str | None = None,
+) -> TrainedProbe:
+    """Train until the validation score stops improving; keep the best checkpoint."""
+    config = config or MLPConfig()
+    started = time.perf_counter()
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    generator = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    mean = x_train.mean(axis=0, keepdims=True)
+    std = x_train.std(axis=0, keepdims=True) + 1e-8
+    net = _network(x_train.shape[1], y_train.shape[1], config).to(device)
+    probe = TrainedProbe(net, mean, std, kind)
+    xt = torch.from_numpy((x_train - mean) / std).to(device)
+    yt = torch.from_numpy(y_train).to(device)
+    loss_fn: torch.nn.Module
+    if kind == "multiclass":
+        loss_fn = torch.nn.CrossEntropyLoss()
+        yt = yt.argmax(dim=1)
+    else:
+        loss_fn = torch.nn.BCEWithLogitsLoss()
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    best_state = copy.deepcopy(net.state_dict())
+    best, checks_without_gain = -np.inf, 0
+    n = len(xt)
+    batch = min(config.batch_size, n)
+    for epoch in range(1, config.max_epochs + 1):
+        net.train()
+        order = torch.randperm(n, generator=generator).to(device)
+        for start in range(0, n, batch):
+            idx = order[start : start + batch]
+            if len(idx) < 2:  # BatchNorm needs two rows
+                continue
+            optimizer.zero_grad()
+            loss = loss_fn(net(xt[idx]), yt[idx])
+            loss.backward()
+            optimizer.step()
+        probe.epochs_trained = epoch
+        if epoch % config.check_every:
+            continue
+        score = valid_score(y_valid, probe.predict(x_valid))
+        if score > best:
+            best, checks_without_gain = score, 0
+            best_state = copy.deepcopy(net.state_dict())
+            probe.best_epoch = epoch
+        else:
+            checks_without_gain += 1
+            if checks_without_gain >= config.patience:
+                break
+    net.load_state_dict(best_state)
+    probe.best_valid_score = float(best)
+    probe.seconds = time.perf_counter() - started
+    return probe

@@ -1,0 +1,1 @@
+"""Result records (one JSON per model and task) and their rendering."""

@@ -1,0 +1,91 @@
+"""One result record per (model, task) run, with what is needed to trust and redo it."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from runner import __version__
+from runner.contract.wire import CONTRACT_VERSION
+
+
+class ModelInfo(BaseModel):
+    name: str  # the image or module as the user named it
+    kind: str  # image | module
+    options: dict[str, Any] = {}
+    sample_rate: int
+    scene_embedding_size: int
+    timestamp_embedding_size: int
+    engine: dict[str, Any] = {}  # image id and digests, sandbox, hello, versions
+
+
+class TaskInfo(BaseModel):
+    name: str  # the folder name, as heareval identifies tasks
+    task_name: str
+    version: str
+    mode: str | None
+    path: str
+    content_hash: str
+    embedding_type: str
+    prediction_type: str
+    split_mode: str
+    clips: dict[str, int]
+    source_sample_rate: int
+
+
+class ProbeInfo(BaseModel):
+    kind: str = "mlp"
+    config: dict[str, Any]
+    selection_metric: str
+    best_epoch: int
+    epochs_trained: int
+    valid_score: float
+
+
+class RunRecord(BaseModel):
+    """Scores under heareval's metric names; ``test_score`` is the primary metric on test."""
+
+    runner_version: str = __version__
+    contract_version: int = CONTRACT_VERSION
+    created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    host: dict[str, Any] = Field(
+        default_factory=lambda: {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        }
+    )
+    model: ModelInfo
+    task: TaskInfo
+    probe: ProbeInfo
+    primary_metric: str
+    test_score: float
+    scores: dict[str, dict[str, float]]  # split -> metric -> value
+    timings: dict[str, float]  # seconds per stage
+
+    def path_in(self, results_dir: Path) -> Path:
+        return results_dir / _slug(self.model.name) / f"{self.task.name}.json"
+
+    def write(self, results_dir: Path) -> Path:
+        """Write atomically: a reader never sees half a record."""
+        path = self.path_in(results_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(self.model_dump_json(indent=2))
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> RunRecord:
+        return cls.model_validate(json.loads(path.read_text()))
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("_") or "model"

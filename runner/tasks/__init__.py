@@ -1,0 +1,1 @@
+"""Task input: hear-preprocess task folders, read as they are."""

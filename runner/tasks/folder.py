@@ -1,0 +1,189 @@
+"""Read a task folder written by hear-preprocess, as it is.
+
+Layout: ``task_metadata.json``, ``labelvocabulary.csv`` (``idx,label``),
+``<split>.json`` (file name -> labels) and ``<sample_rate>/<split>/<file>``.
+Every problem is a TaskError naming the file and, where there is one, the field.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from runner.errors import TaskError
+from runner.tasks.metadata import TaskMetadata
+
+METADATA_FILE = "task_metadata.json"
+VOCABULARY_FILE = "labelvocabulary.csv"
+TRAINVALTEST = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One audio file of a split and its labels (scene tasks)."""
+
+    file: str
+    labels: tuple[str, ...]
+
+
+class Task:
+    """A hear-preprocess task folder; identified by the folder's name, as heareval does."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = path.name
+        self.metadata = _read_metadata(path / METADATA_FILE)
+        if self.metadata.embedding_type != "scene":
+            raise TaskError(
+                path / METADATA_FILE,
+                "event (timestamp) tasks are not supported by this version of hear-runner yet",
+                "embedding_type",
+            )
+        if self.metadata.split_mode != "trainvaltest":
+            raise TaskError(
+                path / METADATA_FILE,
+                "k-fold tasks are not supported by this version of hear-runner yet",
+                "split_mode",
+            )
+        self.vocabulary = _read_vocabulary(path / VOCABULARY_FILE)
+        self.sample_rates = sorted(
+            int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit()
+        )
+        if not self.sample_rates:
+            raise TaskError(
+                path, "no audio folder: expected <sample_rate>/<split>/ (e.g. 16000/train)"
+            )
+        self._clips = {split: self._read_split(split) for split in self.splits}
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return TRAINVALTEST
+
+    def clips(self, split: str) -> list[Clip]:
+        return self._clips[split]
+
+    def source_rate(self, model_rate: int) -> int:
+        """The folder to read for a model: its own rate if present, else the highest."""
+        return model_rate if model_rate in self.sample_rates else self.sample_rates[-1]
+
+    def audio_path(self, split: str, file: str, rate: int) -> Path:
+        return self.path / str(rate) / split / file
+
+    def targets(self, split: str) -> np.ndarray:
+        """Multi-hot targets (n_clips, n_labels), float32, in vocabulary order."""
+        index = {label: i for i, label in enumerate(self.vocabulary)}
+        clips = self.clips(split)
+        targets = np.zeros((len(clips), len(self.vocabulary)), dtype=np.float32)
+        for row, clip in enumerate(clips):
+            for label in clip.labels:
+                targets[row, index[label]] = 1.0
+        return targets
+
+    @cached_property
+    def content_hash(self) -> str:
+        """Hash of the metadata, vocabulary and split files: changes when labels change."""
+        digest = hashlib.sha256()
+        for name in (METADATA_FILE, VOCABULARY_FILE, *(f"{s}.json" for s in self.splits)):
+            digest.update(name.encode() + b"\0" + (self.path / name).read_bytes())
+        return digest.hexdigest()[:16]
+
+    def _read_split(self, split: str) -> list[Clip]:
+        path = self.path / f"{split}.json"
+        data = _read_json(path)
+        if not isinstance(data, dict):
+            raise TaskError(path, "expected a JSON object mapping file names to labels")
+        known = set(self.vocabulary)
+        clips = []
+        for file, labels in sorted(data.items()):
+            if not isinstance(labels, list):
+                raise TaskError(path, "expected a list of labels", file)
+            names = tuple(str(label) for label in labels)
+            for name in names:
+                if name not in known:
+                    raise TaskError(path, f"label {name!r} is not in {VOCABULARY_FILE}", file)
+            if self.metadata.prediction_type == "multiclass" and len(names) != 1:
+                raise TaskError(
+                    path, f"a multiclass clip needs exactly one label, has {len(names)}", file
+                )
+            clips.append(Clip(file, names))
+        if not clips:
+            raise TaskError(path, "split has no clips")
+        return clips
+
+
+def find_tasks(tasks_dir: Path, names: list[str] | None = None) -> list[Task]:
+    """Task folders under ``tasks_dir`` (or ``tasks_dir`` itself), optionally by name."""
+    if not tasks_dir.is_dir():
+        raise TaskError(tasks_dir, "tasks directory does not exist")
+    if (tasks_dir / METADATA_FILE).exists():
+        folders = [tasks_dir]
+    else:
+        folders = sorted(p.parent for p in tasks_dir.glob(f"*/{METADATA_FILE}"))
+    if not folders:
+        raise TaskError(tasks_dir, f"no task folders (no */{METADATA_FILE}) here")
+    if names:
+        by_name = {f.name: f for f in folders}
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise TaskError(
+                tasks_dir,
+                f"no task named {', '.join(missing)}; found: {', '.join(sorted(by_name))}",
+            )
+        folders = [by_name[n] for n in names]
+    return [Task(folder) for folder in folders]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise TaskError(path, "file is missing") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TaskError(
+            path, f"not valid JSON (line {e.lineno}, column {e.colno}): {e.msg}"
+        ) from None
+
+
+def _read_metadata(path: Path) -> TaskMetadata:
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise TaskError(path, "expected a JSON object")
+    try:
+        return TaskMetadata.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise TaskError(path, first["msg"], field) from None
+
+
+def _read_vocabulary(path: Path) -> list[str]:
+    try:
+        with path.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except FileNotFoundError:
+        raise TaskError(path, "file is missing") from None
+    labels: dict[int, str] = {}
+    for line, row in enumerate(rows, start=2):
+        try:
+            idx = int(row["idx"])
+            label = str(row["label"])
+        except (KeyError, TypeError, ValueError):
+            raise TaskError(
+                path, f"line {line}: expected columns idx,label with an integer idx"
+            ) from None
+        if idx in labels:
+            raise TaskError(path, f"line {line}: idx {idx} appears twice")
+        labels[idx] = label
+    if sorted(labels) != list(range(len(labels))) or not labels:
+        raise TaskError(path, "idx must run 0..n-1 over at least one label")
+    return [labels[i] for i in range(len(labels))]
