@@ -69,6 +69,13 @@ def run(
             help="HEAR-API module importable here, run by a local engine (no Docker). Repeatable.",
         ),
     ] = None,
+    model_python: Annotated[
+        str | None,
+        typer.Option(
+            "--model-python",
+            help="Interpreter for --model-module (e.g. the model's own venv). Default: this one.",
+        ),
+    ] = None,
     tasks_dir: TasksDir = ...,  # type: ignore[assignment]
     task: Annotated[
         list[str] | None,
@@ -144,7 +151,7 @@ def run(
     else:
         from runner.engines.local import LocalEngine
 
-        engine = LocalEngine(settings)
+        engine = LocalEngine(settings, model_python or sys.executable)
         refs, kind = model_module or [], "module"
     sources = [ModelSource(kind=kind, ref=r, options=options, model_path=model_path) for r in refs]
     records = evaluate(

@@ -56,7 +56,8 @@ def encode(header: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) 
         specs.append(
             {"name": name, "dtype": dtype.str, "shape": list(array.shape), "nbytes": array.nbytes}
         )
-        bodies.append(memoryview(array).cast("B"))  # type: ignore[arg-type]
+        if array.nbytes:
+            bodies.append(memoryview(array.reshape(-1)).cast("B"))  # type: ignore[arg-type]
     header["arrays"] = specs
     raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
     return [_LENGTH.pack(len(raw)) + raw, *bodies]

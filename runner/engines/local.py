@@ -16,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from runner.contract import package
 from runner.contract.client import ModelClient
 from runner.engines.base import EngineSettings, ModelSource, RunningModel
 from runner.errors import HearError
@@ -36,8 +37,11 @@ class LocalEngine:
         host_end, server_end = socket.socketpair()
         log_fd, log_name = tempfile.mkstemp(prefix="hear-server-", suffix=".log")
         env = {**os.environ, **source.environment()}
+        # The server comes from its own folder: the model's interpreter need not have hear-runner.
+        paths = [str(package.package_root()), os.getcwd(), env.get("PYTHONPATH", "")]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         proc = subprocess.Popen(
-            [self.python, "-m", "runner.contract.server"],
+            [self.python, "-m", package.SERVER_MODULE],
             stdin=server_end,
             stdout=server_end,
             stderr=log_fd,
@@ -48,6 +52,8 @@ class LocalEngine:
         os.close(log_fd)
         log = Path(log_name)
         label = f"module {source.ref} (local process {proc.pid})"
+        if self.python != sys.executable:
+            label = f"module {source.ref} ({self.python}, process {proc.pid})"
 
         def kill() -> None:
             if proc.poll() is None:

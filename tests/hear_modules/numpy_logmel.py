@@ -4,6 +4,8 @@ Real, deterministic and fast; it shows that a module needing neither torch nor
 TensorFlow runs under the contract unchanged.
 """
 
+import itertools
+
 import numpy as np
 
 FRAME = 400
@@ -18,7 +20,7 @@ class Model:
 
     def __init__(self):
         edges = np.geomspace(2, FRAME // 2 + 1, N_BANDS + 1).astype(int)
-        self.bands = [(a, max(b, a + 1)) for a, b in zip(edges[:-1], edges[1:])]
+        self.bands = [(a, max(b, a + 1)) for a, b in itertools.pairwise(edges)]
         self.window = np.hanning(FRAME).astype(np.float32)
 
 

@@ -1,0 +1,59 @@
+"""A HEAR module with deliberate faults, chosen by a load_model option (named fakes).
+
+These faults cannot be had on demand from a real model: a call that raises
+once, an output of the wrong size, NaN output, a hang, a crash of the process.
+Without a ``fault`` option it is a correct (trivial) model.
+"""
+
+import os
+import time
+
+import numpy as np
+
+
+class Model:
+    sample_rate = 16000
+    scene_embedding_size = 8
+    timestamp_embedding_size = 8
+
+    def __init__(self, fault):
+        self.fault = fault
+
+
+def load_model(model_file_path="", fault="none"):
+    return Model(fault)
+
+
+def _features(audio):
+    audio = np.asarray(audio, dtype=np.float32)
+    return np.stack(
+        [audio.mean(1), audio.std(1), np.abs(audio).max(1)]
+        + [audio[:, i::8].mean(1) for i in range(5)],
+        1,
+    )
+
+
+def get_scene_embeddings(audio, model):
+    audio = np.asarray(audio)
+    if model.fault == "raise_on_3" and audio.shape[0] == 3:
+        raise ValueError("cannot embed a batch of three (deliberate fault)")
+    if model.fault == "wrong_size":
+        return np.zeros((audio.shape[0], 7), np.float32)
+    if model.fault == "nan":
+        out = _features(audio)
+        out[0, 0] = np.nan
+        return out
+    if model.fault == "hang":
+        time.sleep(3600)
+    if model.fault == "exit":
+        os._exit(7)
+    return _features(audio).astype(np.float32)
+
+
+def get_timestamp_embeddings(audio, model):
+    audio = np.asarray(audio)
+    n, samples = audio.shape
+    hop = model.sample_rate // 20
+    starts = np.arange(0, samples, hop)
+    frames = np.stack([_features(audio[:, s : s + hop]) for s in starts], 1)
+    return frames.astype(np.float32), np.tile(starts * 1000.0 / model.sample_rate, (n, 1))

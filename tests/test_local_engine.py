@@ -1,0 +1,106 @@
+"""The contract end to end through the local engine: real servers in real subprocesses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from runner.engines.base import EngineSettings, ModelSource
+from runner.engines.local import LocalEngine
+from runner.errors import ModelDied, ModelError, ModelTimeout
+
+
+def start(module: str, settings: EngineSettings | None = None, **options: object):
+    source = ModelSource(kind="module", ref=module, options=options)
+    return LocalEngine(settings).start(source)
+
+
+def noise(n: int, samples: int) -> np.ndarray:
+    return np.random.default_rng(n).standard_normal((n, samples)).astype(np.float32) * 0.1
+
+
+def test_numpy_only_module_serves_declared_shapes() -> None:
+    with start("numpy_logmel") as model:
+        hello = model.client.hello
+        assert (hello.sample_rate, hello.scene_embedding_size) == (16000, 128)
+        assert hello.audio_format == "numpy" and "numpy" in hello.versions
+        scene = model.client.scene(noise(4, 16000))
+        assert scene.shape == (4, 128) and scene.dtype == np.float32
+        embeddings, timestamps = model.client.timestamps(noise(2, 20000))
+        assert embeddings.shape == (2, 51, 64) and timestamps.shape == (2, 51)
+        assert timestamps[0, 1] - timestamps[0, 0] == pytest.approx(25.0)
+
+
+def test_embeddings_equal_an_in_process_call() -> None:
+    import numpy_logmel
+
+    audio = noise(3, 12000)
+    expected = numpy_logmel.get_scene_embeddings(audio, numpy_logmel.load_model())
+    with start("numpy_logmel") as model:
+        np.testing.assert_array_equal(model.client.scene(audio), expected)
+
+
+def test_torch_module_gets_tensors_and_returns_float32() -> None:
+    pytest.importorskip("torch")
+    # hearbaseline is not installed on the host (it needs librosa < 0.10): use torch directly.
+    with start("torch_mean") as model:
+        assert model.client.hello.audio_format == "torch"
+        out = model.client.scene(noise(2, 16000))
+        assert out.dtype == np.float32 and out.shape == (2, 4)
+
+
+def test_load_failure_is_one_line_naming_the_module() -> None:
+    with pytest.raises(ModelError) as info:
+        start("broken_load")
+    message = str(info.value)
+    assert "broken_load" in message and "weights file is corrupt" in message
+    assert "\n" not in message and info.value.kind == "load_error"
+    assert "Traceback" in info.value.detail
+
+
+def test_import_failure_names_the_missing_module() -> None:
+    with pytest.raises(ModelError, match="No module named 'no_such_module_xyz'"):
+        start("no_such_module_xyz")
+
+
+def test_server_keeps_serving_after_a_model_error() -> None:
+    with start("faulty", fault="raise_on_3") as model:
+        with pytest.raises(ModelError, match=r"\[model_error\].*batch of three") as info:
+            model.client.scene(noise(3, 1600), "task t, split s, batch 2/9")
+        assert "batch 2/9" in str(info.value)
+        assert model.client.scene(noise(2, 1600)).shape == (2, 8)
+
+
+def test_wrong_embedding_size_is_a_contract_error() -> None:
+    expected = r"shape \[2, 7\].*expected <f4 and \[2, 8\]"
+    with start("faulty", fault="wrong_size") as model, pytest.raises(ModelError, match=expected):
+        model.client.scene(noise(2, 1600))
+
+
+def test_hanging_call_times_out_and_the_server_is_killed() -> None:
+    settings = EngineSettings(budget_base_seconds=1.0, budget_per_audio_second=0.0)
+    with start("faulty", settings, fault="hang") as model:
+        pid = model.provenance["pid"]
+        started = time.monotonic()
+        with pytest.raises(ModelTimeout, match=r"did not answer within 1 s \(task x, split y"):
+            model.client.scene(noise(1, 1600), "task x, split y, batch 1/1")
+        assert time.monotonic() - started < 10
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_process_exit_mid_call_is_reported_with_its_exit_code() -> None:
+    with start("faulty", fault="exit") as model, pytest.raises(ModelDied, match="code 7"):
+        model.client.scene(noise(1, 1600), "task x, split y, batch 1/1")
+
+
+def test_process_killed_from_outside_is_reported() -> None:
+    with start("numpy_logmel") as model:
+        pid = model.provenance["pid"]
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(ModelDied, match="killed by SIGKILL"):
+            model.client.scene(noise(1, 1600))
