@@ -34,3 +34,64 @@ def digits_task(tasks_dir: Path) -> Path:
     from hear_mini import spoken_digits
 
     return tasks_dir / spoken_digits.folder_name("smoke")
+
+
+def _docker_or_skip():
+    """A Docker client, or skip; with HEAR_REQUIRE_DOCKER=1 (CI) a missing engine fails."""
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+        return client
+    except Exception as e:
+        if os.environ.get("HEAR_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"HEAR_REQUIRE_DOCKER=1 but no Docker engine: {e}")
+        pytest.skip(f"no Docker engine: {e}")
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    return _docker_or_skip()
+
+
+@pytest.fixture(scope="session")
+def naive_image(docker_client) -> str:
+    """hear/base and hear/naive, built with `hear image build` (reused when unchanged)."""
+    from runner.build.builder import build_image
+
+    build_image(docker_client, ROOT / "images" / "base", say=lambda m: None)
+    return build_image(docker_client, ROOT / "images" / "naive", say=lambda m: None).tag
+
+
+@pytest.fixture(scope="session")
+def numpy_image(docker_client, naive_image: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A numpy-only HEAR module wrapped the plain way: FROM hear/base + ENV HEAR_MODULE."""
+    import shutil
+
+    context = tmp_path_factory.mktemp("numpy-image")
+    shutil.copy(HEAR_MODULES / "numpy_logmel.py", context)
+    shutil.copy(HEAR_MODULES / "faulty.py", context)
+    (context / "Dockerfile").write_text(
+        "FROM hear/base:latest\n"
+        "WORKDIR /opt/model\n"
+        "COPY numpy_logmel.py faulty.py /opt/model/\n"
+        "ENV HEAR_MODULE=numpy_logmel\n"
+    )
+    tag = "hear-test/numpy-logmel:latest"
+    docker_client.images.build(path=str(context), tag=tag, rm=True)
+    return tag
+
+
+@pytest.fixture
+def no_leftover_containers(docker_client):
+    """Fails the test if any container started by hear-runner is still there afterwards."""
+
+    def ours() -> set[str]:
+        found = docker_client.containers.list(all=True, filters={"label": "org.hear.runner=1"})
+        return {c.id for c in found}
+
+    before = ours()
+    yield
+    left = ours() - before
+    assert not left, f"containers left behind: {left}"

@@ -1,0 +1,117 @@
+"""Reading hear-preprocess task folders, and the one-line errors for broken ones."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from runner.errors import TaskError
+from runner.tasks.audio import read_clip
+from runner.tasks.folder import Task, find_tasks
+
+
+def write_task(root: Path, name: str = "toy-1.0.0-full", rate: int = 16000) -> Path:
+    """A small task folder in the layout hear-preprocess writes."""
+    path = root / name
+    (path / str(rate)).mkdir(parents=True)
+    metadata = {
+        "task_name": "toy", "version": "1.0.0", "embedding_type": "scene",
+        "prediction_type": "multiclass", "split_mode": "trainvaltest",
+        "sample_duration": 0.5, "evaluation": ["top1_acc", "mAP"], "mode": "full",
+    }  # fmt: skip
+    (path / "task_metadata.json").write_text(json.dumps(metadata))
+    (path / "labelvocabulary.csv").write_text("idx,label\n0,low\n1,high\n")
+    t = np.arange(int(0.5 * rate)) / rate
+    for split in ("train", "valid", "test"):
+        (path / str(rate) / split).mkdir()
+        labels = {}
+        for i in range(4):
+            label = ["low", "high"][i % 2]
+            freq = (220 if label == "low" else 1760) * (1 + 0.05 * i)
+            sf.write(
+                path / str(rate) / split / f"{i}.wav", 0.5 * np.sin(2 * np.pi * freq * t), rate
+            )
+            labels[f"{i}.wav"] = [label]
+        (path / f"{split}.json").write_text(json.dumps(labels))
+    return path
+
+
+def test_reads_a_task_folder(tmp_path: Path) -> None:
+    task = Task(write_task(tmp_path))
+    assert task.name == "toy-1.0.0-full" and task.vocabulary == ["low", "high"]
+    assert task.metadata.primary_metric == "top1_acc"
+    assert [c.file for c in task.clips("train")] == ["0.wav", "1.wav", "2.wav", "3.wav"]
+    np.testing.assert_array_equal(task.targets("test")[:2], [[1, 0], [0, 1]])
+    assert task.sample_rates == [16000] and task.source_rate(44100) == 16000
+
+
+def test_numeric_labels_are_read_as_strings(tmp_path: Path) -> None:
+    path = write_task(tmp_path)
+    (path / "labelvocabulary.csv").write_text("idx,label\n0,60\n1,61\n")
+    for split in ("train", "valid", "test"):
+        (path / f"{split}.json").write_text(
+            json.dumps({f"{i}.wav": [60 + i % 2] for i in range(4)})
+        )
+    assert Task(path).clips("train")[1].labels == ("61",)
+
+
+def test_audio_is_resampled_to_the_model_rate(tmp_path: Path) -> None:
+    task = Task(write_task(tmp_path))
+    audio = read_clip(task.audio_path("train", "0.wav", 16000), 44100, 16000)
+    assert audio.dtype == np.float32 and len(audio) == 22050
+    spectrum = np.abs(np.fft.rfft(audio))
+    assert np.argmax(spectrum) * 44100 / len(audio) == pytest.approx(220, abs=3)
+
+
+def test_finds_tasks_by_folder_name(tmp_path: Path) -> None:
+    write_task(tmp_path, "a-1-full")
+    write_task(tmp_path, "b-1-full")
+    assert [t.name for t in find_tasks(tmp_path)] == ["a-1-full", "b-1-full"]
+    assert [t.name for t in find_tasks(tmp_path, ["b-1-full"])] == ["b-1-full"]
+    with pytest.raises(TaskError, match="no task named c; found: a-1-full, b-1-full"):
+        find_tasks(tmp_path, ["c"])
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        (lambda p: (p / "task_metadata.json").write_text("{not json"), r"task_metadata.json: not valid JSON \(line 1"),
+        (lambda p: _edit_metadata(p, embedding_type="frames"), r"task_metadata.json: field 'embedding_type': Input should be 'scene' or 'event'"),
+        (lambda p: _edit_metadata(p, task_name=None), r"task_metadata.json: field 'task_name'"),
+        (lambda p: _edit_metadata(p, evaluation=[]), r"task_metadata.json: field 'evaluation'"),
+        (lambda p: (p / "task_metadata.json").unlink(), r"no task folders"),
+        (lambda p: (p / "valid.json").unlink(), r"valid.json: file is missing"),
+        (lambda p: (p / "labelvocabulary.csv").write_text("idx,label\n0,low\n2,high\n"), r"labelvocabulary.csv: idx must run 0..n-1"),
+        (lambda p: (p / "test.json").write_text('{"0.wav": ["middle"]}'), r"test.json: field '0.wav': label 'middle' is not in labelvocabulary.csv"),
+        (lambda p: (p / "test.json").write_text('{"0.wav": "low"}'), r"test.json: field '0.wav': expected a list of labels"),
+    ],
+)  # fmt: skip
+def test_broken_task_folder_errors_name_file_and_field(tmp_path: Path, breakage, message) -> None:
+    path = write_task(tmp_path)
+    breakage(path)
+    with pytest.raises(TaskError, match=message) as info:
+        find_tasks(tmp_path)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_audio_and_wrong_rate_name_the_file(tmp_path: Path) -> None:
+    task = Task(write_task(tmp_path))
+    missing = task.audio_path("train", "9.wav", 16000)
+    with pytest.raises(TaskError, match=r"train/9.wav: audio file is missing"):
+        read_clip(missing, 16000, 16000)
+    wrong = task.audio_path("train", "0.wav", 16000)
+    sf.write(wrong, np.zeros(8000), 8000)
+    with pytest.raises(
+        TaskError, match=r"train/0.wav: sample rate is 8000 Hz but its folder is 16000"
+    ):
+        read_clip(wrong, 16000, 16000)
+
+
+def _edit_metadata(path: Path, **changes: object) -> None:
+    metadata = json.loads((path / "task_metadata.json").read_text())
+    metadata.update(changes)
+    (path / "task_metadata.json").write_text(json.dumps(metadata))
