@@ -162,7 +162,7 @@ def run(
         MLPConfig(seed=seed),
         batch_size,
         err,
-        on_record=lambda r, p: err.print(f"[green]wrote[/] {p}"),
+        on_record=lambda r, p: err.print(f"[green]wrote[/] {p}", soft_wrap=True),
     )
     if json_output:
         out.print_json(json.dumps([r.model_dump(mode="json") for r in records]))
@@ -281,12 +281,12 @@ def main() -> None:
     try:
         app()
     except ModelError as e:
-        err.print(f"[red]error:[/] {e}", highlight=False)
+        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
         if e.detail and os.environ.get("HEAR_DEBUG"):
             err.print(e.detail, highlight=False)
         sys.exit(e.exit_code)
     except HearError as e:
-        err.print(f"[red]error:[/] {e}", highlight=False)
+        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: model servers stopped; finished results are kept")

@@ -8,31 +8,27 @@ from runner.results.records import RunRecord
 
 
 def scores_table(records: list[RunRecord]) -> Table:
-    """One row per (model, task): the primary test score first, then every test metric."""
-    table = Table(title="HEAR results (test split)", header_style="bold")
-    for column in (
-        "model",
-        "task",
-        "primary",
-        "test score",
-        "other test metrics",
-        "embed s",
-        "probe s",
-    ):
-        justify = "right" if column in ("test score", "embed s", "probe s") else "left"
-        table.add_column(column, justify=justify)
+    """One row per (model, task), a column per test metric; the primary one is starred."""
+    metrics: list[str] = []
     for r in records:
-        others = ", ".join(
-            f"{name} {value:.3f}"
-            for name, value in r.scores["test"].items()
-            if name != r.primary_metric
-        )
+        metrics += [m for m in r.scores["test"] if m not in metrics]
+    table = Table(title="HEAR results (test split; * primary metric)", header_style="bold")
+    table.add_column("model", no_wrap=True)
+    table.add_column("task", no_wrap=True)
+    for metric in metrics:
+        table.add_column(metric, justify="right")
+    table.add_column("embed s", justify="right")
+    table.add_column("probe s", justify="right")
+    for r in records:
+        cells = []
+        for metric in metrics:
+            value = r.scores["test"].get(metric)
+            star = "*" if metric == r.primary_metric else ""
+            cells.append("—" if value is None else f"{value:.3f}{star}")
         table.add_row(
             r.model.name,
             r.task.name,
-            r.primary_metric,
-            f"{r.test_score:.3f}",
-            others,
+            *cells,
             f"{r.timings.get('embed', 0.0):.1f}",
             f"{r.timings.get('probe', 0.0):.1f}",
         )

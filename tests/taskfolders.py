@@ -1,0 +1,35 @@
+"""Small task folders in the hear-preprocess layout, written by tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+
+def write_task(root: Path, name: str = "toy-1.0.0-full", rate: int = 16000) -> Path:
+    """A small task folder in the layout hear-preprocess writes."""
+    path = root / name
+    (path / str(rate)).mkdir(parents=True)
+    metadata = {
+        "task_name": "toy", "version": "1.0.0", "embedding_type": "scene",
+        "prediction_type": "multiclass", "split_mode": "trainvaltest",
+        "sample_duration": 0.5, "evaluation": ["top1_acc", "mAP"], "mode": "full",
+    }  # fmt: skip
+    (path / "task_metadata.json").write_text(json.dumps(metadata))
+    (path / "labelvocabulary.csv").write_text("idx,label\n0,low\n1,high\n")
+    t = np.arange(int(0.5 * rate)) / rate
+    for split in ("train", "valid", "test"):
+        (path / str(rate) / split).mkdir()
+        labels = {}
+        for i in range(4):
+            label = ["low", "high"][i % 2]
+            freq = (220 if label == "low" else 1760) * (1 + 0.05 * i)
+            sf.write(
+                path / str(rate) / split / f"{i}.wav", 0.5 * np.sin(2 * np.pi * freq * t), rate
+            )
+            labels[f"{i}.wav"] = [label]
+        (path / f"{split}.json").write_text(json.dumps(labels))
+    return path

@@ -1,0 +1,114 @@
+"""The `hear` command as a user runs it: help, local-engine runs, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from taskfolders import write_task
+
+from runner.cli import app
+
+
+def hear(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runner", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def commands(group: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Every command under a (click-like) group; typer may vendor its own click."""
+    found = []
+    for name, command in group.commands.items():
+        found.append((f"{prefix}{name}", command))
+        if hasattr(command, "commands"):
+            found += commands(command, f"{prefix}{name} ")
+    return found
+
+
+def test_every_command_and_option_has_help() -> None:
+    all_commands = commands(typer.main.get_command(app))
+    assert {"run", "plugins", "image build", "tasks prepare"} <= {n for n, _ in all_commands}
+    for name, command in all_commands:
+        assert command.help, f"hear {name} has no help"
+        for param in command.params:
+            if param.param_type_name == "option":
+                assert param.help, f"hear {name} {param.opts[0]} has no help"
+
+
+def test_run_help_explains_the_model_options() -> None:
+    result = hear("run", "--help")
+    assert result.returncode == 0
+    for option in ("--model-image", "--model-module", "--tasks-dir", "--results-dir", "--gpus"):
+        assert option in result.stdout
+
+
+def test_local_engine_run_scores_and_writes_a_record(tmp_path: Path) -> None:
+    write_task(tmp_path / "tasks")
+    result = hear(
+        "run", "--model-module", "numpy_logmel", "--tasks-dir", str(tmp_path / "tasks"),
+        "--results-dir", str(tmp_path / "results"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "HEAR results" in result.stdout and "toy-1.0.0-full" in result.stdout
+    record = json.loads((tmp_path / "results" / "numpy_logmel" / "toy-1.0.0-full.json").read_text())
+    assert record["model"]["kind"] == "module" and record["model"]["sample_rate"] == 16000
+    assert record["task"]["source_sample_rate"] == 16000 and record["task"]["clips"]["test"] == 4
+    assert record["test_score"] == record["scores"]["test"]["top1_acc"] >= 0.75  # chance: 0.5
+    assert record["timings"]["embed"] > 0
+
+
+def test_broken_metadata_is_one_line_naming_file_and_field(tmp_path: Path) -> None:
+    path = write_task(tmp_path)
+    metadata = json.loads((path / "task_metadata.json").read_text())
+    metadata["prediction_type"] = "regression"
+    (path / "task_metadata.json").write_text(json.dumps(metadata))
+    result = hear("run", "--model-module", "numpy_logmel", "--tasks-dir", str(tmp_path))
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert str(path / "task_metadata.json") in line and "field 'prediction_type'" in line
+
+
+def test_module_that_fails_to_import_is_one_line(tmp_path: Path) -> None:
+    write_task(tmp_path)
+    result = hear("run", "--model-module", "not_a_module_abc", "--tasks-dir", str(tmp_path))
+    assert result.returncode == 1
+    error = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert len(error) == 1 and "No module named 'not_a_module_abc'" in error[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model-module", "a", "--model-image", "b"], "not both"),
+        ([], "--model-image (Docker) or --model-module"),
+        (["--model-module", "numpy_logmel", "--model-options", "[1]"], "expected a JSON object"),
+    ],
+)
+def test_bad_arguments_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    write_task(tmp_path)
+    result = hear("run", *args, "--tasks-dir", str(tmp_path))
+    assert result.returncode == 1 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_plugins_lists_built_ins_with_versions() -> None:
+    result = hear("plugins", "--json")
+    assert result.returncode == 0
+    plugins = {p["name"]: p for p in json.loads(result.stdout)}
+    assert plugins["core_metrics"]["hooks"] == ["hear_register_metrics"]
+    assert plugins["mini"]["hooks"] == ["hear_register_tasks"]
+    assert plugins["core_metrics"]["distribution"] == "hear-runner"
+    assert plugins["core_metrics"]["version"]
+
+
+def test_plugin_block_list_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEAR_DISABLE_PLUGINS", "mini")
+    result = hear("plugins", "--json")
+    assert [p["name"] for p in json.loads(result.stdout)] == ["core_metrics"]
