@@ -189,3 +189,36 @@ def test_model_error_inside_container_keeps_server_alive(docker_client, numpy_im
         with pytest.raises(ModelError, match="batch of three"):
             model.client.scene(np.zeros((3, 1600), np.float32))
         assert model.client.scene(np.zeros((2, 1600), np.float32)).shape == (2, 8)
+
+
+@pytest.mark.parametrize("signum", [2, 15])  # SIGINT (Ctrl-C), SIGTERM
+def test_interrupted_run_removes_its_container(
+    docker_client, numpy_image, digits_task, tmp_path, signum, no_leftover_containers
+):
+    import io
+    import time
+
+    dockerfile = f"FROM {numpy_image}\nENV HEAR_MODULE=faulty\n"
+    tag = "hear-test/faulty:latest"
+    docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner", "run", "--model-image", tag,
+         "--model-options", '{"fault": "hang"}',
+         "--tasks-dir", str(digits_task.parent), "--results-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if docker_client.containers.list(
+            filters={"label": "org.hear.runner=1", "name": "hear-faulty"}
+        ):
+            break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("the model container never started")
+    time.sleep(1.0)  # the run is now waiting on the hanging model call
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr

@@ -70,14 +70,21 @@ class RunningModel:
     def label(self) -> str:
         return self.client.label
 
-    def close(self) -> None:
-        """Shut the server down and remove what it ran in; safe to call twice."""
+    def close(self, graceful: bool = True) -> None:
+        """Stop the server and remove what it ran in; safe to call twice.
+
+        ``graceful`` asks the server to exit first; after an error or an
+        interrupt the server may be stuck in a call, so it is killed at once.
+        """
         if self._closed:
             return
         self._closed = True
         _LIVE.discard(self)
         try:
-            self.client.shutdown()
+            if graceful:
+                self.client.shutdown()
+            else:
+                self.client.kill()
         finally:
             self.client.close()
             self._stop()
@@ -85,8 +92,8 @@ class RunningModel:
     def __enter__(self) -> RunningModel:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.close(graceful=exc_type is None)
 
 
 class Engine(Protocol):
@@ -105,4 +112,4 @@ def close_all() -> None:
     """Last line of defence: no server or container outlives the process."""
     for running in list(_LIVE):
         with contextlib.suppress(Exception):
-            running.close()
+            running.close(graceful=False)

@@ -167,7 +167,7 @@ class DockerEngine:
         try:
             hello = client.wait_hello(self.settings.load_timeout)
         except BaseException:
-            running.close()
+            running.close(graceful=False)
             raise
         running.provenance["hello"] = hello.model_dump()
         return running

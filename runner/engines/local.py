@@ -84,7 +84,7 @@ class LocalEngine:
         try:
             hello = client.wait_hello(self.settings.load_timeout)
         except BaseException:
-            running.close()
+            running.close(graceful=False)
             raise
         running.provenance.update(hello=hello.model_dump())
         return running

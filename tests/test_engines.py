@@ -1,0 +1,22 @@
+"""Engine settings that need no running engine."""
+
+from __future__ import annotations
+
+import pytest
+
+from runner.engines.docker import device_requests
+from runner.errors import HearError
+
+
+def test_gpus_map_to_device_requests_like_docker_run() -> None:
+    assert device_requests(None) == []
+    [everything] = device_requests("all")
+    assert everything["Count"] == -1 and everything["Capabilities"] == [["gpu"]]
+    assert device_requests("2")[0]["Count"] == 2
+    assert device_requests("device=0,2")[0]["DeviceIDs"] == ["0", "2"]
+
+
+@pytest.mark.parametrize("value", ["some", "device=", "-1"])
+def test_bad_gpus_value_is_an_error(value: str) -> None:
+    with pytest.raises(HearError, match="--gpus"):
+        device_requests(value)
