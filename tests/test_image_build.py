@@ -64,7 +64,9 @@ def test_failing_step_is_named(docker_client, naive_image, tmp_path):
 def test_model_that_cannot_load_fails_the_build(docker_client, naive_image, tmp_path):
     folder = image_folder(tmp_path / "img", "ENV HEAR_MODULE=not_installed_anywhere\n")
     with pytest.raises(Exception, match="No module named 'not_installed_anywhere'"):
-        build_image(docker_client, folder, "hear-test/cannot-load:latest", say=lambda m: None)
+        build_image(
+            docker_client, folder, "hear-test/cannot-load:latest", say=lambda m: None, force=True
+        )
     assert not docker_client.images.list(name="hear-test/cannot-load")  # retried next time
 
 
