@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -20,7 +21,7 @@ from runner.embed.pipeline import SplitEmbeddings, embed_split
 from runner.engines.base import Engine, ModelSource, RunningModel
 from runner.metrics import get_metric
 from runner.probes.mlp import MLPConfig, train_mlp
-from runner.results.records import ModelInfo, ProbeInfo, RunRecord, TaskInfo
+from runner.results.records import FoldResult, ModelInfo, ProbeInfo, RunRecord, TaskInfo
 from runner.tasks.folder import Task
 
 
@@ -79,22 +80,39 @@ def evaluate_task(
             )
     metrics = [get_metric(name) for name in task.metadata.evaluation]
     primary = metrics[0]
-    started = time.perf_counter()
-    probe = train_mlp(
-        embedded["train"].embeddings,
-        task.targets("train"),
-        embedded["valid"].embeddings,
-        task.targets("valid"),
-        task.metadata.prediction_type,
-        primary.score,
-        probe_config,
-    )
-    probe_seconds = time.perf_counter() - started
-    scores = {}
-    for split in ("valid", "test"):
-        predictions = probe.predict(embedded[split].embeddings)
-        targets = task.targets(split)
-        scores[split] = {m.name: m.score(targets, predictions) for m in metrics}
+    folds = []
+    for fold in task.folds:
+        started = time.perf_counter()
+        probe = train_mlp(
+            np.concatenate([embedded[s].embeddings for s in fold.train]),
+            np.concatenate([task.targets(s) for s in fold.train]),
+            embedded[fold.valid].embeddings,
+            task.targets(fold.valid),
+            task.metadata.prediction_type,
+            primary.score,
+            probe_config,
+        )
+        scores = {}
+        for role, split in (("valid", fold.valid), ("test", fold.test)):
+            predictions = probe.predict(embedded[split].embeddings)
+            scores[role] = {m.name: m.score(task.targets(split), predictions) for m in metrics}
+        folds.append(
+            FoldResult(
+                fold=fold.name,
+                train=list(fold.train),
+                valid=fold.valid,
+                test=fold.test,
+                scores=scores,
+                best_epoch=probe.best_epoch,
+                epochs_trained=probe.epochs_trained,
+                probe_seconds=round(time.perf_counter() - started, 3),
+            )
+        )
+    means = {
+        role: {m.name: float(np.mean([f.scores[role][m.name] for f in folds])) for m in metrics}
+        for role in ("valid", "test")
+    }
+    primary_scores = [f.scores["test"][primary.name] for f in folds]
     return RunRecord(
         model=ModelInfo(
             name=source.display_name,
@@ -118,20 +136,16 @@ def evaluate_task(
             clips={s: len(task.clips(s)) for s in task.splits},
             source_sample_rate=task.source_rate(hello.sample_rate),
         ),
-        probe=ProbeInfo(
-            config=probe_config.model_dump(),
-            selection_metric=primary.name,
-            best_epoch=probe.best_epoch,
-            epochs_trained=probe.epochs_trained,
-            valid_score=probe.best_valid_score,
-        ),
+        probe=ProbeInfo(config=probe_config.model_dump(), selection_metric=primary.name),
         primary_metric=primary.name,
-        test_score=scores["test"][primary.name],
-        scores=scores,
+        test_score=means["test"][primary.name],
+        test_score_std=float(np.std(primary_scores, ddof=1)) if len(folds) > 1 else None,
+        scores=means,
+        folds=folds,
         timings={
             "embed": round(sum(e.seconds for e in embedded.values()), 3),
             "audio_seconds": round(sum(e.audio_seconds for e in embedded.values()), 3),
-            "probe": round(probe_seconds, 3),
+            "probe": round(sum(f.probe_seconds for f in folds), 3),
         },
     )
 

@@ -9,19 +9,25 @@ import numpy as np
 import soundfile as sf
 
 
-def write_task(root: Path, name: str = "toy-1.0.0-full", rate: int = 16000) -> Path:
-    """A small task folder in the layout hear-preprocess writes."""
+def write_task(
+    root: Path, name: str = "toy-1.0.0-full", rate: int = 16000, nfolds: int | None = None
+) -> Path:
+    """A small task folder in the layout hear-preprocess writes (k-fold with ``nfolds``)."""
     path = root / name
     (path / str(rate)).mkdir(parents=True)
     metadata = {
         "task_name": "toy", "version": "1.0.0", "embedding_type": "scene",
-        "prediction_type": "multiclass", "split_mode": "trainvaltest",
+        "prediction_type": "multiclass",
+        "split_mode": "new_split_kfold" if nfolds else "trainvaltest",
         "sample_duration": 0.5, "evaluation": ["top1_acc", "mAP"], "mode": "full",
     }  # fmt: skip
+    if nfolds:
+        metadata["nfolds"] = nfolds
     (path / "task_metadata.json").write_text(json.dumps(metadata))
     (path / "labelvocabulary.csv").write_text("idx,label\n0,low\n1,high\n")
     t = np.arange(int(0.5 * rate)) / rate
-    for split in ("train", "valid", "test"):
+    splits = [f"fold{i:02d}" for i in range(nfolds)] if nfolds else ["train", "valid", "test"]
+    for split in splits:
         (path / str(rate) / split).mkdir()
         labels = {}
         for i in range(4):

@@ -63,6 +63,20 @@ def test_local_engine_run_scores_and_writes_a_record(tmp_path: Path) -> None:
     assert record["timings"]["embed"] > 0
 
 
+def test_kfold_task_reports_fold_mean_and_spread(tmp_path: Path) -> None:
+    write_task(tmp_path / "tasks", "toyk-1.0.0-full", nfolds=3)
+    result = hear(
+        "run", "--model-module", "numpy_logmel", "--tasks-dir", str(tmp_path / "tasks"),
+        "--results-dir", str(tmp_path / "results"), "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    [record] = json.loads(result.stdout)
+    assert [f["test"] for f in record["folds"]] == ["fold00", "fold01", "fold02"]
+    per_fold = [f["scores"]["test"]["top1_acc"] for f in record["folds"]]
+    assert record["test_score"] == pytest.approx(sum(per_fold) / 3)
+    assert record["test_score_std"] is not None
+
+
 def test_broken_metadata_is_one_line_naming_file_and_field(tmp_path: Path) -> None:
     path = write_task(tmp_path)
     metadata = json.loads((path / "task_metadata.json").read_text())

@@ -90,3 +90,20 @@ def _edit_metadata(path: Path, **changes: object) -> None:
     metadata = json.loads((path / "task_metadata.json").read_text())
     metadata.update(changes)
     (path / "task_metadata.json").write_text(json.dumps(metadata))
+
+
+def test_kfold_arrangement_follows_heareval(tmp_path: Path) -> None:
+    task = Task(write_task(tmp_path, nfolds=4))
+    assert task.splits == ("fold00", "fold01", "fold02", "fold03")
+    arrangement = [(f.train, f.valid, f.test) for f in task.folds]
+    assert arrangement[0] == (("fold02", "fold03"), "fold01", "fold00")
+    assert arrangement[3] == (("fold01", "fold02"), "fold00", "fold03")
+
+
+def test_kfold_with_too_few_folds_names_the_field(tmp_path: Path) -> None:
+    path = write_task(tmp_path, nfolds=4)
+    _edit_metadata(path, nfolds=None)
+    for i in (2, 3):
+        (path / f"fold{i:02d}.json").unlink()
+    with pytest.raises(TaskError, match=r"field 'nfolds': a k-fold task needs at least 3 folds"):
+        Task(path)

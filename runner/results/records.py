@@ -44,13 +44,28 @@ class ProbeInfo(BaseModel):
     kind: str = "mlp"
     config: dict[str, Any]
     selection_metric: str
+
+
+class FoldResult(BaseModel):
+    """One train/valid/test arrangement: for k-fold tasks, one per fold."""
+
+    fold: str
+    train: list[str]
+    valid: str
+    test: str
+    scores: dict[str, dict[str, float]]  # "valid" | "test" -> metric -> value
     best_epoch: int
     epochs_trained: int
-    valid_score: float
+    probe_seconds: float
 
 
 class RunRecord(BaseModel):
-    """Scores under heareval's metric names; ``test_score`` is the primary metric on test."""
+    """Scores under heareval's metric names.
+
+    ``scores`` holds each metric's mean over folds (one fold for train/valid/test
+    tasks); ``test_score`` is the primary metric's, ``test_score_std`` its sample
+    standard deviation over folds (None with one fold).
+    """
 
     runner_version: str = __version__
     contract_version: int = CONTRACT_VERSION
@@ -66,7 +81,9 @@ class RunRecord(BaseModel):
     probe: ProbeInfo
     primary_metric: str
     test_score: float
-    scores: dict[str, dict[str, float]]  # split -> metric -> value
+    test_score_std: float | None = None
+    scores: dict[str, dict[str, float]]  # "valid" | "test" -> metric -> mean over folds
+    folds: list[FoldResult]
     timings: dict[str, float]  # seconds per stage
 
     def path_in(self, results_dir: Path) -> Path:

@@ -27,6 +27,16 @@ TRAINVALTEST = ("train", "valid", "test")
 
 
 @dataclass(frozen=True)
+class Fold:
+    """One train/valid/test arrangement of a task's splits."""
+
+    name: str
+    train: tuple[str, ...]
+    valid: str
+    test: str
+
+
+@dataclass(frozen=True)
 class Clip:
     """One audio file of a split and its labels (scene tasks)."""
 
@@ -47,12 +57,7 @@ class Task:
                 "event (timestamp) tasks are not supported by this version of hear-runner yet",
                 "embedding_type",
             )
-        if self.metadata.split_mode != "trainvaltest":
-            raise TaskError(
-                path / METADATA_FILE,
-                "k-fold tasks are not supported by this version of hear-runner yet",
-                "split_mode",
-            )
+        self._splits = self._find_splits()
         self.vocabulary = _read_vocabulary(path / VOCABULARY_FILE)
         self.sample_rates = sorted(
             int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit()
@@ -65,7 +70,42 @@ class Task:
 
     @property
     def splits(self) -> tuple[str, ...]:
-        return TRAINVALTEST
+        """The split files: train/valid/test, or fold00..foldNN for k-fold tasks."""
+        return self._splits
+
+    @property
+    def folds(self) -> list[Fold]:
+        """What to train, select and test on, as heareval does.
+
+        k-fold: fold i is tested, fold i+1 (mod k) validates, the others train.
+        """
+        if self.metadata.split_mode == "trainvaltest":
+            return [Fold("test", ("train",), "valid", "test")]
+        k = len(self._splits)
+        return [
+            Fold(
+                self._splits[i],
+                tuple(s for j, s in enumerate(self._splits) if j not in (i, (i + 1) % k)),
+                self._splits[(i + 1) % k],
+                self._splits[i],
+            )
+            for i in range(k)
+        ]
+
+    def _find_splits(self) -> tuple[str, ...]:
+        if self.metadata.split_mode == "trainvaltest":
+            return TRAINVALTEST
+        nfolds = self.metadata.nfolds
+        found = sorted(p.stem for p in self.path.glob("fold[0-9][0-9].json"))
+        if nfolds is None:
+            nfolds = len(found)
+        if nfolds < 3:
+            raise TaskError(
+                self.path / METADATA_FILE,
+                f"a k-fold task needs at least 3 folds (fold00.json ...), found {len(found)}",
+                "nfolds",
+            )
+        return tuple(f"fold{i:02d}" for i in range(nfolds))
 
     def clips(self, split: str) -> list[Clip]:
         return self._clips[split]
