@@ -92,6 +92,12 @@ def _edit_metadata(path: Path, **changes: object) -> None:
     (path / "task_metadata.json").write_text(json.dumps(metadata))
 
 
+@pytest.mark.parametrize("root", ["tasks", "hear-2021.0.6/tasks"])
+def test_finds_tasks_under_release_tarball_roots(tmp_path: Path, root: str) -> None:
+    write_task(tmp_path / root, "a-1-full")
+    assert [t.name for t in find_tasks(tmp_path)] == ["a-1-full"]
+
+
 def test_kfold_arrangement_follows_heareval(tmp_path: Path) -> None:
     task = Task(write_task(tmp_path, nfolds=4))
     assert task.splits == ("fold00", "fold01", "fold02", "fold03")

@@ -166,7 +166,11 @@ def find_tasks(tasks_dir: Path, names: list[str] | None = None) -> list[Task]:
     if (tasks_dir / METADATA_FILE).exists():
         folders = [tasks_dir]
     else:
-        folders = sorted(p.parent for p in tasks_dir.glob(f"*/{METADATA_FILE}"))
+        # Task folders directly here, or inside an extracted release tarball's root.
+        patterns = ("*", "tasks/*", "hear-*/tasks/*")
+        folders = sorted(
+            {p.parent for pat in patterns for p in tasks_dir.glob(f"{pat}/{METADATA_FILE}")}
+        )
     if not folders:
         raise TaskError(tasks_dir, f"no task folders (no */{METADATA_FILE}) here")
     if names:
