@@ -89,13 +89,14 @@ def evaluate_task(
             embedded[fold.valid].embeddings,
             task.targets(fold.valid),
             task.metadata.prediction_type,
-            primary.score,
+            lambda y, p: primary.score(y, p, task.vocabulary),
             probe_config,
         )
         scores = {}
         for role, split in (("valid", fold.valid), ("test", fold.test)):
             predictions = probe.predict(embedded[split].embeddings)
-            scores[role] = {m.name: m.score(task.targets(split), predictions) for m in metrics}
+            targets, labels = task.targets(split), task.vocabulary
+            scores[role] = {m.name: m.score(targets, predictions, labels) for m in metrics}
         folds.append(
             FoldResult(
                 fold=fold.name,

@@ -12,12 +12,12 @@ from runner.hookspecs import hookimpl
 from runner.metrics import Metric
 
 
-def top1_acc(targets: np.ndarray, scores: np.ndarray) -> float:
+def top1_acc(targets: np.ndarray, scores: np.ndarray, labels: list[str]) -> float:
     """Top-1 accuracy; on multi-hot targets heareval takes the target's argmax too."""
     return float(np.mean(targets.argmax(axis=1) == scores.argmax(axis=1)))
 
 
-def mean_average_precision(targets: np.ndarray, scores: np.ndarray) -> float:
+def mean_average_precision(targets: np.ndarray, scores: np.ndarray, labels: list[str]) -> float:
     """sklearn's macro-averaged average precision over labels."""
     return float(average_precision_score(targets, scores, average="macro"))
 

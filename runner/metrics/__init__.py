@@ -10,15 +10,20 @@ import numpy as np
 from runner import plugins
 from runner.errors import HearError
 
-ScoreFn = Callable[[np.ndarray, np.ndarray], float]
+SceneScoreFn = Callable[[np.ndarray, np.ndarray, list[str]], float]
 
 
 @dataclass(frozen=True)
 class Metric:
-    """``score(targets, scores)``: multi-hot targets and predicted scores, both (n, labels)."""
+    """A named score, as heareval names it.
+
+    Scene metrics: ``score(targets, scores, labels) -> float`` with multi-hot
+    targets and predicted scores, both (n_clips, n_labels), and the label
+    vocabulary in column order.
+    """
 
     name: str
-    score: ScoreFn
+    score: SceneScoreFn
     higher_is_better: bool = True
     plugin: str = ""
 
