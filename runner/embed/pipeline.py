@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -33,15 +34,13 @@ def embed_split(
     task: Task,
     split: str,
     batch_size: int = 32,
-    on_batch: object = None,
+    on_batch: Callable[[int, float], None] | None = None,
 ) -> SplitEmbeddings:
     """Scene embeddings for every clip of ``split``, in the split's (sorted) file order.
 
     The next batch is decoded and resampled on worker threads while the model
     works on the current one. ``on_batch(n_clips, audio_seconds)`` reports progress.
     """
-    import time
-
     assert client.hello is not None
     rate = client.hello.sample_rate
     source_rate = task.source_rate(rate)
@@ -71,7 +70,7 @@ def embed_split(
             _check_finite(embeddings, batch, client.label, context)
             parts.append(embeddings)
             audio_seconds += audio.shape[0] * audio.shape[1] / rate
-            if callable(on_batch):
+            if on_batch is not None:
                 on_batch(len(batch), audio.shape[0] * audio.shape[1] / rate)
     return SplitEmbeddings(
         split=split,
