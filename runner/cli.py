@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from platformdirs import user_data_path
@@ -143,6 +143,7 @@ def run(
         budget_per_audio_second=call_timeout_per_second,
     )
     engine: Any
+    kind: Literal["image", "module"]
     if model_image:
         from runner.engines.docker import DockerEngine, Sandbox
 

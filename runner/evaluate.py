@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -19,7 +21,7 @@ from rich.progress import (
 
 from runner.embed.pipeline import SplitEmbeddings, embed_split
 from runner.engines.base import Engine, ModelSource, RunningModel
-from runner.metrics import get_metric
+from runner.metrics import Metric, get_metric
 from runner.probes.mlp import MLPConfig, train_mlp
 from runner.results.records import FoldResult, ModelInfo, ProbeInfo, RunRecord, TaskInfo
 from runner.tasks.folder import Task
@@ -71,13 +73,8 @@ def evaluate_task(
         for split in task.splits:
             clips = task.clips(split)
             bar = progress.add_task(f"{task.name} · {split}", total=len(clips))
-            embedded[split] = embed_split(
-                client,
-                task,
-                split,
-                batch_size,
-                on_batch=lambda n, _s, bar=bar: progress.advance(bar, n),
-            )
+            advance = functools.partial(_advance, progress, bar)
+            embedded[split] = embed_split(client, task, split, batch_size, on_batch=advance)
     metrics = [get_metric(name) for name in task.metadata.evaluation]
     primary = metrics[0]
     folds = []
@@ -89,7 +86,7 @@ def evaluate_task(
             embedded[fold.valid].embeddings,
             task.targets(fold.valid),
             task.metadata.prediction_type,
-            lambda y, p: primary.score(y, p, task.vocabulary),
+            functools.partial(_score_with_labels, primary, task.vocabulary),
             probe_config,
         )
         scores = {}
@@ -149,6 +146,16 @@ def evaluate_task(
             "probe": round(sum(f.probe_seconds for f in folds), 3),
         },
     )
+
+
+def _advance(progress: Progress, bar: TaskID, clips: int, _audio_seconds: float) -> None:
+    progress.advance(bar, clips)
+
+
+def _score_with_labels(
+    metric: Metric, labels: list[str], targets: np.ndarray, scores: np.ndarray
+) -> float:
+    return metric.score(targets, scores, labels)
 
 
 def _progress(console: Console) -> Progress:

@@ -53,7 +53,7 @@ def manager() -> pluggy.PluginManager:
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as e:
-        raise HearError(f"plugin {e.plugin_name!r} implements an unknown hook: {e}") from None
+        raise HearError(f"a plugin implements a hook this runner does not define: {e}") from None
     return pm
 
 

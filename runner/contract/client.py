@@ -11,7 +11,7 @@ import contextlib
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 from pydantic import ValidationError
@@ -53,8 +53,8 @@ class ModelClient:
         self.post_mortem = post_mortem
         self.kill = kill
         self.budget = budget or CallBudget()
-        self.reader = sock.makefile("rb", buffering=1 << 20)
-        self.writer = sock.makefile("wb", buffering=0)
+        self.reader = cast(BinaryIO, sock.makefile("rb", buffering=1 << 20))
+        self.writer = cast(BinaryIO, sock.makefile("wb", buffering=0))
         self.hello: Hello | None = None
         self._next_id = 0
 

@@ -42,8 +42,8 @@ class LocalEngine:
         env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         proc = subprocess.Popen(
             [self.python, "-m", package.SERVER_MODULE],
-            stdin=server_end,
-            stdout=server_end,
+            stdin=server_end.fileno(),
+            stdout=server_end.fileno(),
             stderr=log_fd,
             env=env,
             start_new_session=True,  # Ctrl-C reaches the host, which then stops the server
