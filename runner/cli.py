@@ -33,8 +33,9 @@ tasks_app = typer.Typer(help="Prepare the task folders that plugins provide.", n
 app.add_typer(image_app, name="image")
 app.add_typer(tasks_app, name="tasks")
 
-out = Console()
-err = Console(stderr=True)
+# Piped output is not squeezed into 80 columns: tables stay readable in logs and CI.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 def default_tasks_dir() -> Path:

@@ -1,0 +1,1 @@
+"""First-party offline task suite built from material installable without the internet."""
