@@ -273,13 +273,22 @@ def main_options(
     """Evaluate audio embeddings on HEAR tasks."""
 
 
-def _terminate(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM: unwinds every `with` so model servers are stopped and removed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
 
 
 def main() -> None:
     """Entry point: one-line errors, containers removed on Ctrl-C and SIGTERM."""
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         app()
     except ModelError as e:
@@ -290,6 +299,6 @@ def main() -> None:
     except HearError as e:
         err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]: model servers stopped; finished results are kept")
-        sys.exit(130)
+    except Interrupted as e:
+        err.print(f"[yellow]interrupted[/] ({e}): model servers stopped; finished results are kept")
+        sys.exit(128 + e.signum)

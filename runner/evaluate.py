@@ -39,6 +39,8 @@ def evaluate(
 ) -> list[RunRecord]:
     """Evaluate every model on every task; each finished record is written at once."""
     console = console or Console(stderr=True)
+    for source in sources:  # every image is checked before the first one starts
+        engine.check(source)
     records = []
     for source in sources:
         console.print(f"[bold]starting[/] {source.display_name} on the {engine.name} engine")

@@ -101,6 +101,10 @@ class Engine(Protocol):
 
     name: str
 
+    def check(self, source: ModelSource) -> None:
+        """Refuse a source that cannot run here, before anything starts."""
+        ...
+
     def start(self, source: ModelSource) -> RunningModel: ...
 
 

@@ -127,9 +127,13 @@ class DockerEngine:
             ) from None
 
     # -- containers ----------------------------------------------------------------
-    def start(self, source: ModelSource) -> RunningModel:
+    def check(self, source: ModelSource) -> None:
         if source.kind != "image":
             raise HearError(f"the docker engine runs images, not modules ({source.ref})")
+        self.inspect_image(source.ref)
+
+    def start(self, source: ModelSource) -> RunningModel:
+        self.check(source)
         image = self.inspect_image(source.ref)
         run_dir = Path(tempfile.mkdtemp(prefix="hear-run-"))
         run_dir.chmod(0o777)  # the container runs as an unprivileged user of its own

@@ -31,9 +31,12 @@ class LocalEngine:
         self.settings = settings or EngineSettings()
         self.python = python
 
-    def start(self, source: ModelSource) -> RunningModel:
+    def check(self, source: ModelSource) -> None:
         if source.kind != "module":
             raise HearError(f"the local engine runs modules, not images ({source.ref})")
+
+    def start(self, source: ModelSource) -> RunningModel:
+        self.check(source)
         host_end, server_end = socket.socketpair()
         log_fd, log_name = tempfile.mkstemp(prefix="hear-server-", suffix=".log")
         env = {**os.environ, **source.environment()}
