@@ -1,0 +1,1 @@
+"""Building model images offline: staged contexts, wheelhouses, a local Debian base."""

@@ -1,0 +1,237 @@
+"""`hear image build DIR`: build an image folder offline and stamp its contract metadata.
+
+The context is staged in a temporary folder: the image folder itself, the
+contract server (``hear_contract/``) and a wheelhouse from its
+``requirements.txt``. Unchanged inputs are not rebuilt. A model image is then
+started once: its hello both proves that it serves and gives the sample rate
+and embedding sizes, which are stamped into its labels so that ``hear`` can
+check an image before starting it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from runner.build.debian import ensure_debian_base
+from runner.build.wheelhouse import prepare_wheels
+from runner.contract import package
+from runner.errors import ImageError
+
+HASH_LABEL = "org.hear.build.inputs"
+_ARG_BASE = re.compile(r"^\s*ARG\s+BASE_IMAGE(?:=(\S+))?\s*$", re.MULTILINE)
+
+
+class BuildResult(BaseModel):
+    tag: str
+    image_id: str
+    base_image: str
+    rebuilt: bool
+    labels: dict[str, str]
+
+
+def default_tag(folder: Path) -> str:
+    return f"hear/{folder.resolve().name}:latest"
+
+
+def build_image(
+    docker: Any,
+    folder: Path,
+    tag: str | None = None,
+    base_image: str | None = None,
+    say: Callable[[str], None] = print,
+    force: bool = False,
+) -> BuildResult:
+    """Build ``folder`` into ``tag``; reuse the existing image when no input changed."""
+    folder = folder.resolve()
+    dockerfile = folder / "Dockerfile"
+    if not dockerfile.is_file():
+        raise ImageError(f"{folder}: no Dockerfile in this image folder")
+    tag = tag or default_tag(folder)
+    base = _resolve_base(docker, dockerfile, base_image, say)
+    base_id = docker.images.get(base).id
+    inputs = _input_hash(folder, base_id)
+    existing = _existing(docker, tag)
+    if existing is not None and not force and existing.labels.get(HASH_LABEL) == inputs:
+        say(f"{tag} is up to date ({existing.short_id})")
+        return BuildResult(
+            tag=tag, image_id=existing.id, base_image=base, rebuilt=False, labels=existing.labels
+        )
+    with tempfile.TemporaryDirectory(prefix="hear-build-") as tmp:
+        context = Path(tmp) / "context"
+        _stage(folder, context, say)
+        say(f"building {tag} FROM {base}")
+        image_id = _docker_build(
+            docker, context, tag, buildargs={"BASE_IMAGE": base}, labels={HASH_LABEL: inputs}
+        )
+    image = docker.images.get(image_id)
+    if _module_of(image):
+        try:
+            image = _stamp(docker, image, tag, say)
+        except BaseException:
+            # An image that cannot serve must not look "up to date" to the next build.
+            docker.images.remove(tag, noprune=True)
+            raise
+    return BuildResult(
+        tag=tag, image_id=image.id, base_image=base, rebuilt=True, labels=image.labels or {}
+    )
+
+
+def _resolve_base(docker: Any, dockerfile: Path, wanted: str | None, say: Callable[[str], None]) -> str:
+    """The BASE_IMAGE to build on: asked for, else the Dockerfile's default, else local Debian."""
+    from docker.errors import DockerException, ImageNotFound
+
+    match = _ARG_BASE.search(dockerfile.read_text())
+    base = wanted or (match.group(1) if match else None)
+    if not base:
+        raise ImageError(f"{dockerfile}: declare 'ARG BASE_IMAGE=<default>' before FROM ${{BASE_IMAGE}}")
+    try:
+        docker.images.get(base)
+        return base
+    except ImageNotFound:
+        pass
+    if base.startswith("hear/"):
+        raise ImageError(
+            f"base image {base} is missing: build it first (hear image build images/{_folder_of(base)})"
+        )
+    say(f"pulling {base}")
+    try:
+        docker.images.pull(base)
+        return base
+    except DockerException as e:
+        reason = str(getattr(e, "explanation", None) or e).strip().splitlines()[0]
+        if wanted:
+            raise ImageError(f"base image {base} is not here and cannot be pulled: {reason}") from None
+        say(f"{base} cannot be pulled ({reason[:80]}): using a local Debian base instead (CPU only)")
+    return ensure_debian_base(docker, say)
+
+
+def _folder_of(image: str) -> str:
+    return image.split("/", 1)[1].split(":")[0]
+
+
+def _existing(docker: Any, tag: str) -> Any:
+    from docker.errors import ImageNotFound
+
+    try:
+        return docker.images.get(tag)
+    except ImageNotFound:
+        return None
+
+
+def _input_hash(folder: Path, base_id: str) -> str:
+    """Everything a build depends on: the folder's files, the server's sources, the base."""
+    digest = hashlib.sha256(base_id.encode())
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    for path in files:
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    for name in package.FILES:
+        digest.update(name.encode() + b"\0" + (package.sources() / name).read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def _stage(folder: Path, context: Path, say: Callable[[str], None]) -> None:
+    shutil.copytree(folder, context, ignore=shutil.ignore_patterns("__pycache__", "wheels"))
+    package.copy_package(context)
+    requirements = context / "requirements.txt"
+    if not requirements.exists():
+        requirements.write_text("")
+    say(f"preparing wheels from {folder / 'requirements.txt'}")
+    wheels = prepare_wheels(requirements, context / "wheels")
+    (context / "wheels" / ".keep").touch()
+    size = sum(p.stat().st_size for p in wheels) / 1e6
+    say(f"{len(wheels)} wheels ({size:.0f} MB)")
+
+
+def _docker_build(
+    docker: Any,
+    context: Path | None,
+    tag: str,
+    buildargs: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+    dockerfile_text: str | None = None,
+) -> str:
+    """Run the classic builder; a failed step becomes an ImageError naming the step."""
+    from docker.errors import APIError
+
+    kwargs: dict[str, Any] = {"tag": tag, "rm": True, "forcerm": True, "decode": True}
+    if dockerfile_text is not None:
+        kwargs["fileobj"] = io.BytesIO(dockerfile_text.encode())
+    else:
+        kwargs["path"] = str(context)
+    if buildargs:
+        kwargs["buildargs"] = buildargs
+    if labels:
+        kwargs["labels"] = labels
+    log: list[str] = []
+    step = ""
+    image_id = None
+    try:
+        for chunk in docker.api.build(**kwargs):
+            if "stream" in chunk:
+                text = chunk["stream"].rstrip()
+                if text.startswith("Step "):
+                    step = text
+                if text:
+                    log.append(text)
+            if "aux" in chunk and "ID" in chunk["aux"]:
+                image_id = chunk["aux"]["ID"]
+            if "error" in chunk:
+                last = [ln for ln in log[-8:] if _is_output(ln)]
+                raise ImageError(
+                    f"building {tag} failed at {step or 'start'}: {chunk['error'].strip()}"
+                    + (f" (last output: {last[-1].strip()[:200]})" if last else "")
+                )
+    except APIError as e:
+        raise ImageError(f"building {tag} failed: {e.explanation or e}") from None
+    if image_id is None:
+        image_id = docker.images.get(tag).id
+    return image_id
+
+
+def _is_output(line: str) -> bool:
+    """A line the build's own commands printed, not the builder's bookkeeping."""
+    noise = ("Step ", " ---> ", "Removing intermediate container", "Successfully ")
+    return bool(line.strip()) and not line.startswith(noise)
+
+
+def _module_of(image: Any) -> str | None:
+    for entry in image.attrs.get("Config", {}).get("Env") or []:
+        if entry.startswith("HEAR_MODULE="):
+            return entry.split("=", 1)[1]
+    return None
+
+
+def _stamp(docker: Any, image: Any, tag: str, say: Callable[[str], None]) -> Any:
+    """Start the new image once and record what its hello says in its labels."""
+    from runner.engines.base import ModelSource
+    from runner.engines.docker import DockerEngine
+
+    say(f"starting {tag} once to read its hello")
+    engine = DockerEngine(client=docker)
+    with engine.start(ModelSource(kind="image", ref=image.id)) as running:
+        hello = running.client.hello
+    assert hello is not None
+    labels = {
+        "org.hear.model": hello.model,
+        "org.hear.sample_rate": str(hello.sample_rate),
+        "org.hear.scene_embedding_size": str(hello.scene_embedding_size),
+        "org.hear.timestamp_embedding_size": str(hello.timestamp_embedding_size),
+        "org.hear.versions": json.dumps(hello.versions, sort_keys=True),
+    }
+    body = "".join(f"LABEL {key}={json.dumps(value)}\n" for key, value in labels.items())
+    _docker_build(docker, None, tag, dockerfile_text=f"FROM {image.id}\n{body}")
+    say(
+        f"{tag}: {hello.model}, {hello.sample_rate} Hz, scene {hello.scene_embedding_size}-d, "
+        f"timestamp {hello.timestamp_embedding_size}-d (loaded in {hello.load_seconds:.1f} s)"
+    )
+    return docker.images.get(tag)
