@@ -86,32 +86,40 @@ def build_image(
     )
 
 
-def _resolve_base(docker: Any, dockerfile: Path, wanted: str | None, say: Callable[[str], None]) -> str:
+def _resolve_base(
+    docker: Any, dockerfile: Path, wanted: str | None, say: Callable[[str], None]
+) -> str:
     """The BASE_IMAGE to build on: asked for, else the Dockerfile's default, else local Debian."""
     from docker.errors import DockerException, ImageNotFound
 
     match = _ARG_BASE.search(dockerfile.read_text())
     base = wanted or (match.group(1) if match else None)
     if not base:
-        raise ImageError(f"{dockerfile}: declare 'ARG BASE_IMAGE=<default>' before FROM ${{BASE_IMAGE}}")
+        raise ImageError(
+            f"{dockerfile}: declare 'ARG BASE_IMAGE=<default>' before FROM ${{BASE_IMAGE}}"
+        )
     try:
         docker.images.get(base)
         return base
     except ImageNotFound:
         pass
     if base.startswith("hear/"):
+        folder = _folder_of(base)
         raise ImageError(
-            f"base image {base} is missing: build it first (hear image build images/{_folder_of(base)})"
+            f"base image {base} is missing: build it first (hear image build images/{folder})"
         )
     say(f"pulling {base}")
     try:
         docker.images.pull(base)
         return base
     except DockerException as e:
-        reason = str(getattr(e, "explanation", None) or e).strip().splitlines()[0]
+        # The innermost cause reads best ("no such host"), the full text is long.
+        reason = str(getattr(e, "explanation", None) or e).strip().splitlines()[0].split(": ")[-1]
         if wanted:
-            raise ImageError(f"base image {base} is not here and cannot be pulled: {reason}") from None
-        say(f"{base} cannot be pulled ({reason[:80]}): using a local Debian base instead (CPU only)")
+            raise ImageError(
+                f"base image {base} is not here and cannot be pulled: {reason}"
+            ) from None
+        say(f"{base} cannot be pulled ({reason}): using a local Debian base instead (CPU only)")
     return ensure_debian_base(docker, say)
 
 

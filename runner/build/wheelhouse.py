@@ -33,7 +33,9 @@ def prepare_wheels(requirements: Path, into: Path) -> list[Path]:
     ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
-        errors = [ln for ln in result.stderr.splitlines() if "ERROR" in ln] or result.stderr.splitlines()
+        errors = [
+            ln for ln in result.stderr.splitlines() if "ERROR" in ln
+        ] or result.stderr.splitlines()
         raise ImageError(
             f"{requirements}: pip could not prepare the wheels: "
             f"{errors[-1].strip() if errors else 'unknown error'}"
@@ -42,4 +44,6 @@ def prepare_wheels(requirements: Path, into: Path) -> list[Path]:
 
 
 def _has_requirements(path: Path) -> bool:
-    return any(ln.strip() and not ln.lstrip().startswith("#") for ln in path.read_text().splitlines())
+    return any(
+        ln.strip() and not ln.lstrip().startswith("#") for ln in path.read_text().splitlines()
+    )
