@@ -25,7 +25,9 @@ def test_unpullable_public_base_falls_back_to_local_debian(docker_client, naive_
         tmp_path / "img", "RUN python3 -c 'print(1)'\n", "registry.invalid/cuda:1"
     )
     said: list[str] = []
-    result = build_image(docker_client, folder, "hear-test/fallback:latest", say=said.append)
+    result = build_image(
+        docker_client, folder, "hear-test/fallback:latest", say=said.append, force=True
+    )
     assert result.base_image == "hear/debian-base:bookworm"
     assert any("cannot be pulled" in m and "local Debian base" in m for m in said)
 
@@ -78,3 +80,13 @@ def test_cli_build_of_a_missing_folder_is_one_line(tmp_path):
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
     assert "nope: no Dockerfile" in line
+
+
+def test_rebuild_on_the_fallback_base_does_not_ask_the_registry_again(
+    docker_client, naive_image, tmp_path
+):
+    folder = image_folder(tmp_path / "img", "RUN true\n", "registry.invalid/cuda:1")
+    build_image(docker_client, folder, "hear-test/fallback2:latest", say=lambda m: None, force=True)
+    said: list[str] = []
+    again = build_image(docker_client, folder, "hear-test/fallback2:latest", say=said.append)
+    assert not again.rebuilt and not any("pull" in m for m in said)

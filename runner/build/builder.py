@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from runner.build.debian import ensure_debian_base
+from runner.build.debian import DEBIAN_BASE, ensure_debian_base
 from runner.build.wheelhouse import prepare_wheels
 from runner.contract import package
 from runner.errors import ImageError
@@ -57,10 +57,11 @@ def build_image(
     if not dockerfile.is_file():
         raise ImageError(f"{folder}: no Dockerfile in this image folder")
     tag = tag or default_tag(folder)
-    base = _resolve_base(docker, dockerfile, base_image, say)
+    existing = _existing(docker, tag)
+    base = _reuse_fallback_base(docker, folder, existing, base_image, force)
+    base = base or _resolve_base(docker, dockerfile, base_image, say)
     base_id = docker.images.get(base).id
     inputs = _input_hash(folder, base_id)
-    existing = _existing(docker, tag)
     if existing is not None and not force and existing.labels.get(HASH_LABEL) == inputs:
         say(f"{tag} is up to date ({existing.short_id})")
         return BuildResult(
@@ -84,6 +85,22 @@ def build_image(
     return BuildResult(
         tag=tag, image_id=image.id, base_image=base, rebuilt=True, labels=image.labels or {}
     )
+
+
+def _reuse_fallback_base(
+    docker: Any, folder: Path, existing: Any, wanted: str | None, force: bool
+) -> str | None:
+    """The local Debian base, when the existing image was built on it from the same inputs.
+
+    Saves a registry round trip on every rebuild of an air-gapped machine; pass
+    --base-image or --force to try the public base again.
+    """
+    if existing is None or wanted or force:
+        return None
+    debian = _existing(docker, DEBIAN_BASE)
+    if debian is None or existing.labels.get(HASH_LABEL) != _input_hash(folder, debian.id):
+        return None
+    return DEBIAN_BASE
 
 
 def _resolve_base(
