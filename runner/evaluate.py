@@ -19,8 +19,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from runner import __version__
 from runner.embed.pipeline import SplitEmbeddings, embed_split
 from runner.engines.base import Engine, ModelSource, RunningModel
+from runner.errors import HearError
 from runner.metrics import Metric, get_metric
 from runner.probes.mlp import MLPConfig, train_mlp
 from runner.results.records import FoldResult, ModelInfo, ProbeInfo, RunRecord, TaskInfo
@@ -39,6 +41,12 @@ def evaluate(
 ) -> list[RunRecord]:
     """Evaluate every model on every task; each finished record is written at once."""
     console = console or Console(stderr=True)
+    for task in tasks:
+        if task.metadata.embedding_type == "event":
+            raise HearError(
+                f"{task.path}: event (timestamp) tasks can be read but not yet scored by "
+                f"hear-runner {__version__}"
+            )
     for source in sources:  # every image is checked before the first one starts
         engine.check(source)
     records = []

@@ -113,3 +113,60 @@ def test_kfold_with_too_few_folds_names_the_field(tmp_path: Path) -> None:
         (path / f"fold{i:02d}.json").unlink()
     with pytest.raises(TaskError, match=r"field 'nfolds': a k-fold task needs at least 3 folds"):
         Task(path)
+
+
+def _make_event_task(path: Path, events: dict) -> None:
+    _edit_metadata(path, embedding_type="event", prediction_type="multilabel")
+    for split in ("train", "valid", "test"):
+        (path / f"{split}.json").write_text(json.dumps(events))
+
+
+def test_event_labels_are_read_in_milliseconds(tmp_path: Path) -> None:
+    path = write_task(tmp_path)
+    _make_event_task(
+        path,
+        {
+            "0.wav": [
+                {"label": "low", "start": 10, "end": 250.5},
+                {"label": "high", "start": 300, "end": 400},
+            ],
+            "1.wav": [],
+        },
+    )
+    task = Task(path)
+    clip = task.clips("test")[0]
+    assert clip.labels == ("high", "low") and clip.events[0].end == 250.5
+    assert task.clips("test")[1].events == ()
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        (
+            {"label": "low", "start": 300, "end": 100},
+            r"train.json: field '0.wav\[0\]': event times out of order",
+        ),
+        (
+            {"label": "low", "start": 0},
+            r"field '0.wav\[0\]': an event needs 'label', 'start' and 'end'",
+        ),
+        (
+            {"label": "mid", "start": 0, "end": 1},
+            r"field '0.wav': label 'mid' is not in labelvocabulary.csv",
+        ),
+        ({"label": "low", "start": "x", "end": 1}, r"must be numbers"),
+    ],
+)
+def test_malformed_events_name_file_and_field(tmp_path: Path, event: dict, message: str) -> None:
+    path = write_task(tmp_path)
+    _make_event_task(path, {"0.wav": [event]})
+    with pytest.raises(TaskError, match=message):
+        Task(path)
+
+
+def test_multilabel_clips_may_have_no_label(tmp_path: Path) -> None:
+    path = write_task(tmp_path)
+    _edit_metadata(path, prediction_type="multilabel")
+    (path / "test.json").write_text(json.dumps({"0.wav": [], "1.wav": ["low", "high"]}))
+    targets = Task(path).targets("test")
+    assert targets.tolist() == [[0, 0], [1, 1]]

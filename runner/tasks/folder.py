@@ -37,11 +37,21 @@ class Fold:
 
 
 @dataclass(frozen=True)
+class Event:
+    """A labelled interval of an event task, in milliseconds."""
+
+    label: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
 class Clip:
-    """One audio file of a split and its labels (scene tasks)."""
+    """One audio file of a split: its labels, and for event tasks its events."""
 
     file: str
     labels: tuple[str, ...]
+    events: tuple[Event, ...] = ()
 
 
 class Task:
@@ -51,12 +61,6 @@ class Task:
         self.path = path
         self.name = path.name
         self.metadata = _read_metadata(path / METADATA_FILE)
-        if self.metadata.embedding_type != "scene":
-            raise TaskError(
-                path / METADATA_FILE,
-                "event (timestamp) tasks are not supported by this version of hear-runner yet",
-                "embedding_type",
-            )
         self._splits = self._find_splits()
         self.vocabulary = _read_vocabulary(path / VOCABULARY_FILE)
         self.sample_rates = sorted(
@@ -145,15 +149,21 @@ class Task:
         for file, labels in sorted(data.items()):
             if not isinstance(labels, list):
                 raise TaskError(path, "expected a list of labels", file)
-            names = tuple(str(label) for label in labels)
+            if self.metadata.embedding_type == "event":
+                events = tuple(_read_event(path, file, i, e) for i, e in enumerate(labels))
+                names = tuple(sorted({e.label for e in events}))
+            else:
+                events = ()
+                names = tuple(str(label) for label in labels)
             for name in names:
                 if name not in known:
                     raise TaskError(path, f"label {name!r} is not in {VOCABULARY_FILE}", file)
-            if self.metadata.prediction_type == "multiclass" and len(names) != 1:
+            single = self.metadata.embedding_type == "scene"
+            if single and self.metadata.prediction_type == "multiclass" and len(names) != 1:
                 raise TaskError(
                     path, f"a multiclass clip needs exactly one label, has {len(names)}", file
                 )
-            clips.append(Clip(file, names))
+            clips.append(Clip(file, names, events))
         if not clips:
             raise TaskError(path, "split has no clips")
         return clips
@@ -183,6 +193,20 @@ def find_tasks(tasks_dir: Path, names: list[str] | None = None) -> list[Task]:
             )
         folders = [by_name[n] for n in names]
     return [Task(folder) for folder in folders]
+
+
+def _read_event(path: Path, file: str, index: int, event: Any) -> Event:
+    """An event label, ``{"label", "start", "end"}`` in milliseconds, with start <= end."""
+    field = f"{file}[{index}]"
+    if not isinstance(event, dict) or not {"label", "start", "end"} <= set(event):
+        raise TaskError(path, "an event needs 'label', 'start' and 'end' (milliseconds)", field)
+    try:
+        start, end = float(event["start"]), float(event["end"])
+    except (TypeError, ValueError):
+        raise TaskError(path, "event 'start' and 'end' must be numbers", field) from None
+    if not 0 <= start <= end:
+        raise TaskError(path, f"event times out of order: start {start} ms, end {end} ms", field)
+    return Event(str(event["label"]), start, end)
 
 
 def _read_json(path: Path) -> Any:
