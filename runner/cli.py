@@ -222,6 +222,57 @@ def image_build(
     out.print(f"{result.tag} {result.image_id[:19]}")
 
 
+@tasks_app.command("list")
+def tasks_list(
+    tasks_dir: TasksDir = ...,  # type: ignore[assignment]
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the tasks plugins provide and the task folders found, and whether data is here."""
+    from runner.tasks.catalog import list_tasks
+
+    listings = list_tasks(tasks_dir)
+    if json_output:
+        rows = [{**lst.model_dump(), "present": lst.present} for lst in listings]
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title=f"HEAR tasks ({tasks_dir})", header_style="bold")
+    columns = ("name", "plugin", "domain", "embedding", "prediction", "split mode", "clips", "data")
+    for column in columns:
+        table.add_column(column, justify="right" if column == "clips" else "left")
+    for t in listings:
+        table.add_row(
+            t.name,
+            t.plugin or "(folder)",
+            t.domain,
+            t.embedding_type,
+            t.prediction_type,
+            t.split_mode,
+            "" if t.clips is None else str(t.clips),
+            ", ".join(t.folders) if t.present else "[dim]not prepared[/]",
+        )
+    out.print(table)
+
+
+@tasks_app.command("info")
+def tasks_info(
+    name: Annotated[str, typer.Argument(help="Task name or task folder name.")],
+    tasks_dir: TasksDir = ...,  # type: ignore[assignment]
+) -> None:
+    """Show one task: what it is, its folders, splits and metadata."""
+    from runner.tasks.catalog import find_listing
+    from runner.tasks.folder import Task
+
+    listing = find_listing(tasks_dir, name)
+    out.print_json(json.dumps({**listing.model_dump(), "present": listing.present}))
+    for folder in listing.folders:
+        task = Task(tasks_dir / folder)
+        splits = {s: len(task.clips(s)) for s in task.splits}
+        out.print(
+            f"[bold]{folder}[/]: {splits}; labels {len(task.vocabulary)}; rates {task.sample_rates}"
+        )
+        out.print_json(task.metadata.model_dump_json())
+
+
 @tasks_app.command("prepare")
 def tasks_prepare(
     names: Annotated[list[str], typer.Argument(help="Task or suite names (e.g. mini).")],

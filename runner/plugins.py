@@ -62,8 +62,15 @@ _DISTRIBUTIONS: dict[str, tuple[str | None, str | None]] = {}
 
 def register(plugin: Any, name: str) -> None:
     """Register an in-process plugin (tests, notebooks) beside the entry-point ones."""
-    manager().register(plugin, name=name)
-    manager().check_pending()
+    pm = manager()
+    pm.register(plugin, name=name)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as e:
+        pm.unregister(plugin)
+        raise HearError(
+            f"plugin {name!r} implements a hook this runner does not define: {e}"
+        ) from None
     _collected.cache_clear()
 
 

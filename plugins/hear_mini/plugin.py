@@ -24,7 +24,12 @@ def hear_register_tasks(register: Callable[[Any], None]) -> None:
             suite="mini",
             description="Spoken digits zero-nine by espeak-ng voices; test voices unseen in training",  # noqa: E501
             domain="speech",
+            embedding_type="scene",
+            prediction_type="multiclass",
+            split_mode="trainvaltest",
             prepare=_prepare_spoken_digits,
+            folder_name=lambda scale: f"mini_spoken_digits-1.0.0-{scale}",
             scales=("smoke", "full"),
+            plugin="mini",
         )
     )

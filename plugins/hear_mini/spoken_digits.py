@@ -1,8 +1,8 @@
 """mini_spoken_digits: "zero" to "nine" spoken by espeak-ng voices, in hear-preprocess layout.
 
-Voices are disjoint between splits, so the test split measures how well an
-embedding generalizes to speakers it was never trained on. Generation is
-deterministic (same espeak-ng, same bytes) and takes seconds.
+Voices are disjoint between splits, so the test split measures how well an embedding
+generalizes to speakers it never saw in training. Generation needs only the espeak-ng
+Debian package, is deterministic (same espeak-ng, same bytes) and takes seconds.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,113 +27,187 @@ VERSION = "1.0.0"
 SCALES = ("smoke", "full")
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SAMPLE_DURATION = 1.0
-ESPEAK_RATE = 22050
+PEAK = 0.9
+# Bump when the audio processing changes, so complete folders from older code are rebuilt.
+_GENERATOR_REVISION = 1
+_COMPLETE = ".complete"
+_MISSING_ESPEAK = (
+    f"espeak-ng not found: install it with 'apt-get install espeak-ng' to prepare {TASK_NAME}"
+)
 
-# (language voice, variant): variants are listed by `espeak-ng --voices=variant`;
-# an unknown one silently falls back to the default voice, so only listed ones are used.
-_VOICES = {
-    "train": [
-        ("en", "m1"), ("en", "m2"), ("en", "m3"), ("en", "m4"), ("en", "f1"), ("en", "f2"),
-        ("en-us", "m5"), ("en-us", "m6"), ("en-us", "f3"), ("en-gb-x-rp", "m7"),
-        ("en-gb-scotland", "f4"), ("en-029", "Alex"),
-    ],
-    "valid": [("en-us", "m8"), ("en", "f5"), ("en-gb-x-rp", "Andy"), ("en", "Annie")],
-    "test": [("en-us", "klatt"), ("en", "croak"), ("en-gb-x-gbclan", "Mike"), ("en-us", "belinda")],
+# (language, variant) per split; each variant (the speaker) is in exactly one split.
+# Variants must be listed by `espeak-ng --voices=variant`: an unknown one silently falls
+# back to the default voice (prepare checks). `caleb` and `klatt6` are left out because
+# they render the same audio as `klatt`; `Marco`, `RicishayMax*` and `AnxiousAndy` speak
+# too slowly to fit one second. The first entries of each split form the smoke scale.
+_VOICES: dict[str, tuple[tuple[str, str], ...]] = {
+    "train": (
+        ("en", "m1"), ("en-us", "f1"), ("en-gb-x-rp", "m3"), ("en", "f2"),
+        ("en-us", "klatt2"), ("en-gb-scotland", "m4"), ("en-us", "f4"), ("en", "grandpa"),
+        ("en-029", "Alex"), ("en-us", "Annie"), ("en", "klatt3"), ("en-gb-x-gbclan", "m2"),
+        # full scale only
+        ("en-us", "adam"), ("en", "benjamin"), ("en-gb-x-rp", "linda"), ("en-us", "david"),
+        ("en", "aunty"), ("en-gb-scotland", "edward"), ("en-us", "iven"), ("en", "steph2"),
+        ("en-029", "john"), ("en-us", "Andrea"), ("en", "whisper"), ("en-gb-x-gbcwmd", "max"),
+    ),
+    "valid": (
+        ("en-us", "m5"), ("en", "f3"), ("en-gb-x-rp", "klatt4"), ("en-us", "steph"),
+        # full scale only
+        ("en", "robert"), ("en-us", "Alicia"), ("en-gb-scotland", "Michael"), ("en", "klatt5"),
+    ),
+    "test": (
+        ("en", "m6"), ("en-us", "f5"), ("en-gb-x-rp", "klatt"), ("en-us", "croak"),
+        # full scale only
+        ("en", "belinda"), ("en-us", "travis"), ("en-gb-scotland", "whisperf"), ("en", "Mike"),
+    ),
 }  # fmt: skip
-# Speaking rates (words per minute) and pitches (0-99) per scale.
-_PROSODY = {"smoke": [(160, 50)], "full": [(130, 35), (160, 50), (195, 65)]}
+# (words per minute, pitch 0-99): "full" renders every voice with each; "smoke" gives the
+# i-th voice of a split the (i mod 3)-th, so it still varies speed and pitch.
+_PROSODIES = ((140, 35), (175, 50), (210, 65))
+_SMOKE_VOICES = {"train": 12, "valid": 4, "test": 4}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One espeak-ng voice setting: a speaker (language + variant) at a speed and pitch."""
+
+    language: str
+    variant: str
+    speed: int
+    pitch: int
+
+    @property
+    def voice(self) -> str:
+        return f"{self.language}+{self.variant}"
+
+    def file_name(self, digit: str) -> str:
+        return f"{self.language}_{self.variant}_s{self.speed}_p{self.pitch}_{digit}.wav"
 
 
 def folder_name(scale: str) -> str:
     return f"{TASK_NAME}-{VERSION}-{scale}"
 
 
-def _plan(scale: str) -> dict[str, list[tuple[str, str, int, int, str]]]:
-    """Per split: (voice, variant, speed, pitch, digit) for every clip."""
+def settings(scale: str) -> dict[str, list[Setting]]:
+    """The voice settings of each split at ``scale``."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
+    if scale == "full":
+        return {
+            split: [Setting(lang, var, s, p) for lang, var in voices for s, p in _PROSODIES]
+            for split, voices in _VOICES.items()
+        }
     return {
         split: [
-            (voice, variant, speed, pitch, digit)
-            for voice, variant in voices
-            for speed, pitch in _PROSODY[scale]
-            for digit in DIGITS
+            Setting(lang, var, *_PROSODIES[i % len(_PROSODIES)])
+            for i, (lang, var) in enumerate(voices[: _SMOKE_VOICES[split]])
         ]
         for split, voices in _VOICES.items()
     }
 
 
-def _espeak_version() -> str:
+def _params_hash(plan: dict[str, list[Setting]], sample_rate: int) -> str:
+    """What the audio depends on, hashed without running espeak-ng (its version is not in
+    it, so a complete folder is reused where espeak-ng is missing or was upgraded)."""
+    params = {
+        "task": [TASK_NAME, VERSION, _GENERATOR_REVISION],
+        "plan": {split: [asdict(s) for s in items] for split, items in plan.items()},
+        "digits": DIGITS,
+        "sample_rate": sample_rate,
+        "sample_duration": SAMPLE_DURATION,
+    }
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
+
+
+def _espeak(*args: str) -> bytes:
+    try:
+        done = subprocess.run(["espeak-ng", *args], capture_output=True, check=False)
+    except FileNotFoundError:
+        raise RuntimeError(_MISSING_ESPEAK) from None
+    if done.returncode != 0:
+        error = done.stderr.decode(errors="replace").strip()
+        raise RuntimeError(f"espeak-ng {' '.join(args)} failed ({done.returncode}): {error}")
+    return done.stdout
+
+
+def _check_espeak(plan: dict[str, list[Setting]]) -> str:
+    """espeak-ng's version, after checking it has every variant the plan uses."""
     if shutil.which("espeak-ng") is None:
+        raise RuntimeError(_MISSING_ESPEAK)
+    listed = set(re.findall(r"!v/(\S+)", _espeak("--voices=variant").decode()))
+    missing = sorted({s.variant for items in plan.values() for s in items} - listed)
+    if missing:
         raise RuntimeError(
-            "espeak-ng not found: install it with 'apt-get install espeak-ng' "
-            f"to prepare {TASK_NAME}"
+            f"espeak-ng lacks the voice variants {', '.join(missing)} (see "
+            f"'espeak-ng --voices=variant'); {TASK_NAME} needs espeak-ng >= 1.51"
         )
-    return subprocess.run(
-        ["espeak-ng", "--version"], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    return _espeak("--version").decode().strip()
 
 
-def _speak(voice: str, variant: str, speed: int, pitch: int, word: str, rate: int) -> np.ndarray:
-    wav = subprocess.run(
-        ["espeak-ng", "-v", f"{voice}+{variant}", "-s", str(speed), "-p", str(pitch),
-         "--stdout", word],
-        capture_output=True, check=True,
-    ).stdout  # fmt: skip
-    audio, source_rate = sf.read(io.BytesIO(wav), dtype="float32")
-    if audio.ndim > 1:
-        audio = audio.mean(axis=1)
-    loud = np.flatnonzero(np.abs(audio) > 0.02 * max(float(np.abs(audio).max()), 1e-9))
-    if len(loud):
-        audio = audio[max(loud[0] - int(0.01 * source_rate), 0) :]  # keep a 10 ms lead-in
-    audio = soxr.resample(audio, source_rate, rate, "HQ")
-    n = int(SAMPLE_DURATION * rate)
+def _render(setting: Setting, word: str, sample_rate: int) -> np.ndarray:
+    """One word, starting near 0 s, exactly SAMPLE_DURATION long, peak at PEAK."""
+    wav = _espeak(
+        "-v", setting.voice, "-s", str(setting.speed), "-p", str(setting.pitch), "--stdout", word
+    )
+    audio, rate = sf.read(io.BytesIO(wav), dtype="float32", always_2d=True)
+    audio = audio.mean(axis=1)
+    # Trim the leading silence: the first 5 ms frame within 40 dB of the loudest, less 10 ms.
+    hop = max(1, rate // 200)
+    frames = audio[: len(audio) // hop * hop].reshape(-1, hop)
+    energy = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
+    if len(energy) and energy.max() > 0:
+        onset = int(np.argmax(energy >= 0.01 * energy.max())) * hop
+        audio = audio[max(0, onset - rate // 100) :]
+    if rate != sample_rate:
+        audio = soxr.resample(audio, rate, sample_rate, "HQ")
+    n = round(SAMPLE_DURATION * sample_rate)
     audio = np.pad(audio[:n], (0, max(0, n - len(audio))))
     peak = float(np.abs(audio).max())
-    return (audio * (0.9 / peak) if peak > 0 else audio).astype(np.float32)
+    return (audio * (PEAK / peak) if peak > 0 else audio).astype(np.float32)
 
 
-def _file_name(voice: str, variant: str, speed: int, pitch: int, digit: str) -> str:
-    return f"{voice}_{variant}_s{speed}_p{pitch}_{digit}.wav"
+def _is_complete(folder: Path, digest: str) -> bool:
+    marker = folder / _COMPLETE
+    return marker.is_file() and marker.read_text().strip() == digest
 
 
-def prepare(
-    out_dir: Path, scale: str = "smoke", sample_rate: int = 16000, progress: bool = True
-) -> Path:
-    """Write the task folder under ``out_dir`` and return it; reuse it if already complete."""
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {SCALES}, not {scale!r}")
-    version = _espeak_version()
-    plan = _plan(scale)
-    params = json.dumps(
-        {"plan": plan, "espeak": version, "rate": sample_rate, "v": VERSION}, sort_keys=True
-    )
-    digest = hashlib.sha256(params.encode()).hexdigest()
-    target = out_dir / folder_name(scale)
-    marker = target / ".complete"
-    if marker.exists() and marker.read_text().strip() == digest:
-        return target
-    tmp = out_dir / f".{folder_name(scale)}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    jobs = [(split, clip) for split, clips in plan.items() for clip in clips]
+def _write_folder(
+    folder: Path, plan: dict[str, list[Setting]], sample_rate: int, scale: str, progress: bool
+) -> None:
+    """Render every clip into ``folder`` and write the hear-preprocess metadata files."""
+    from rich.progress import Progress
+
+    version = _check_espeak(plan)
+    jobs = [(split, s, digit) for split, items in plan.items() for s in items for digit in DIGITS]
     for split in plan:
-        (tmp / str(sample_rate) / split).mkdir(parents=True)
+        (folder / str(sample_rate) / split).mkdir(parents=True)
 
-    def render(job: tuple[str, tuple[str, str, int, int, str]]) -> None:
-        split, (voice, variant, speed, pitch, digit) = job
-        audio = _speak(voice, variant, speed, pitch, digit, sample_rate)
-        path = tmp / str(sample_rate) / split / _file_name(voice, variant, speed, pitch, digit)
-        sf.write(path, audio, sample_rate, subtype="PCM_16")
+    def render(split: str, setting: Setting, digit: str) -> None:
+        audio = _render(setting, digit, sample_rate)
+        path = folder / str(sample_rate) / split / setting.file_name(digit)
+        sf.write(path, audio, sample_rate, subtype="PCM_16", format="WAV")
 
-    from rich.progress import track
+    # espeak-ng runs as subprocesses, so threads give real parallelism.
+    workers = min(32, (os.cpu_count() or 2) + 2)
+    with (
+        Progress(disable=not progress) as bar,
+        ThreadPoolExecutor(max_workers=workers) as pool,
+    ):
+        task = bar.add_task(f"Preparing {TASK_NAME} ({scale})", total=len(jobs))
+        futures = [pool.submit(render, *job) for job in jobs]
+        try:
+            for future in as_completed(futures):
+                future.result()
+                bar.advance(task)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        results = pool.map(render, jobs)
-        label = f"Preparing {TASK_NAME} ({scale})"
-        for _ in track(results, total=len(jobs), description=label, disable=not progress):
-            pass
-    for split, clips in plan.items():
-        labels = {_file_name(*clip): [clip[-1]] for clip in clips}
-        (tmp / f"{split}.json").write_text(json.dumps(dict(sorted(labels.items())), indent=1))
-    (tmp / "labelvocabulary.csv").write_text(
+    for split, items in plan.items():
+        labels = {s.file_name(d): [d] for s in items for d in DIGITS}
+        (folder / f"{split}.json").write_text(json.dumps(labels, indent=1, sort_keys=True) + "\n")
+    (folder / "labelvocabulary.csv").write_text(
         "idx,label\n" + "".join(f"{i},{d}\n" for i, d in enumerate(DIGITS))
     )
     metadata = {
@@ -145,13 +221,51 @@ def prepare(
         "mode": scale,
         "sample_rates": [sample_rate],
         "generator": {
-            "espeak_ng": version,
-            "voices": {s: [f"{v}+{var}" for v, var in vs] for s, vs in _VOICES.items()},
-            "prosody": _PROSODY[scale],
+            "tool": "espeak-ng",
+            "espeak_ng_version": version,
+            "revision": _GENERATOR_REVISION,
+            "voices": {split: sorted({s.voice for s in items}) for split, items in plan.items()},
+            "settings": {split: [asdict(s) for s in items] for split, items in plan.items()},
+            "words": list(DIGITS),
+            "peak": PEAK,
         },
     }
-    (tmp / "task_metadata.json").write_text(json.dumps(metadata, indent=2))
-    (tmp / ".complete").write_text(digest + "\n")
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
+    (folder / "task_metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+
+
+def prepare(
+    out_dir: Path, scale: str = "smoke", sample_rate: int = 16000, progress: bool = True
+) -> Path:
+    """Write the task folder under out_dir and return its path; reuse it if already complete.
+
+    The folder is built under a temporary name and renamed into place, so an interrupted
+    run never leaves a folder that looks complete; ``.complete`` holds a hash of the
+    generation parameters, and a folder whose hash matches is returned without running
+    espeak-ng.
+    """
+    plan = settings(scale)
+    digest = _params_hash(plan, sample_rate)
+    out_dir = Path(out_dir)
+    target = out_dir / folder_name(scale)
+    if _is_complete(target, digest):
+        return target
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f".{target.name}.tmp-{os.getpid()}"
+    old = out_dir / f".{target.name}.old-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _write_folder(tmp, plan, sample_rate, scale, progress)
+        (tmp / _COMPLETE).write_text(digest + "\n")
+        if target.exists():  # stale or incomplete: move aside, then swap in
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not _is_complete(target, digest):  # not a concurrent prepare that won
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
     return target

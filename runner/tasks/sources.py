@@ -17,9 +17,14 @@ class TaskSource:
     name: str
     suite: str
     description: str
-    domain: str
+    domain: str  # speech | environment | music
+    embedding_type: str  # scene | event
+    prediction_type: str  # multiclass | multilabel
+    split_mode: str  # trainvaltest | new_split_kfold | presplit_kfold
     prepare: Callable[[Path, str], Path]
+    folder_name: Callable[[str], str]  # scale -> the task folder's name
     scales: tuple[str, ...] = ("full",)
+    plugin: str = ""
 
 
 def task_sources() -> list[TaskSource]:
