@@ -131,7 +131,7 @@ def _espeak(*args: str) -> bytes:
 
 
 def _check_espeak(plan: dict[str, list[Setting]]) -> str:
-    """espeak-ng's version, after checking it has every variant the plan uses."""
+    """espeak-ng's version, after checking that it has every variant the plan uses."""
     if shutil.which("espeak-ng") is None:
         raise RuntimeError(_MISSING_ESPEAK)
     listed = set(re.findall(r"!v/(\S+)", _espeak("--voices=variant").decode()))
@@ -141,7 +141,11 @@ def _check_espeak(plan: dict[str, list[Setting]]) -> str:
             f"espeak-ng lacks the voice variants {', '.join(missing)} (see "
             f"'espeak-ng --voices=variant'); {TASK_NAME} needs espeak-ng >= 1.51"
         )
-    return _espeak("--version").decode().strip()
+    # "eSpeak NG text-to-speech: 1.51  Data at: <path>": keep the version, not the path,
+    # so the metadata (and the runner's task hash) do not depend on the machine.
+    banner = _espeak("--version").decode().strip()
+    found = re.search(r"text-to-speech:\s*(\S+)", banner)
+    return found.group(1) if found else banner
 
 
 def _render(setting: Setting, word: str, sample_rate: int) -> np.ndarray:
