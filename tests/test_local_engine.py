@@ -75,6 +75,14 @@ def test_server_keeps_serving_after_a_model_error() -> None:
         assert model.client.scene(noise(2, 1600)).shape == (2, 8)
 
 
+def test_out_of_memory_is_its_own_kind_and_the_server_survives() -> None:
+    with start("faulty", fault="oom") as model:
+        with pytest.raises(ModelError) as info:
+            model.client.scene(noise(4, 1600))
+        assert info.value.kind == "out_of_memory" and "[out_of_memory]" in str(info.value)
+        assert model.client.scene(noise(2, 1600)).shape == (2, 8)  # a smaller batch still works
+
+
 def test_wrong_embedding_size_is_a_contract_error() -> None:
     expected = r"shape \[2, 7\].*expected <f4 and \[2, 8\]"
     with start("faulty", fault="wrong_size") as model, pytest.raises(ModelError, match=expected):

@@ -45,6 +45,8 @@ def get_scene_embeddings(audio, model):
         return out
     if model.fault == "hang":
         time.sleep(3600)
+    if model.fault == "oom" and audio.shape[0] > 2:
+        raise MemoryError("batch too large for this model (deliberate fault)")
     if model.fault == "slow":
         time.sleep(0.05)
     if model.fault == "exit":
