@@ -6,6 +6,7 @@ import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -19,14 +20,14 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from runner import __version__
 from runner.embed.pipeline import SplitEmbeddings, embed_split
 from runner.engines.base import Engine, ModelSource, RunningModel
 from runner.errors import HearError
+from runner.events import frame_targets, postprocessing_grid, predict_events, reference_events
 from runner.metrics import Metric, get_metric
 from runner.probes.mlp import MLPConfig, train_mlp
 from runner.results.records import FoldResult, ModelInfo, ProbeInfo, RunRecord, TaskInfo
-from runner.tasks.folder import Task
+from runner.tasks.folder import Fold, Task
 
 
 def evaluate(
@@ -41,12 +42,9 @@ def evaluate(
 ) -> list[RunRecord]:
     """Evaluate every model on every task; each finished record is written at once."""
     console = console or Console(stderr=True)
-    for task in tasks:
-        if task.metadata.embedding_type == "event":
-            raise HearError(
-                f"{task.path}: event (timestamp) tasks can be read but not yet scored by "
-                f"hear-runner {__version__}"
-            )
+    for task in tasks:  # every metric is known before any model starts
+        for name in task.metadata.evaluation:
+            _check_metric(task, get_metric(name))
     for source in sources:  # every image is checked before the first one starts
         engine.check(source)
     records = []
@@ -87,35 +85,7 @@ def evaluate_task(
             embedded[split] = embed_split(client, task, split, batch_size, on_batch=advance)
     metrics = [get_metric(name) for name in task.metadata.evaluation]
     primary = metrics[0]
-    folds = []
-    for fold in task.folds:
-        started = time.perf_counter()
-        probe = train_mlp(
-            np.concatenate([embedded[s].embeddings for s in fold.train]),
-            np.concatenate([task.targets(s) for s in fold.train]),
-            embedded[fold.valid].embeddings,
-            task.targets(fold.valid),
-            task.metadata.prediction_type,
-            functools.partial(_score_with_labels, primary, task.vocabulary),
-            probe_config,
-        )
-        scores = {}
-        for role, split in (("valid", fold.valid), ("test", fold.test)):
-            predictions = probe.predict(embedded[split].embeddings)
-            targets, labels = task.targets(split), task.vocabulary
-            scores[role] = {m.name: m.score(targets, predictions, labels) for m in metrics}
-        folds.append(
-            FoldResult(
-                fold=fold.name,
-                train=list(fold.train),
-                valid=fold.valid,
-                test=fold.test,
-                scores=scores,
-                best_epoch=probe.best_epoch,
-                epochs_trained=probe.epochs_trained,
-                probe_seconds=round(time.perf_counter() - started, 3),
-            )
-        )
+    folds = [_evaluate_fold(task, fold, embedded, metrics, probe_config) for fold in task.folds]
     means = {
         role: {m.name: float(np.mean([f.scores[role][m.name] for f in folds])) for m in metrics}
         for role in ("valid", "test")
@@ -144,7 +114,12 @@ def evaluate_task(
             clips={s: len(task.clips(s)) for s in task.splits},
             source_sample_rate=task.source_rate(hello.sample_rate),
         ),
-        probe=ProbeInfo(config=probe_config.model_dump(), selection_metric=primary.name),
+        probe=ProbeInfo(
+            config=probe_config.model_dump(),
+            selection_metric="valid frame BCE"
+            if task.metadata.embedding_type == "event"
+            else primary.name,
+        ),
         primary_metric=primary.name,
         test_score=means["test"][primary.name],
         test_score_std=float(np.std(primary_scores, ddof=1)) if len(folds) > 1 else None,
@@ -156,6 +131,97 @@ def evaluate_task(
             "probe": round(sum(f.probe_seconds for f in folds), 3),
         },
     )
+
+
+def _check_metric(task: Task, metric: Metric) -> None:
+    kind = "event" if task.metadata.embedding_type == "event" else "scene"
+    if metric.kind != kind:
+        raise HearError(
+            f"{task.path / 'task_metadata.json'}: field 'evaluation': {metric.name} is a "
+            f"{metric.kind} metric, but this is a {kind} task"
+        )
+
+
+def _evaluate_fold(
+    task: Task,
+    fold: Fold,
+    embedded: dict[str, SplitEmbeddings],
+    metrics: list[Metric],
+    config: MLPConfig,
+) -> FoldResult:
+    """Train on the fold's train splits, select on valid, score on test."""
+    started = time.perf_counter()
+    event = task.metadata.embedding_type == "event"
+    labels = task.vocabulary
+    primary = metrics[0]
+
+    def targets(split: str) -> np.ndarray:
+        return frame_targets(task, split, embedded[split]) if event else task.targets(split)
+
+    valid_targets = targets(fold.valid)
+    # Scene probes select on the primary score; event probes on frame loss (events are costly).
+    select = _negative_bce if event else functools.partial(_score_with_labels, primary, labels)
+    probe = train_mlp(
+        np.concatenate([embedded[s].embeddings for s in fold.train]),
+        np.concatenate([targets(s) for s in fold.train]),
+        embedded[fold.valid].embeddings,
+        valid_targets,
+        "multilabel" if event else task.metadata.prediction_type,
+        select,
+        config,
+    )
+    scores: dict[str, dict[str, float]] = {}
+    details: dict[str, Any] = {}
+    if event:
+        valid_frames = probe.predict(embedded[fold.valid].embeddings)
+        test_frames = probe.predict(embedded[fold.test].embeddings)
+        reference = {
+            "valid": reference_events(task, fold.valid),
+            "test": reference_events(task, fold.test),
+        }
+
+        def primary_on_valid(params: dict[str, float]) -> float:
+            predicted = predict_events(valid_frames, embedded[fold.valid], labels, **params)
+            value = _first(primary.score(reference["valid"], predicted, labels))
+            return value if primary.higher_is_better else -value
+
+        grid = postprocessing_grid(task.metadata)
+        chosen = max(grid, key=primary_on_valid)  # first best wins ties, as a stable choice
+        details["postprocessing"] = chosen
+        for role, split, frames in (
+            ("valid", fold.valid, valid_frames),
+            ("test", fold.test, test_frames),
+        ):
+            predicted = predict_events(frames, embedded[split], labels, **chosen)
+            full = {m.name: m.score(reference[role], predicted, labels) for m in metrics}
+            scores[role] = {name: _first(value) for name, value in full.items()}
+            details[role] = full
+    else:
+        for role, split in (("valid", fold.valid), ("test", fold.test)):
+            predictions = probe.predict(embedded[split].embeddings)
+            y = task.targets(split)
+            scores[role] = {m.name: m.score(y, predictions, labels) for m in metrics}
+    return FoldResult(
+        fold=fold.name,
+        train=list(fold.train),
+        valid=fold.valid,
+        test=fold.test,
+        scores=scores,
+        details=details,
+        best_epoch=probe.best_epoch,
+        epochs_trained=probe.epochs_trained,
+        probe_seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def _first(value: Any) -> float:
+    """An event metric's value: the first of its sub-scores."""
+    return float(next(iter(value.values()))) if isinstance(value, dict) else float(value)
+
+
+def _negative_bce(targets: np.ndarray, probabilities: np.ndarray) -> float:
+    p = np.clip(probabilities, 1e-7, 1 - 1e-7)
+    return float(np.mean(targets * np.log(p) + (1 - targets) * np.log(1 - p)))
 
 
 def _advance(progress: Progress, bar: TaskID, clips: int, _audio_seconds: float) -> None:

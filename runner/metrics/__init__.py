@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
@@ -11,6 +12,8 @@ from runner import plugins
 from runner.errors import HearError
 
 SceneScoreFn = Callable[[np.ndarray, np.ndarray, list[str]], float]
+Events = dict[str, list[dict[str, Any]]]
+EventScoreFn = Callable[[Events, Events, list[str]], dict[str, float]]
 
 
 @dataclass(frozen=True)
@@ -19,13 +22,16 @@ class Metric:
 
     Scene metrics: ``score(targets, scores, labels) -> float`` with multi-hot
     targets and predicted scores, both (n_clips, n_labels), and the label
-    vocabulary in column order.
+    vocabulary in column order. Event metrics (``kind="event"``):
+    ``score(reference, predicted, labels) -> {sub-score: value}`` on events
+    ``{"label", "start", "end"}`` (ms) per file; the first sub-score is the metric's value.
     """
 
     name: str
-    score: SceneScoreFn
+    score: Callable[..., Any]
     higher_is_better: bool = True
     plugin: str = ""
+    kind: Literal["scene", "event"] = "scene"
 
 
 def metrics() -> dict[str, Metric]:

@@ -54,6 +54,8 @@ class FoldResult(BaseModel):
     valid: str
     test: str
     scores: dict[str, dict[str, float]]  # "valid" | "test" -> metric -> value
+    # Event tasks: the chosen post-processing and each metric's sub-scores per role.
+    details: dict[str, Any] = {}
     best_epoch: int
     epochs_trained: int
     probe_seconds: float

@@ -1,0 +1,88 @@
+"""Event tasks: frame targets from labelled intervals, and events back from frame scores.
+
+As heareval: a label is active at frame time t when start <= t <= end; frame
+scores are median-filtered over time and thresholded at 0.5; an event runs
+from the first to the last active frame's timestamp; events shorter than a
+minimum duration are dropped. The filter and minimum duration are chosen on
+the validation split from the task's post-processing grid and reused on test.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+from scipy.ndimage import median_filter
+
+from runner.embed.pipeline import SplitEmbeddings
+from runner.tasks.folder import Task
+from runner.tasks.metadata import TaskMetadata
+
+THRESHOLD = 0.5
+DEFAULT_GRID: dict[str, list[float]] = {"median_filter_ms": [250], "min_duration": [125, 250]}
+
+Events = dict[str, list[dict[str, Any]]]
+
+
+def frame_targets(task: Task, split: str, embedded: SplitEmbeddings) -> np.ndarray:
+    """Multi-hot targets (n_frames, n_labels) for the frames of an embedded event split."""
+    index = {label: i for i, label in enumerate(task.vocabulary)}
+    clips = task.clips(split)
+    targets = np.zeros((len(embedded.frame_ms), len(task.vocabulary)), dtype=np.float32)
+    for row, (clip_index, t) in enumerate(zip(embedded.frame_clip, embedded.frame_ms, strict=True)):
+        for event in clips[clip_index].events:
+            if event.start <= t <= event.end:
+                targets[row, index[event.label]] = 1.0
+    return targets
+
+
+def reference_events(task: Task, split: str) -> Events:
+    """The split's labels in heareval's event shape, every file present."""
+    return {
+        clip.file: [{"label": e.label, "start": e.start, "end": e.end} for e in clip.events]
+        for clip in task.clips(split)
+    }
+
+
+def postprocessing_grid(metadata: TaskMetadata) -> list[dict[str, float]]:
+    """Every combination of the task's ``event_postprocessing_grid`` (heareval's default else)."""
+    grid = metadata.evaluation_params.get("event_postprocessing_grid") or DEFAULT_GRID
+    keys = sorted(grid)
+    return [
+        dict(zip(keys, values, strict=True))
+        for values in itertools.product(*(grid[k] for k in keys))
+    ]
+
+
+def predict_events(
+    scores: np.ndarray,
+    embedded: SplitEmbeddings,
+    labels: list[str],
+    median_filter_ms: float,
+    min_duration: float,
+) -> Events:
+    """Events per file from frame scores (n_frames, n_labels)."""
+    events: Events = {file: [] for file in embedded.files}
+    for clip_index, file in enumerate(embedded.files):
+        rows = np.flatnonzero(embedded.frame_clip == clip_index)
+        if not len(rows):
+            continue
+        times = embedded.frame_ms[rows]
+        hop = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
+        size = max(1, round(median_filter_ms / hop))
+        smoothed = median_filter(scores[rows], size=(size, 1), mode="nearest")
+        active = smoothed > THRESHOLD
+        for label_index, label in enumerate(labels):
+            for start, end in _runs(active[:, label_index]):
+                onset, offset = float(times[start]), float(times[end])
+                if offset - onset >= min_duration:
+                    events[file].append({"label": label, "start": onset, "end": offset})
+    return events
+
+
+def _runs(active: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) indices of each run of True."""
+    padded = np.concatenate([[False], active, [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2], strict=True)]
