@@ -60,4 +60,9 @@ def get_timestamp_embeddings(audio, model):
     hop = model.sample_rate // 20
     starts = np.arange(0, samples, hop)
     frames = np.stack([_features(audio[:, s : s + hop]) for s in starts], 1)
-    return frames.astype(np.float32), np.tile(starts * 1000.0 / model.sample_rate, (n, 1))
+    times = np.tile(starts * 1000.0 / model.sample_rate, (n, 1))
+    if model.fault == "irregular_hop":
+        times[:, 2:] += 7.0
+    if model.fault == "nan":
+        frames[0, 0, 0] = np.nan
+    return frames.astype(np.float32), times

@@ -1,0 +1,67 @@
+"""The embedding pipeline on real task folders through the local engine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from taskfolders import write_task
+
+from runner.embed.pipeline import embed_split
+from runner.engines.base import ModelSource
+from runner.engines.local import LocalEngine
+from runner.errors import ModelError
+from runner.tasks.folder import Task
+
+
+def event_task(root: Path) -> Task:
+    path = write_task(root)
+    metadata = json.loads((path / "task_metadata.json").read_text())
+    metadata.update(embedding_type="event", prediction_type="multilabel")
+    (path / "task_metadata.json").write_text(json.dumps(metadata))
+    for split in ("train", "valid", "test"):
+        (path / f"{split}.json").write_text(json.dumps({f"{i}.wav": [] for i in range(4)}))
+    return Task(path)
+
+
+def start(module: str, **options: object):
+    return LocalEngine().start(ModelSource(kind="module", ref=module, options=options))
+
+
+def test_scene_embeddings_follow_the_split_order(tmp_path: Path) -> None:
+    task = Task(write_task(tmp_path))
+    with start("numpy_logmel") as model:
+        result = embed_split(model.client, task, "test", batch_size=3)
+    assert result.files == ["0.wav", "1.wav", "2.wav", "3.wav"]
+    assert result.embeddings.shape == (4, 128) and result.audio_seconds == pytest.approx(2.0)
+
+
+def test_event_frames_keep_their_clip_and_time(tmp_path: Path) -> None:
+    task = event_task(tmp_path)
+    with start("numpy_logmel") as model:
+        result = embed_split(model.client, task, "test", batch_size=3)
+    # 0.5 s clips, a frame every 25 ms from 0 to 500 ms inclusive: 21 per clip.
+    assert result.embeddings.shape == (4 * 21, 64)
+    assert np.bincount(result.frame_clip).tolist() == [21, 21, 21, 21]
+    assert result.frame_ms[:3].tolist() == [0.0, 25.0, 50.0] and result.frame_ms.max() == 500.0
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ("irregular_hop", r"irregular timestamps for 0.wav: hops from 50.000 to 57.000 ms"),
+        (
+            "nan",
+            r"NaN or Inf embeddings for 1 clip\(s\) \(task toy-1.0.0-full, split test, batch 1/2\), first 0.wav",
+        ),
+    ],
+)
+def test_bad_timestamp_output_names_model_and_clip(
+    tmp_path: Path, fault: str, message: str
+) -> None:
+    task = event_task(tmp_path)
+    with start("faulty", fault=fault) as model, pytest.raises(ModelError, match=message) as info:
+        embed_split(model.client, task, "test", batch_size=2)
+    assert "module faulty" in str(info.value)
