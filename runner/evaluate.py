@@ -23,7 +23,7 @@ from rich.progress import (
 from runner.embed.pipeline import SplitEmbeddings, embed_split
 from runner.engines.base import Engine, ModelSource, RunningModel
 from runner.errors import HearError
-from runner.events import frame_targets, postprocessing_grid, predict_events, reference_events
+from runner.events import EventScoring, frame_targets
 from runner.metrics import Metric, get_metric
 from runner.probes.mlp import MLPConfig, train_mlp
 from runner.results.records import FoldResult, ModelInfo, ProbeInfo, RunRecord, TaskInfo
@@ -158,42 +158,35 @@ def _evaluate_fold(
     def targets(split: str) -> np.ndarray:
         return frame_targets(task, split, embedded[split]) if event else task.targets(split)
 
-    valid_targets = targets(fold.valid)
-    # Scene probes select on the primary score; event probes on frame loss (events are costly).
-    select = _negative_bce if event else functools.partial(_score_with_labels, primary, labels)
+    valid_scoring = EventScoring(task, fold.valid, embedded[fold.valid]) if event else None
+    # heareval selects on the primary score unless the task says use_scoring_for_early_stopping
+    # is false; for events that score is the best over the post-processing grid.
+    select: Callable[[np.ndarray, np.ndarray], float]
+    if task.metadata.use_scoring_for_early_stopping is False:
+        select = _negative_bce if event else _negative_loss(task.metadata.prediction_type)
+    elif valid_scoring is not None:
+        select = functools.partial(_best_event_score, valid_scoring, primary)
+    else:
+        select = functools.partial(_score_with_labels, primary, labels)
     probe = train_mlp(
         np.concatenate([embedded[s].embeddings for s in fold.train]),
         np.concatenate([targets(s) for s in fold.train]),
         embedded[fold.valid].embeddings,
-        valid_targets,
+        targets(fold.valid),
         "multilabel" if event else task.metadata.prediction_type,
         select,
         config,
     )
     scores: dict[str, dict[str, float]] = {}
     details: dict[str, Any] = {}
-    if event:
+    if valid_scoring is not None:
         valid_frames = probe.predict(embedded[fold.valid].embeddings)
-        test_frames = probe.predict(embedded[fold.test].embeddings)
-        reference = {
-            "valid": reference_events(task, fold.valid),
-            "test": reference_events(task, fold.test),
-        }
-
-        def primary_on_valid(params: dict[str, float]) -> float:
-            predicted = predict_events(valid_frames, embedded[fold.valid], labels, **params)
-            value = _first(primary.score(reference["valid"], predicted, labels))
-            return value if primary.higher_is_better else -value
-
-        grid = postprocessing_grid(task.metadata)
-        chosen = max(grid, key=primary_on_valid)  # first best wins ties, as a stable choice
+        chosen, _ = valid_scoring.best(primary, valid_frames)
         details["postprocessing"] = chosen
-        for role, split, frames in (
-            ("valid", fold.valid, valid_frames),
-            ("test", fold.test, test_frames),
-        ):
-            predicted = predict_events(frames, embedded[split], labels, **chosen)
-            full = {m.name: m.score(reference[role], predicted, labels) for m in metrics}
+        test_scoring = EventScoring(task, fold.test, embedded[fold.test])
+        for role, scoring in (("valid", valid_scoring), ("test", test_scoring)):
+            frames = probe.predict(embedded[scoring.embedded.split].embeddings)
+            full = {m.name: scoring.score(m, frames, chosen) for m in metrics}
             scores[role] = {name: _first(value) for name, value in full.items()}
             details[role] = full
     else:
@@ -217,6 +210,21 @@ def _evaluate_fold(
 def _first(value: Any) -> float:
     """An event metric's value: the first of its sub-scores."""
     return float(next(iter(value.values()))) if isinstance(value, dict) else float(value)
+
+
+def _best_event_score(
+    scoring: EventScoring, metric: Metric, _targets: np.ndarray, frames: np.ndarray
+) -> float:
+    return scoring.best(metric, frames)[1]
+
+
+def _negative_loss(kind: str) -> Callable[[np.ndarray, np.ndarray], float]:
+    return _negative_bce if kind == "multilabel" else _negative_cross_entropy
+
+
+def _negative_cross_entropy(targets: np.ndarray, probabilities: np.ndarray) -> float:
+    p = np.clip((targets * probabilities).sum(axis=1), 1e-7, 1.0)
+    return float(np.mean(np.log(p)))
 
 
 def _negative_bce(targets: np.ndarray, probabilities: np.ndarray) -> float:

@@ -16,6 +16,7 @@ import numpy as np
 from scipy.ndimage import median_filter
 
 from runner.embed.pipeline import SplitEmbeddings
+from runner.metrics import Metric
 from runner.tasks.folder import Task
 from runner.tasks.metadata import TaskMetadata
 
@@ -69,15 +70,19 @@ def predict_events(
         if not len(rows):
             continue
         times = embedded.frame_ms[rows]
-        hop = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
-        size = max(1, round(median_filter_ms / hop))
-        smoothed = median_filter(scores[rows], size=(size, 1), mode="nearest")
-        active = smoothed > THRESHOLD
+        clip_scores = scores[rows]
+        # heareval: the mean hop, a filter width rounded from it, scipy's default (reflect) edges.
+        hop = float(np.mean(np.diff(times))) if len(times) > 1 else 0.0
+        width = round(median_filter_ms / hop) if median_filter_ms and hop else 0
+        if width:
+            clip_scores = median_filter(clip_scores, size=(width, 1))
+        active = clip_scores > THRESHOLD
         for label_index, label in enumerate(labels):
             for start, end in _runs(active[:, label_index]):
                 onset, offset = float(times[start]), float(times[end])
                 if offset - onset >= min_duration:
                     events[file].append({"label": label, "start": onset, "end": offset})
+        events[file].sort(key=lambda event: event["start"])  # stable: label order within a start
     return events
 
 
@@ -86,3 +91,31 @@ def _runs(active: np.ndarray) -> list[tuple[int, int]]:
     padded = np.concatenate([[False], active, [False]])
     edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
     return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+class EventScoring:
+    """Frame predictions of one split scored as events, over a post-processing grid."""
+
+    def __init__(self, task: Task, split: str, embedded: SplitEmbeddings) -> None:
+        self.labels = task.vocabulary
+        self.embedded = embedded
+        self.reference = reference_events(task, split)
+        self.grid = postprocessing_grid(task.metadata)
+
+    def events(self, frames: np.ndarray, params: dict[str, float]) -> Events:
+        return predict_events(frames, self.embedded, self.labels, **params)
+
+    def score(
+        self, metric: Metric, frames: np.ndarray, params: dict[str, float]
+    ) -> dict[str, float]:
+        return dict(metric.score(self.reference, self.events(frames, params), self.labels))
+
+    def best(self, metric: Metric, frames: np.ndarray) -> tuple[dict[str, float], float]:
+        """The grid point with the best ``metric`` (the first of equals) and its signed value."""
+        best_params, best_value = self.grid[0], -np.inf
+        for params in self.grid:
+            value = next(iter(self.score(metric, frames, params).values()))
+            signed = value if metric.higher_is_better else -value
+            if signed > best_value:
+                best_params, best_value = params, signed
+        return best_params, float(best_value)
