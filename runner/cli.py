@@ -172,6 +172,41 @@ def run(
         out.print(scores_table(records))
 
 
+@app.command()
+def score(
+    task_dir: Annotated[Path, typer.Argument(help="A task folder (hear-preprocess layout).")],
+    split: Annotated[str, typer.Argument(help="The split the predictions are for, e.g. test.")],
+    predictions: Annotated[
+        Path,
+        typer.Argument(
+            help="JSON: scene {file: {label: score}}; event {file: [{label, start, end}]} (ms)."
+        ),
+    ],
+    json_output: Annotated[
+        bool,
+        typer.Option("--json", help="Print {metric: value} ({metric: {sub: value}} for events)."),
+    ] = False,
+) -> None:
+    """Score predictions made elsewhere with the task's own metrics (heareval's definitions)."""
+    from runner.score import score_predictions
+    from runner.tasks.folder import Task
+
+    task = Task(task_dir)
+    values = score_predictions(task, split, predictions)
+    if json_output:
+        out.print_json(json.dumps(values))
+        return
+    table = Table(title=f"{task.name} · {split}", header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in values.items():
+        if isinstance(value, dict):
+            table.add_row(name, ", ".join(f"{k} {v:.4f}" for k, v in value.items()))
+        else:
+            table.add_row(name, f"{value:.4f}")
+    out.print(table)
+
+
 @app.command("plugins")
 def list_plugins(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
