@@ -1,7 +1,12 @@
-"""The `mini` suite's hooks: tasks generated offline from material installable here."""
+"""The `mini` suite's hooks: tasks generated offline from material installable here.
+
+Each task module exposes TASK_NAME, SCALES, folder_name(scale) and
+prepare(tasks_dir, scale); it is imported only when its task is prepared.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -9,27 +14,46 @@ from typing import Any
 from runner.hookspecs import hookimpl
 from runner.tasks.sources import TaskSource
 
+# module, description, domain, embedding type, prediction type, split mode
+_TASKS = [
+    ("spoken_digits", "Spoken digits zero-nine by espeak-ng voices; test voices unseen in training",
+     "speech", "scene", "multiclass", "trainvaltest"),
+    ("sound_events", "Desktop event sounds (shutter, message, error...) to detect in time",
+     "environment", "event", "multilabel", "trainvaltest"),
+    ("sound_mix", "Which desktop sounds (message, error, ringtone...) a 2 s mix holds",
+     "environment", "scene", "multilabel", "new_split_kfold"),
+]  # fmt: skip
 
-def _prepare_spoken_digits(tasks_dir: Path, scale: str) -> Path:
-    from hear_mini import spoken_digits
 
-    return spoken_digits.prepare(tasks_dir, scale)
+def _module(name: str) -> Any:
+    return importlib.import_module(f"hear_mini.{name}")
+
+
+def _source(
+    module: str, description: str, domain: str, embedding: str, prediction: str, split: str
+) -> TaskSource:
+    def prepare(tasks_dir: Path, scale: str) -> Path:
+        return Path(_module(module).prepare(tasks_dir, scale))
+
+    def folder_name(scale: str) -> str:
+        return str(_module(module).folder_name(scale))
+
+    return TaskSource(
+        name=f"mini_{module}",
+        suite="mini",
+        description=description,
+        domain=domain,
+        embedding_type=embedding,
+        prediction_type=prediction,
+        split_mode=split,
+        prepare=prepare,
+        folder_name=folder_name,
+        scales=("smoke", "full"),
+        plugin="mini",
+    )
 
 
 @hookimpl
 def hear_register_tasks(register: Callable[[Any], None]) -> None:
-    register(
-        TaskSource(
-            name="mini_spoken_digits",
-            suite="mini",
-            description="Spoken digits zero-nine by espeak-ng voices; test voices unseen in training",  # noqa: E501
-            domain="speech",
-            embedding_type="scene",
-            prediction_type="multiclass",
-            split_mode="trainvaltest",
-            prepare=_prepare_spoken_digits,
-            folder_name=lambda scale: f"mini_spoken_digits-1.0.0-{scale}",
-            scales=("smoke", "full"),
-            plugin="mini",
-        )
-    )
+    for task in _TASKS:
+        register(_source(*task))

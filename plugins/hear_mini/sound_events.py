@@ -1,0 +1,144 @@
+"""mini_sound_events: desktop event sounds to detect in time, in hear-preprocess layout.
+
+Each 4 s clip is a quiet background with one to three sounds of distinct classes (a
+camera shutter, a message, an error...) at random times, possibly overlapping, labelled
+with their audible extent in milliseconds. The recordings come from Debian's desktop
+sound themes, and train, valid and test use different recordings (different themes
+where a class has enough), so the task measures onset/offset detection on sounds never
+heard in training. Generation is deterministic (same packages, same bytes) and takes
+seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hear_mini import layout, sound_themes
+
+TASK_NAME = "mini_sound_events"
+VERSION = "1.0.0"
+SCALES = ("smoke", "full")
+CLASSES = (
+    "camera_shutter", "complete", "device_added", "device_removed",
+    "dialog_error", "message", "phone_ring", "trash_empty",
+)  # fmt: skip
+SPLITS = ("train", "valid", "test")
+SAMPLE_DURATION = 4.0
+MAX_EVENT_SECONDS = 2.0  # ringtones and jingles are cut: events stay shorter than a clip
+EVALUATION = ["event_onset_200ms_fms", "segment_1s_er"]
+EVALUATION_PARAMS = {
+    "event_postprocessing_grid": {"median_filter_ms": [150, 250], "min_duration": [60, 125]}
+}
+# Bump when the audio processing changes, so complete folders from older code are rebuilt.
+_GENERATOR_REVISION = 1
+_SEED = 4242
+_CLIPS = {"smoke": (120, 40, 40), "full": (600, 200, 200)}
+# train is weighted up, so the class's largest theme trains and the others test.
+_WEIGHTS = {"train": 3.0, "valid": 1.0, "test": 1.0}
+
+
+def folder_name(scale: str) -> str:
+    return f"{TASK_NAME}-{VERSION}-{scale}"
+
+
+def clip_counts(scale: str) -> dict[str, int]:
+    """Clips per split at ``scale``."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
+    return dict(zip(SPLITS, _CLIPS[scale], strict=True))
+
+
+def plan() -> dict[str, dict[str, list[sound_themes.Source]]]:
+    """split -> class -> the recordings it draws from (the same at every scale)."""
+    return sound_themes.assignment(CLASSES, _WEIGHTS)
+
+
+def _events_per_clip(rng: np.random.Generator) -> int:
+    return int(rng.integers(1, 4))
+
+
+def _params_hash(counts: dict[str, int], sample_rate: int) -> str:
+    """What the audio depends on, hashed without reading the recordings (so a complete
+    folder is reused where the sound themes are not installed)."""
+    return layout.params_hash(
+        {
+            "task": [TASK_NAME, VERSION, _GENERATOR_REVISION],
+            "plan": sound_themes.plan_params(plan()),
+            "counts": counts,
+            "seed": _SEED,
+            "sample_rate": sample_rate,
+            "sample_duration": SAMPLE_DURATION,
+            "max_event_seconds": MAX_EVENT_SECONDS,
+            "processing": sound_themes.PROCESSING,
+        }
+    )
+
+
+def _write_folder(folder: Path, scale: str, sample_rate: int, progress: bool) -> None:
+    sound_themes.check_installed(CLASSES, TASK_NAME)
+    sources = plan()
+    placed = sound_themes.render_splits(
+        folder,
+        sample_rate=sample_rate,
+        clip_seconds=SAMPLE_DURATION,
+        max_sound_seconds=MAX_EVENT_SECONDS,
+        plan=sources,
+        counts=clip_counts(scale),
+        seed=_SEED,
+        labels_per_clip=_events_per_clip,
+        description=f"Preparing {TASK_NAME} ({scale})",
+        progress=progress,
+    )
+    for split, clips in placed.items():
+        events: dict[str, list[dict[str, Any]]] = {}
+        for name, clip in clips.items():
+            spans = (p.milliseconds(sample_rate) for p in clip)
+            events[name] = [
+                {"label": p.label, "start": start, "end": end}
+                for p, (start, end) in zip(clip, spans, strict=True)
+            ]
+        layout.write_split(folder, split, events)
+    layout.write_vocabulary(folder, CLASSES)
+    layout.write_metadata(
+        folder,
+        {
+            "task_name": TASK_NAME,
+            "version": VERSION,
+            "embedding_type": "event",
+            "prediction_type": "multilabel",
+            "split_mode": "trainvaltest",
+            "sample_duration": SAMPLE_DURATION,
+            "evaluation": EVALUATION,
+            "evaluation_params": EVALUATION_PARAMS,
+            "mode": scale,
+            "sample_rates": [sample_rate],
+            "generator": {
+                **sound_themes.provenance(sources, placed),
+                "revision": _GENERATOR_REVISION,
+                "seed": _SEED,
+                "max_event_seconds": MAX_EVENT_SECONDS,
+                "events_per_clip": [1, 3],
+            },
+        },
+    )
+
+
+def prepare(
+    out_dir: Path, scale: str = "smoke", sample_rate: int = 16000, progress: bool = True
+) -> Path:
+    """Write the task folder under out_dir and return its path; reuse it if already complete.
+
+    The folder is built under a temporary name and renamed into place; ``.complete`` holds
+    a hash of the generation parameters, and a folder whose hash matches is returned
+    without reading any recording.
+    """
+    digest = _params_hash(clip_counts(scale), sample_rate)
+    return layout.build(
+        Path(out_dir),
+        folder_name(scale),
+        digest,
+        lambda folder: _write_folder(folder, scale, sample_rate, progress),
+    )

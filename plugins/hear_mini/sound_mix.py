@@ -1,0 +1,133 @@
+"""mini_sound_mix: which desktop sounds a 2 s mix holds, in hear-preprocess layout.
+
+Each clip is a quiet background with zero to three sounds of distinct classes (a
+message, an error, a ringtone...) mixed in at random times, labelled with the classes it
+holds (none is a valid answer). The recordings come from Debian's desktop sound themes;
+the five folds draw from disjoint recordings (whole themes where a class has enough), so
+cross-validation measures recognition of recordings never heard in training. Only classes
+with at least five recordings are used, so that every fold has its own. Generation is
+deterministic (same packages, same bytes) and takes seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hear_mini import layout, sound_themes
+
+TASK_NAME = "mini_sound_mix"
+VERSION = "1.0.0"
+SCALES = ("smoke", "full")
+CLASSES = ("complete", "dialog_error", "login_logout", "message", "phone_ring")
+NFOLDS = 5
+FOLDS = tuple(f"fold{i:02d}" for i in range(NFOLDS))
+SAMPLE_DURATION = 2.0
+MAX_SOUND_SECONDS = 1.5  # ringtones and jingles are cut, so that a sound fits a clip
+EVALUATION = ["mAP", "d_prime", "aucroc"]
+# Bump when the audio processing changes, so complete folders from older code are rebuilt.
+_GENERATOR_REVISION = 1
+_SEED = 5151
+_CLIPS_PER_FOLD = {"smoke": 40, "full": 200}
+# How many classes a clip holds: 0, 1, 2 or 3.
+_LABEL_COUNT_P = (0.1, 0.3, 0.35, 0.25)
+
+
+def folder_name(scale: str) -> str:
+    return f"{TASK_NAME}-{VERSION}-{scale}"
+
+
+def clip_counts(scale: str) -> dict[str, int]:
+    """Clips per fold at ``scale``."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
+    return dict.fromkeys(FOLDS, _CLIPS_PER_FOLD[scale])
+
+
+def plan() -> dict[str, dict[str, list[sound_themes.Source]]]:
+    """fold -> class -> the recordings it draws from (the same at every scale)."""
+    return sound_themes.assignment(CLASSES, dict.fromkeys(FOLDS, 1.0))
+
+
+def _labels_per_clip(rng: np.random.Generator) -> int:
+    return int(rng.choice(len(_LABEL_COUNT_P), p=_LABEL_COUNT_P))
+
+
+def _params_hash(counts: dict[str, int], sample_rate: int) -> str:
+    """What the audio depends on, hashed without reading the recordings (so a complete
+    folder is reused where the sound themes are not installed)."""
+    return layout.params_hash(
+        {
+            "task": [TASK_NAME, VERSION, _GENERATOR_REVISION],
+            "plan": sound_themes.plan_params(plan()),
+            "counts": counts,
+            "seed": _SEED,
+            "sample_rate": sample_rate,
+            "sample_duration": SAMPLE_DURATION,
+            "max_sound_seconds": MAX_SOUND_SECONDS,
+            "label_count_p": _LABEL_COUNT_P,
+            "processing": sound_themes.PROCESSING,
+        }
+    )
+
+
+def _write_folder(folder: Path, scale: str, sample_rate: int, progress: bool) -> None:
+    sound_themes.check_installed(CLASSES, TASK_NAME)
+    sources = plan()
+    placed = sound_themes.render_splits(
+        folder,
+        sample_rate=sample_rate,
+        clip_seconds=SAMPLE_DURATION,
+        max_sound_seconds=MAX_SOUND_SECONDS,
+        plan=sources,
+        counts=clip_counts(scale),
+        seed=_SEED,
+        labels_per_clip=_labels_per_clip,
+        description=f"Preparing {TASK_NAME} ({scale})",
+        progress=progress,
+    )
+    for fold, clips in placed.items():
+        labels = {name: sorted(p.label for p in clip) for name, clip in clips.items()}
+        layout.write_split(folder, fold, labels)
+    layout.write_vocabulary(folder, CLASSES)
+    layout.write_metadata(
+        folder,
+        {
+            "task_name": TASK_NAME,
+            "version": VERSION,
+            "embedding_type": "scene",
+            "prediction_type": "multilabel",
+            "split_mode": "new_split_kfold",
+            "nfolds": NFOLDS,
+            "sample_duration": SAMPLE_DURATION,
+            "evaluation": EVALUATION,
+            "mode": scale,
+            "sample_rates": [sample_rate],
+            "generator": {
+                **sound_themes.provenance(sources, placed),
+                "revision": _GENERATOR_REVISION,
+                "seed": _SEED,
+                "max_sound_seconds": MAX_SOUND_SECONDS,
+                "label_count_p": list(_LABEL_COUNT_P),
+            },
+        },
+    )
+
+
+def prepare(
+    out_dir: Path, scale: str = "smoke", sample_rate: int = 16000, progress: bool = True
+) -> Path:
+    """Write the task folder under out_dir and return its path; reuse it if already complete.
+
+    The folder is built under a temporary name and renamed into place; ``.complete`` holds
+    a hash of the generation parameters, and a folder whose hash matches is returned
+    without reading any recording.
+    """
+    digest = _params_hash(clip_counts(scale), sample_rate)
+    return layout.build(
+        Path(out_dir),
+        folder_name(scale),
+        digest,
+        lambda folder: _write_folder(folder, scale, sample_rate, progress),
+    )

@@ -1,0 +1,270 @@
+"""mini_sound_events: layout, audio format, event labels, recording-disjoint splits, reuse,
+determinism; and the sound-theme catalogue both sound tasks draw from."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from hear_mini import sound_events as se
+from hear_mini import sound_themes as st
+
+SPLITS = ("train", "valid", "test")
+RATE = 16000
+THEME = {s.path: s.theme for c in st.CATALOGUE for s in st.sources(c)}
+needs_themes = pytest.mark.skipif(
+    bool(st.missing_packages(list(st.CATALOGUE))), reason="sound themes not installed"
+)
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The smoke-scale folder, generated once for this module (skipped without the themes)."""
+    if st.missing_packages(se.CLASSES):
+        pytest.skip("sound themes not installed")
+    return se.prepare(tmp_path_factory.mktemp("tasks"), "smoke", progress=False)
+
+
+def _wavs(task: Path, split: str) -> list[Path]:
+    return sorted((task / str(RATE) / split).glob("*.wav"))
+
+
+def _labels(task: Path, split: str) -> dict[str, list[dict]]:
+    return json.loads((task / f"{split}.json").read_text())
+
+
+def _metadata(task: Path) -> dict:
+    return json.loads((task / "task_metadata.json").read_text())
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def _rms(audio: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(audio.astype(np.float64) ** 2)))
+
+
+def test_layout_and_metadata(task: Path) -> None:
+    assert task.name == "mini_sound_events-1.0.0-smoke" == se.folder_name("smoke")
+    assert sorted(p.name for p in task.iterdir()) == sorted(
+        [".complete", "16000", "labelvocabulary.csv", "task_metadata.json"]
+        + [f"{s}.json" for s in SPLITS]
+    )
+    assert sorted(p.name for p in (task / "16000").iterdir()) == sorted(SPLITS)
+    meta = _metadata(task)
+    assert {k: v for k, v in meta.items() if k != "generator"} == {
+        "task_name": "mini_sound_events",
+        "version": "1.0.0",
+        "embedding_type": "event",
+        "prediction_type": "multilabel",
+        "split_mode": "trainvaltest",
+        "sample_duration": 4.0,
+        "evaluation": ["event_onset_200ms_fms", "segment_1s_er"],
+        "evaluation_params": {
+            "event_postprocessing_grid": {"median_filter_ms": [150, 250], "min_duration": [60, 125]}
+        },
+        "mode": "smoke",
+        "sample_rates": [16000],
+    }
+    generator = meta["generator"]
+    assert set(generator["packages"]) == {package for package, _ in st.THEMES.values()}
+    assert all(v and v[0].isdigit() for v in generator["packages"].values())  # "0.8-2"
+    assert "/tmp" not in json.dumps(meta)  # no machine-specific paths
+    assert generator["classes"] == {c: [s.path for s in st.sources(c)] for c in se.CLASSES}
+    rows = list(csv.reader((task / "labelvocabulary.csv").open()))
+    assert rows == [["idx", "label"]] + [[str(i), c] for i, c in enumerate(se.CLASSES)]
+
+
+def test_runner_reads_the_folder(task: Path) -> None:
+    from runner.events import postprocessing_grid, reference_events
+    from runner.tasks.folder import Task
+
+    read = Task(task)
+    assert read.sample_rates == [RATE]
+    assert read.vocabulary == list(se.CLASSES)
+    assert [len(read.clips(s)) for s in SPLITS] == [120, 40, 40]
+    assert all(clip.events for s in SPLITS for clip in read.clips(s))
+    assert len(postprocessing_grid(read.metadata)) == 4
+    assert reference_events(read, "test") == _labels(task, "test")
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_split_json_keys_match_the_wavs(task: Path, split: str) -> None:
+    labels = _labels(task, split)
+    assert list(labels) == sorted(labels)
+    assert set(labels) == {p.name for p in _wavs(task, split)}
+    for name, events in labels.items():
+        assert name.startswith(f"{split}_")
+        assert 1 <= len(events) <= 3, name
+        assert len({e["label"] for e in events}) == len(events), name  # distinct classes
+        assert [e["start"] for e in events] == sorted(e["start"] for e in events)
+        for event in events:
+            assert set(event) == {"label", "start", "end"}
+            assert 0 <= event["start"] < event["end"] <= 4000, name  # inside the clip
+            assert event["end"] - event["start"] <= 1000 * se.MAX_EVENT_SECONDS
+
+
+def test_every_wav_is_mono_16bit_four_seconds(task: Path) -> None:
+    wavs = [w for s in SPLITS for w in _wavs(task, s)]
+    assert len(wavs) == 200
+    for wav in wavs:
+        info = sf.info(wav)
+        assert (info.format, info.subtype, info.channels) == ("WAV", "PCM_16", 1), wav.name
+        assert (info.samplerate, info.frames) == (RATE, 4 * RATE), wav.name
+
+
+def test_every_class_in_every_split(task: Path) -> None:
+    for split in SPLITS:
+        counts = Counter(e["label"] for v in _labels(task, split).values() for e in v)
+        assert sorted(counts) == sorted(se.CLASSES), split
+        assert min(counts.values()) >= max(counts.values()) - 2, split  # dealt evenly
+    overlapping = 0
+    for events in _labels(task, "train").values():
+        spans = sorted((e["start"], e["end"]) for e in events)
+        overlapping += any(b[0] < a[1] for a, b in itertools.pairwise(spans))
+    assert 10 < overlapping < 110  # some events overlap, most clips do not
+
+
+def test_events_are_labelled_where_the_audio_is_loud(task: Path) -> None:
+    """Outside the events there is only the quiet background; inside, the sound."""
+    checked = 0
+    for split in SPLITS:
+        for name, events in _labels(task, split).items():
+            audio, _ = sf.read(task / str(RATE) / split / name)
+            inside = np.zeros(len(audio), dtype=bool)
+            for e in events:
+                inside[int(e["start"] * RATE / 1000) : int(np.ceil(e["end"] * RATE / 1000))] = True
+            assert 3e-4 < _rms(audio[~inside]) < 10 ** (-45 / 20), name  # quiet, not silent
+            for e in events:
+                span = audio[int(e["start"] * RATE / 1000) : int(e["end"] * RATE / 1000)]
+                assert _rms(span) > 4 * _rms(audio[~inside]), (name, e)  # 12 dB above
+                checked += 1
+    assert checked > 300
+
+
+def test_recordings_are_disjoint_across_splits(task: Path) -> None:
+    generator = _metadata(task)["generator"]
+    plan = generator["sources"]
+    assert plan == st.plan_params(se.plan())
+    for label in se.CLASSES:
+        used = {split: set(plan[split][label]) for split in SPLITS}
+        assert all(used.values()), label
+        assert sum(map(len, used.values())) == len(set().union(*used.values())), label
+        # Every class here has at least three themes, so whole themes are split apart.
+        themes = {split: {THEME[p] for p in paths} for split, paths in used.items()}
+        assert not themes["train"] & (themes["valid"] | themes["test"]), label
+        assert not themes["valid"] & themes["test"], label
+    for split in SPLITS:  # and each clip really uses its own split's recordings
+        clips = generator["clip_sources"][split]
+        assert set(clips) == set(_labels(task, split))
+        for name, events in _labels(task, split).items():
+            assert set(clips[name]) == {e["label"] for e in events}
+            for label, path in clips[name].items():
+                assert path in plan[split][label], (name, label)
+
+
+@needs_themes
+def test_no_catalogued_recording_is_a_copy_of_another() -> None:
+    """The themes ship one recording under several names (links and copies): a copy on both
+    sides of a split would leak. Normalized cross-correlation finds them, re-encoded too."""
+    items = sorted({s for c in st.CATALOGUE for s in st.sources(c)})
+    assert len(items) == sum(len(st.sources(c)) for c in st.CATALOGUE)  # one class each
+
+    def spectrum(source: st.Source) -> np.ndarray:
+        audio = st.load(source, 8000, 1.5).astype(np.float64)
+        return np.fft.rfft(audio / np.linalg.norm(audio), 2 * 12000)
+
+    def similarity(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.abs(np.fft.irfft(a * np.conj(b))).max())
+
+    known_copy = [
+        spectrum(st.Source("freedesktop", "message-new-instant.oga")),
+        spectrum(st.Source("oxygen", "Oxygen-Im-Message-In.ogg")),
+    ]
+    assert similarity(*known_copy) > 0.99  # the measure does find a copy
+    spectra = [spectrum(s) for s in items]
+    for i, a in enumerate(spectra):
+        for j in range(i + 1, len(spectra)):
+            assert similarity(a, spectra[j]) < 0.95, (items[i], items[j])
+
+
+def test_splits_are_dealt_by_theme() -> None:
+    """Whole themes go to one split, the theme with most recordings to train."""
+    items = [st.Source("a", "1.oga"), st.Source("a", "2.oga")] + [
+        st.Source(t, "x.oga") for t in ("b", "c", "d")
+    ]
+    split = st.assign(items, {"train": 3, "valid": 1, "test": 1})
+    assert split == {
+        "train": [*items[:2], st.Source("d", "x.oga")],
+        "valid": [st.Source("b", "x.oga")],
+        "test": [st.Source("c", "x.oga")],
+    }
+    with pytest.raises(ValueError, match="cannot fill 3 groups"):
+        st.assign(items[2:4], {"train": 3, "valid": 1, "test": 1})
+
+
+def test_full_scale_is_five_times_smoke() -> None:
+    full, smoke = se.clip_counts("full"), se.clip_counts("smoke")
+    assert smoke == {"train": 120, "valid": 40, "test": 40}
+    assert full == {split: 5 * n for split, n in smoke.items()}
+
+
+def test_second_prepare_reuses_the_folder_without_the_themes(
+    task: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    before = {p: p.stat().st_mtime_ns for p in task.rglob("*")}
+    monkeypatch.setattr(st, "SOUNDS_DIR", tmp_path)  # no recording could be read
+    start = time.perf_counter()
+    assert se.prepare(task.parent, "smoke", progress=False) == task
+    assert time.perf_counter() - start < 0.5
+    assert {p: p.stat().st_mtime_ns for p in task.rglob("*")} == before
+
+
+def test_rebuild_replaces_a_stale_folder_byte_identically(task: Path, tmp_path: Path) -> None:
+    stale = tmp_path / se.folder_name("smoke")
+    stale.mkdir()
+    (stale / ".complete").write_text("parameters of an older generator\n")
+    (stale / "leftover.wav").write_bytes(b"")
+    assert se.prepare(tmp_path, "smoke", progress=False) == stale
+    assert _tree(stale) == _tree(task)  # same bytes, leftover gone
+    assert [p.name for p in tmp_path.iterdir()] == [stale.name]  # no temporary folders left
+
+
+def test_missing_themes_are_an_actionable_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(st, "SOUNDS_DIR", tmp_path / "sounds")
+    packages = " ".join(sorted(package for package, _ in st.THEMES.values()))
+    with pytest.raises(
+        RuntimeError,
+        match=rf"^sound themes not found in .*'apt-get install {packages}' to prepare mini_sound_events$",
+    ):
+        se.prepare(tmp_path / "tasks", "smoke", progress=False)
+    assert not any((tmp_path / "tasks").iterdir())  # nothing half-written
+
+
+@needs_themes
+def test_only_the_missing_theme_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sounds = tmp_path / "sounds"
+    sounds.mkdir()
+    for entry in st.SOUNDS_DIR.iterdir():  # every theme but lomiri
+        if entry.name != "lomiri":
+            (sounds / entry.name).symlink_to(entry)
+    monkeypatch.setattr(st, "SOUNDS_DIR", sounds)
+    with pytest.raises(RuntimeError, match=r"'apt-get install lomiri-sounds' to prepare"):
+        se.prepare(tmp_path / "tasks", "smoke", progress=False)
+
+
+def test_unknown_scale_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="smoke, full"):
+        se.prepare(tmp_path, "huge", progress=False)
