@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,9 +22,11 @@ EXAMPLE = Path(__file__).parent / "plugin_example"
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tests/plugin_example installed by pip into its own folder (put on PYTHONPATH)."""
     target = tmp_path_factory.mktemp("site")
+    source = tmp_path_factory.mktemp("src") / "plugin_example"
+    shutil.copytree(EXAMPLE, source)  # building writes build/ and *.egg-info beside the source
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(EXAMPLE)],
+         "--target", str(target), str(source)],
         check=True, capture_output=True,
     )  # fmt: skip
     return target
