@@ -7,9 +7,7 @@ Debian package, is deterministic (same espeak-ng, same bytes) and takes seconds.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import os
 import re
 import shutil
@@ -22,6 +20,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from hear_mini import layout
+
 TASK_NAME = "mini_spoken_digits"
 VERSION = "1.0.0"
 SCALES = ("smoke", "full")
@@ -30,7 +30,6 @@ SAMPLE_DURATION = 1.0
 PEAK = 0.9
 # Bump when the audio processing changes, so complete folders from older code are rebuilt.
 _GENERATOR_REVISION = 1
-_COMPLETE = ".complete"
 _MISSING_ESPEAK = (
     f"espeak-ng not found: install it with 'apt-get install espeak-ng' to prepare {TASK_NAME}"
 )
@@ -116,7 +115,7 @@ def _params_hash(plan: dict[str, list[Setting]], sample_rate: int) -> str:
         "sample_rate": sample_rate,
         "sample_duration": SAMPLE_DURATION,
     }
-    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
+    return layout.params_hash(params)
 
 
 def _espeak(*args: str) -> bytes:
@@ -170,11 +169,6 @@ def _render(setting: Setting, word: str, sample_rate: int) -> np.ndarray:
     return (audio * (PEAK / peak) if peak > 0 else audio).astype(np.float32)
 
 
-def _is_complete(folder: Path, digest: str) -> bool:
-    marker = folder / _COMPLETE
-    return marker.is_file() and marker.read_text().strip() == digest
-
-
 def _write_folder(
     folder: Path, plan: dict[str, list[Setting]], sample_rate: int, scale: str, progress: bool
 ) -> None:
@@ -189,7 +183,7 @@ def _write_folder(
     def render(split: str, setting: Setting, digit: str) -> None:
         audio = _render(setting, digit, sample_rate)
         path = folder / str(sample_rate) / split / setting.file_name(digit)
-        sf.write(path, audio, sample_rate, subtype="PCM_16", format="WAV")
+        layout.write_wav(path, audio, sample_rate)
 
     # espeak-ng runs as subprocesses, so threads give real parallelism.
     workers = min(32, (os.cpu_count() or 2) + 2)
@@ -209,11 +203,8 @@ def _write_folder(
             raise
 
     for split, items in plan.items():
-        labels = {s.file_name(d): [d] for s in items for d in DIGITS}
-        (folder / f"{split}.json").write_text(json.dumps(labels, indent=1, sort_keys=True) + "\n")
-    (folder / "labelvocabulary.csv").write_text(
-        "idx,label\n" + "".join(f"{i},{d}\n" for i, d in enumerate(DIGITS))
-    )
+        layout.write_split(folder, split, {s.file_name(d): [d] for s in items for d in DIGITS})
+    layout.write_vocabulary(folder, DIGITS)
     metadata = {
         "task_name": TASK_NAME,
         "version": VERSION,
@@ -234,7 +225,7 @@ def _write_folder(
             "peak": PEAK,
         },
     }
-    (folder / "task_metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    layout.write_metadata(folder, metadata)
 
 
 def prepare(
@@ -248,28 +239,9 @@ def prepare(
     espeak-ng.
     """
     plan = settings(scale)
-    digest = _params_hash(plan, sample_rate)
-    out_dir = Path(out_dir)
-    target = out_dir / folder_name(scale)
-    if _is_complete(target, digest):
-        return target
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".{target.name}.tmp-{os.getpid()}"
-    old = out_dir / f".{target.name}.old-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        _write_folder(tmp, plan, sample_rate, scale, progress)
-        (tmp / _COMPLETE).write_text(digest + "\n")
-        if target.exists():  # stale or incomplete: move aside, then swap in
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            if not _is_complete(target, digest):  # not a concurrent prepare that won
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-    return target
+    return layout.build(
+        Path(out_dir),
+        folder_name(scale),
+        _params_hash(plan, sample_rate),
+        lambda tmp: _write_folder(tmp, plan, sample_rate, scale, progress),
+    )
