@@ -112,3 +112,43 @@ def test_process_killed_from_outside_is_reported() -> None:
         os.kill(pid, signal.SIGKILL)
         with pytest.raises(ModelDied, match="killed by SIGKILL"):
             model.client.scene(noise(1, 1600))
+
+
+def test_a_trickling_reply_cannot_stretch_the_deadline() -> None:
+    """A named fake peer: a server that sends its reply one byte at a time (no real model does)."""
+    import socket
+    import threading
+
+    from runner.contract import wire
+    from runner.contract.client import CallBudget, ModelClient
+
+    host_end, peer = socket.socketpair()
+    hello = {"op": "hello", "model": "trickle", "sample_rate": 16000, "scene_embedding_size": 4,
+             "timestamp_embedding_size": 4, "device": "cpu", "versions": {}}  # fmt: skip
+
+    def trickle() -> None:
+        reader = peer.makefile("rb")
+        peer.sendall(b"".join(bytes(c) for c in wire.encode(hello)))
+        header, _ = wire.read_frame(reader)
+        reply = b"".join(bytes(c) for c in wire.encode({"op": "scene", "id": header["id"]},
+                                                        {"embeddings": np.zeros((1, 4), np.float32)}))  # fmt: skip
+        for byte in reply:
+            try:
+                peer.sendall(bytes([byte]))
+            except OSError:
+                return
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    killed: list[bool] = []
+    client = ModelClient(
+        host_end, "trickle", lambda: "", lambda: killed.append(True), CallBudget(1.0, 0.0)
+    )
+    client.wait_hello(5)
+    started = time.monotonic()
+    with pytest.raises(ModelTimeout, match="did not answer within 1 s"):
+        client.scene(noise(1, 160))
+    assert time.monotonic() - started < 2.5 and killed
+    client.close()
+    peer.close()

@@ -4,8 +4,8 @@ The context is staged in a temporary folder: the image folder itself, the
 contract server (``hear_contract/``) and a wheelhouse from its
 ``requirements.txt``. Unchanged inputs are not rebuilt. A model image is then
 started once: its hello both proves that it serves and gives the sample rate
-and embedding sizes, which are stamped into its labels so that ``hear`` can
-check an image before starting it.
+and embedding sizes, which are stamped into its labels: readable without
+starting the image (``docker inspect``), and recorded with every result.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ not ask for, and an embedding of the wrong size is an error naming the model.
 from __future__ import annotations
 
 import contextlib
+import io
 import socket
 import time
 from collections.abc import Callable
@@ -53,7 +54,8 @@ class ModelClient:
         self.post_mortem = post_mortem
         self.kill = kill
         self.budget = budget or CallBudget()
-        self.reader = cast(BinaryIO, sock.makefile("rb", buffering=1 << 20))
+        self._deadline_reader = _DeadlineReader(sock)
+        self.reader = cast(BinaryIO, io.BufferedReader(self._deadline_reader, 1 << 20))
         self.writer = cast(BinaryIO, sock.makefile("wb", buffering=0))
         self.hello: Hello | None = None
         self._next_id = 0
@@ -168,7 +170,8 @@ class ModelClient:
     def _read(
         self, timeout: float, doing: str, check: Callable[[dict[str, Any]], None]
     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        self.sock.settimeout(timeout)
+        # One deadline for the whole reply: a server trickling bytes cannot stretch it.
+        self._deadline_reader.deadline = time.monotonic() + timeout
         started = time.monotonic()
         try:
             header = wire.read_header(self.reader)
@@ -239,6 +242,25 @@ class ModelClient:
                     " (the sizes it announced in its hello)",
                     "bad_request",
                 )
+
+
+class _DeadlineReader(io.RawIOBase):
+    """Socket reads that share one deadline (socket timeouts alone are per recv)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.deadline: float | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.deadline is not None:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("reply deadline passed")
+            self.sock.settimeout(remaining)
+        return self.sock.recv_into(buffer)
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:

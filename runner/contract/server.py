@@ -1,7 +1,7 @@
 """The in-image side of the contract: host any HEAR-API module behind framed RPC.
 
-Run as ``python -m hear_contract.server`` inside a model image (or as
-``python -m runner.contract.server`` by the local engine). It depends on the
+Run as ``python -m hear_contract.server``, inside a model image or by the local
+engine (from a copy of this package on the interpreter's PYTHONPATH). It depends on the
 standard library and numpy only, so any model environment can host it, a
 numpy-1.19 or TensorFlow stack included.
 
@@ -30,8 +30,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-# Relative import only: this file runs as ``hear_contract.server`` in images and
-# as ``runner.contract.server`` on the host, never with the host's other modules.
+# Relative import only: this file runs as ``hear_contract.server``, never beside the host's
+# other modules (the host imports it as ``runner.contract.server`` only in its own tests).
 from .wire import (
     CONTRACT_VERSION,
     PeerClosed,
@@ -107,6 +107,10 @@ class Host:
 
     def _audio_format(self) -> str:
         wanted = os.environ.get("HEAR_AUDIO_FORMAT", "auto")
+        if wanted not in ("auto", "torch", "tensorflow", "numpy"):
+            raise RuntimeError(
+                f"HEAR_AUDIO_FORMAT={wanted!r}: expected auto, torch, tensorflow or numpy"
+            )
         if wanted != "auto":
             return wanted
         if "torch" in sys.modules:

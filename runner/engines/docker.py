@@ -149,7 +149,8 @@ class DockerEngine:
 
         try:
             container.start()
-            sock = self._connect(container, socket_path, label)
+            deadline = time.monotonic() + self.settings.load_timeout  # socket and hello share it
+            sock = self._connect(container, socket_path, label, deadline)
         except BaseException:
             remove()
             raise
@@ -169,7 +170,7 @@ class DockerEngine:
         client = ModelClient(sock, label, post_mortem, kill, self.settings.budget())
         running = RunningModel(client, self._provenance(image, source, container), stop)
         try:
-            hello = client.wait_hello(self.settings.load_timeout)
+            hello = client.wait_hello(max(deadline - time.monotonic(), 1.0))
         except BaseException:
             running.close(graceful=False)
             raise
@@ -210,9 +211,10 @@ class DockerEngine:
                 f"cannot create a container for {source.ref!r}: {_first_line(e)}"
             ) from None
 
-    def _connect(self, container: Any, socket_path: Path, label: str) -> socket.socket:
+    def _connect(
+        self, container: Any, socket_path: Path, label: str, deadline: float
+    ) -> socket.socket:
         """Wait for the server's socket; a container that exits first is reported as dead."""
-        deadline = time.monotonic() + self.settings.load_timeout
         while time.monotonic() < deadline:
             if socket_path.exists():
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
