@@ -308,6 +308,28 @@ def tasks_info(
         out.print_json(task.metadata.model_dump_json())
 
 
+@tasks_app.command("download")
+def tasks_download(
+    names: Annotated[
+        list[str],
+        typer.Argument(help="HEAR 2021 task names or folder names, or hear2021 for all 19."),
+    ],
+    tasks_dir: TasksDir = ...,  # type: ignore[assignment]
+    sample_rate: Annotated[
+        int,
+        typer.Option(
+            "--sample-rate",
+            help="Rate to have on disk: 16000, 22050, 32000, 44100 or 48000 (resampled here).",
+        ),
+    ] = 48000,
+) -> None:
+    """Download released HEAR task archives (resumable, checksummed where known); extract them."""
+    from runner.tasks.download import download_tasks
+
+    for path in download_tasks(names, tasks_dir, sample_rate, progress=True):
+        out.print(f"{path.name}: {path}")
+
+
 @tasks_app.command("prepare")
 def tasks_prepare(
     names: Annotated[list[str], typer.Argument(help="Task or suite names (e.g. mini).")],
