@@ -126,3 +126,72 @@ def test_plugin_block_list_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HEAR_DISABLE_PLUGINS", "mini,hear2021")
     result = hear("plugins", "--json")
     assert [p["name"] for p in json.loads(result.stdout)] == ["core_metrics"]
+
+
+def _retarget(path: Path, **metadata: object) -> None:
+    data = json.loads((path / "task_metadata.json").read_text())
+    data.update(metadata)
+    (path / "task_metadata.json").write_text(json.dumps(data))
+
+
+def test_multilabel_scene_task_is_scored(tmp_path: Path) -> None:
+    path = write_task(tmp_path / "tasks", "toyml-1.0.0-full")
+    _retarget(path, prediction_type="multilabel", evaluation=["mAP", "aucroc", "d_prime"])
+    for split in ("train", "valid", "test"):
+        labels = {f"{i}.wav": ([] if i == 3 else [["low", "high"][i % 2]]) for i in range(4)}
+        (path / f"{split}.json").write_text(json.dumps(labels))
+    result = hear("run", "--model-module", "numpy_logmel", "--tasks-dir", str(tmp_path / "tasks"),
+                  "--results-dir", str(tmp_path / "r"), "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    [record] = json.loads(result.stdout)
+    assert record["primary_metric"] == "mAP" and set(record["scores"]["test"]) == {
+        "mAP",
+        "aucroc",
+        "d_prime",
+    }
+
+
+def test_event_task_is_scored_with_event_metrics(tmp_path: Path) -> None:
+    path = write_task(tmp_path / "tasks", "toyev-1.0.0-full")
+    _retarget(path, embedding_type="event", prediction_type="multilabel",
+              evaluation=["event_onset_200ms_fms", "segment_1s_er"])  # fmt: skip
+    for split in ("train", "valid", "test"):
+        events = {
+            f"{i}.wav": [{"label": ["low", "high"][i % 2], "start": 0.0, "end": 500.0}]
+            for i in range(4)
+        }
+        (path / f"{split}.json").write_text(json.dumps(events))
+    result = hear("run", "--model-module", "numpy_logmel", "--tasks-dir", str(tmp_path / "tasks"),
+                  "--results-dir", str(tmp_path / "r"), "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    [record] = json.loads(result.stdout)
+    fold = record["folds"][0]
+    assert record["primary_metric"] == "event_onset_200ms_fms"
+    assert set(fold["details"]["postprocessing"]) == {"median_filter_ms", "min_duration"}
+    assert set(fold["details"]["test"]["event_onset_200ms_fms"]) == {
+        "f_measure",
+        "precision",
+        "recall",
+    }
+    assert record["test_score"] > 0.5  # tones filling the clip: onsets at 0 are easy
+
+
+def test_scene_metric_on_event_task_names_the_field(tmp_path: Path) -> None:
+    path = write_task(tmp_path, "toyev-1.0.0-full")
+    _retarget(path, embedding_type="event", prediction_type="multilabel", evaluation=["top1_acc"])
+    for split in ("train", "valid", "test"):
+        (path / f"{split}.json").write_text(json.dumps({f"{i}.wav": [] for i in range(4)}))
+    result = hear("run", "--model-module", "numpy_logmel", "--tasks-dir", str(tmp_path))
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert "task_metadata.json: field 'evaluation': top1_acc is a scene metric" in line
+
+
+def test_missing_audio_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    path = write_task(tmp_path)
+    (path / "16000" / "valid" / "2.wav").unlink()
+    result = hear("run", "--model-module", "numpy_logmel", "--tasks-dir", str(tmp_path),
+                  "--results-dir", str(tmp_path / "r"))  # fmt: skip
+    assert result.returncode == 1
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "16000/valid/2.wav: audio file is missing" in errors[0]
