@@ -12,7 +12,8 @@ def scores_table(records: list[RunRecord]) -> Table:
     metrics: list[str] = []
     for r in records:
         metrics += [m for m in r.scores["test"] if m not in metrics]
-    table = Table(title="HEAR results (test split; * primary metric)", header_style="bold")
+    title = "HEAR results (test split; * primary metric, ± its std over folds)"
+    table = Table(title=title, header_style="bold")
     table.add_column("model", no_wrap=True)
     table.add_column("task", no_wrap=True)
     for metric in metrics:
@@ -24,7 +25,8 @@ def scores_table(records: list[RunRecord]) -> Table:
         for metric in metrics:
             value = r.scores["test"].get(metric)
             star = "*" if metric == r.primary_metric else ""
-            cells.append("—" if value is None else f"{value:.3f}{star}")
+            spread = f"±{r.test_score_std:.3f}" if star and r.test_score_std is not None else ""
+            cells.append("—" if value is None else f"{value:.3f}{spread}{star}")
         table.add_row(
             r.model.name,
             r.task.name,
