@@ -22,6 +22,10 @@ _TASKS = [
      "environment", "event", "multilabel", "trainvaltest"),
     ("sound_mix", "Which desktop sounds (message, error, ringtone...) a 2 s mix holds",
      "environment", "scene", "multilabel", "new_split_kfold"),
+    ("pitch", "Which note (MIDI 48-83) a GM instrument plays; test instruments unseen",
+     "music", "scene", "multiclass", "presplit_kfold"),
+    ("drums", "Which drum (kick, snare, hi-hat, tom, crash, ride, clap) a stroke is; folds by kit",
+     "music", "scene", "multiclass", "presplit_kfold"),
 ]  # fmt: skip
 
 

@@ -1,0 +1,301 @@
+"""mini_drums: k-fold layout, audio format, class mapping, kit-disjoint folds with every
+class in every fold, reuse, determinism."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from hear_mini import drums as dr
+
+FOLDS = tuple(f"fold{i:02d}" for i in range(5))
+RATE = 16000
+
+
+def _installed() -> bool:
+    return all(
+        (dr.KITS_DIR / k / "drumkit.xml").is_file() for ks in dr.KIT_FOLDS.values() for k in ks
+    )
+
+
+needs_kits = pytest.mark.skipif(not _installed(), reason="hydrogen-drumkits not installed")
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The smoke-scale folder, generated once for this module (skipped without the kits)."""
+    if not _installed():
+        pytest.skip("hydrogen-drumkits not installed")
+    return dr.prepare(tmp_path_factory.mktemp("tasks"), "smoke", progress=False)
+
+
+def _wavs(task: Path, fold: str) -> list[Path]:
+    return sorted((task / str(RATE) / fold).glob("*.wav"))
+
+
+def _labels(task: Path, fold: str) -> dict[str, list[str]]:
+    return json.loads((task / f"{fold}.json").read_text())
+
+
+def _metadata(task: Path) -> dict:
+    return json.loads((task / "task_metadata.json").read_text())
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def test_layout_and_metadata(task: Path) -> None:
+    assert task.name == "mini_drums-1.0.0-smoke" == dr.folder_name("smoke")
+    assert sorted(p.name for p in task.iterdir()) == sorted(
+        [".complete", "16000", "labelvocabulary.csv", "task_metadata.json"]
+        + [f"{f}.json" for f in FOLDS]
+    )
+    assert sorted(p.name for p in (task / "16000").iterdir()) == list(FOLDS)
+    meta = _metadata(task)
+    assert {k: v for k, v in meta.items() if k != "generator"} == {
+        "task_name": "mini_drums",
+        "version": "1.0.0",
+        "embedding_type": "scene",
+        "prediction_type": "multiclass",
+        "split_mode": "presplit_kfold",
+        "nfolds": 5,
+        "sample_duration": 1.0,
+        "evaluation": ["top1_acc", "mAP"],
+        "mode": "smoke",
+        "sample_rates": [16000],
+    }
+    generator = meta["generator"]
+    assert generator["packages"]["hydrogen-drumkits"][0].isdigit()
+    assert "/tmp" not in json.dumps(meta)  # no machine-specific paths
+    assert generator["layers"] == "loudest"
+    rows = list(csv.reader((task / "labelvocabulary.csv").open()))
+    assert rows == [["idx", "label"]] + [[str(i), c] for i, c in enumerate(dr.CLASSES)]
+
+
+def test_runner_reads_the_folder(task: Path) -> None:
+    from runner.tasks.folder import Task
+
+    read = Task(task)
+    assert read.sample_rates == [RATE]
+    assert read.vocabulary == list(dr.CLASSES)
+    assert read.splits == FOLDS
+    assert [f.test for f in read.folds] == list(FOLDS)
+    assert sum(len(read.clips(f)) for f in FOLDS) >= 120
+    assert set(read.targets("fold00").sum(axis=1)) == {1.0}
+
+
+@pytest.mark.parametrize("fold", FOLDS)
+def test_split_json_keys_match_the_wavs(task: Path, fold: str) -> None:
+    labels = _labels(task, fold)
+    assert list(labels) == sorted(labels)
+    assert set(labels) == {p.name for p in _wavs(task, fold)}
+    for name, value in labels.items():
+        assert isinstance(value, list) and len(value) == 1 and value[0] in dr.CLASSES
+        assert name.endswith(f"_{value[0]}.wav")  # the file name says which drum it is
+        assert all(c.isalnum() or c in "._-" for c in name)
+
+
+def test_every_wav_is_mono_16bit_one_second(task: Path) -> None:
+    wavs = [w for f in FOLDS for w in _wavs(task, f)]
+    for wav in wavs:
+        info = sf.info(wav)
+        assert (info.format, info.subtype, info.channels) == ("WAV", "PCM_16", 1), wav.name
+        assert (info.samplerate, info.frames) == (RATE, RATE), wav.name
+
+
+def test_every_class_in_every_fold(task: Path) -> None:
+    for fold in FOLDS:
+        counts = Counter(label for value in _labels(task, fold).values() for label in value)
+        assert sorted(counts) == sorted(dr.CLASSES), fold
+
+
+@needs_kits
+def test_full_scale_has_every_layer_and_every_class_in_every_fold() -> None:
+    full, smoke = dr.plan("full"), dr.plan("smoke")
+    assert sum(map(len, full.values())) >= 2 * sum(map(len, smoke.values()))
+    for fold in FOLDS:
+        assert {s.label for s in full[fold]} == set(dr.CLASSES), fold
+        assert set(smoke[fold]) <= set(full[fold])
+
+
+def test_folds_are_disjoint_by_kit(task: Path) -> None:
+    generator = _metadata(task)["generator"]
+    assert generator["kit_folds"] == {f: list(k) for f, k in dr.KIT_FOLDS.items()}
+    kits = [k for ks in dr.KIT_FOLDS.values() for k in ks]
+    assert len(kits) == len(set(kits)) == 13
+    for fold in FOLDS:  # and each clip really comes from its fold's kits
+        sources = generator["clip_sources"][fold]
+        assert set(sources) == {w.name for w in _wavs(task, fold)}
+        assert {path.split("/")[0] for path in sources.values()} == set(dr.KIT_FOLDS[fold])
+
+
+def test_no_recording_is_in_two_folds(task: Path) -> None:
+    """Onset-aligned clips of one recording correlate near 1 (Gimme A Hand's clap and
+    The Black Pearl's do, so they share a fold); different drums stay well below."""
+    clips, folds = [], []
+    for fold in FOLDS:
+        for wav in _wavs(task, fold):
+            clips.append(sf.read(wav)[0][: RATE // 2])
+            folds.append(fold)
+    x = np.array(clips)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    similarity = np.abs(x @ x.T)
+    same = np.array(folds)[:, None] == np.array(folds)[None, :]
+    assert similarity[~same].max() < 0.9
+
+
+def test_clips_start_at_the_stroke_and_are_normalized(task: Path) -> None:
+    for fold in FOLDS:
+        for wav in _wavs(task, fold):
+            audio, _ = sf.read(wav, dtype="float32")
+            assert abs(float(np.abs(audio).max()) - 0.9) < 1e-3, wav.name
+            onset = int(np.argmax(np.abs(audio) > 0.01 * 0.9)) / RATE
+            assert onset < 0.005, wav.name
+            assert abs(float(audio[-1])) < 1e-3, wav.name  # faded out
+
+
+def test_labels_sound_like_their_class(task: Path) -> None:
+    """Kicks are low, hi-hats and cymbals bright: the spectral centroid of the first
+    quarter second, fold by fold."""
+    centroids: dict[tuple[str, str], list[float]] = {}
+    freqs = np.fft.rfftfreq(RATE // 4, 1 / RATE)
+    for fold in FOLDS:
+        for name, (label,) in _labels(task, fold).items():
+            audio, _ = sf.read(task / str(RATE) / fold / name)
+            power = np.abs(np.fft.rfft(audio[: RATE // 4])) ** 2
+            centroids.setdefault((fold, label), []).append(
+                float((power * freqs).sum() / power.sum())
+            )
+    for fold in FOLDS:
+        assert np.median(centroids[fold, "kick"]) < 250, fold
+        metal = [
+            c
+            for label in ("closed_hihat", "open_hihat", "crash", "ride")
+            for c in centroids[fold, label]
+        ]
+        assert np.median(metal) > 1000, fold
+
+
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ('Kick (Tama Superstar 22")', "kick"),
+        ("BassDrum", "kick"),
+        ("c3 - bass drum 1", "kick"),
+        ("Snare1", "snare"),
+        ("Pearl Snare Rimshot", "snare"),
+        ("Snare (Pearl Free Floating Maple 14x3.5)", "snare"),
+        ("Closed HH 2", "closed_hihat"),
+        ("Hi Hat Closed", "closed_hihat"),
+        ("VariBreaks Hat 1 Cl", "closed_hihat"),
+        ("Hi Hat Opened", "open_hihat"),
+        ("Hat Op Phaser", "open_hihat"),
+        ("Side OHH", "open_hihat"),
+        ("Pearl Tom Floor", "tom"),
+        ("tomhi2", "tom"),
+        ("Crash Left", "crash"),
+        ("crash20inch--2", "crash"),
+        ('Ride Bow (Custom, Zagrebin 22")', "ride"),
+        ("Paiste Ride Flink", "ride"),
+        ("d#3 - clap", "clap"),
+        ("Hand Clap", "clap"),
+        ("Pedal HH", None),
+        ("Sabian Hat Semi-Open", None),
+        ("Hi Hat Free", None),
+        ("Snare Roll", None),
+        ("Ride Bell", None),
+        ("ride-crash20inch", None),
+        ('Crash/Ride (Paiste Rude Crash/Ride 18")', None),
+        ("Pearl Side Stick", None),
+        ("Cowbell", None),
+        ("Djembe1 Bass", None),
+        ("Zildjian Splash", None),
+        ("Sample: beats_01-10.flac", None),
+    ],
+)
+def test_instrument_names_map_to_classes(name: str, label: str | None) -> None:
+    assert dr.classify(name) == label
+
+
+def _write_kit(root: Path, kit: str, xml: str, files: list[str]) -> None:
+    (root / kit).mkdir(parents=True)
+    (root / kit / "drumkit.xml").write_text(xml)
+    for file in files:
+        sf.write(root / kit / file, np.zeros(100), 44100)
+
+
+def test_kits_old_and_new_formats_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Layers (namespaced kits, the loudest first at smoke) and one file per instrument
+    (old kits); a file shared by two classes is left out, by one class kept once."""
+    layered = """<drumkit_info xmlns="http://www.hydrogen-music.org/drumkit"><instrumentList>
+      <instrument><name>Kick</name>
+        <layer><filename>k-soft.wav</filename><min>0</min><max>0.5</max></layer>
+        <layer><filename>k-hard.wav</filename><min>0.5</min><max>1</max></layer>
+      </instrument>
+      <instrument><name>Tom Hi</name><layer><filename>t.wav</filename><max>1</max></layer></instrument>
+      <instrument><name>Tom Mid</name><layer><filename>t.wav</filename><max>1</max></layer></instrument>
+      <instrument><name>Cowbell</name><layer><filename>c.wav</filename></layer></instrument>
+    </instrumentList></drumkit_info>"""
+    old = """<drumkit_info><instrumentList>
+      <instrument><name>Snare</name><filename>s.flac</filename></instrument>
+      <instrument><name>Clap</name><filename>s.flac</filename></instrument>
+      <instrument><name>Open HH</name><filename>o.flac</filename></instrument>
+    </instrumentList></drumkit_info>"""
+    _write_kit(tmp_path, "new", layered, ["k-soft.wav", "k-hard.wav", "t.wav", "c.wav"])
+    _write_kit(tmp_path, "old", old, [])
+    monkeypatch.setattr(dr, "KITS_DIR", tmp_path)
+    assert [(s.file, s.label, s.instrument) for s in dr.kit_strokes("new", "full")] == [
+        ("k-hard.wav", "kick", "Kick"),
+        ("k-soft.wav", "kick", "Kick"),
+        ("t.wav", "tom", "Tom Hi"),
+    ]
+    assert [s.file for s in dr.kit_strokes("new", "smoke")] == ["k-hard.wav", "t.wav"]
+    assert [(s.file, s.label) for s in dr.kit_strokes("old", "full")] == [("o.flac", "open_hihat")]
+
+
+def test_second_prepare_reuses_the_folder_without_the_kits(
+    task: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    before = {p: p.stat().st_mtime_ns for p in task.rglob("*")}
+    monkeypatch.setattr(dr, "KITS_DIR", tmp_path)  # no kit could be read
+    start = time.perf_counter()
+    assert dr.prepare(task.parent, "smoke", progress=False) == task
+    assert time.perf_counter() - start < 0.5
+    assert {p: p.stat().st_mtime_ns for p in task.rglob("*")} == before
+
+
+def test_rebuild_replaces_a_stale_folder_byte_identically(task: Path, tmp_path: Path) -> None:
+    stale = tmp_path / dr.folder_name("smoke")
+    stale.mkdir()
+    (stale / ".complete").write_text("parameters of an older generator\n")
+    (stale / "leftover.wav").write_bytes(b"")
+    assert dr.prepare(tmp_path, "smoke", progress=False) == stale
+    assert _tree(stale) == _tree(task)  # same bytes, leftover gone
+    assert [p.name for p in tmp_path.iterdir()] == [stale.name]  # no temporary folders left
+
+
+def test_missing_kits_are_an_actionable_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dr, "KITS_DIR", tmp_path / "drumkits")
+    with pytest.raises(
+        RuntimeError,
+        match=r"^Hydrogen drum kits not found in .*drumkits: install them with "
+        r"'apt-get install hydrogen-drumkits' to prepare mini_drums$",
+    ):
+        dr.prepare(tmp_path / "tasks", "smoke", progress=False)
+    assert not any((tmp_path / "tasks").iterdir())  # nothing half-written
+
+
+def test_unknown_scale_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="smoke, full"):
+        dr.prepare(tmp_path, "huge", progress=False)
