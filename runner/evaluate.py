@@ -25,7 +25,7 @@ from runner.engines.base import Engine, ModelSource, RunningModel
 from runner.errors import HearError
 from runner.events import EventScoring, frame_targets
 from runner.metrics import Metric, get_metric
-from runner.probes.mlp import MLPConfig, train_mlp
+from runner.probes.mlp import MLPConfig, config_for_task, train_mlp
 from runner.results.records import FoldResult, ModelInfo, ProbeInfo, RunRecord, TaskInfo
 from runner.tasks.folder import Fold, Task
 
@@ -85,6 +85,9 @@ def evaluate_task(
             embedded[split] = embed_split(client, task, split, batch_size, on_batch=advance)
     metrics = [get_metric(name) for name in task.metadata.evaluation]
     primary = metrics[0]
+    probe_config = config_for_task(
+        probe_config, task.metadata.task_name, task.metadata.evaluation_params
+    )
     folds = [_evaluate_fold(task, fold, embedded, metrics, probe_config) for fold in task.folds]
     means = {
         role: {m.name: float(np.mean([f.scores[role][m.name] for f in folds])) for m in metrics}
@@ -116,9 +119,9 @@ def evaluate_task(
         ),
         probe=ProbeInfo(
             config=probe_config.model_dump(),
-            selection_metric="valid frame BCE"
-            if task.metadata.embedding_type == "event"
-            else primary.name,
+            selection_metric=primary.name
+            if task.metadata.use_scoring_for_early_stopping is not False
+            else "validation loss",
         ),
         primary_metric=primary.name,
         test_score=means["test"][primary.name],

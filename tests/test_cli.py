@@ -195,3 +195,23 @@ def test_missing_audio_file_is_one_line_naming_it(tmp_path: Path) -> None:
     assert result.returncode == 1
     errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "16000/valid/2.wav: audio file is missing" in errors[0]
+
+
+def test_task_specific_param_grid_and_variable_length_clips(tmp_path: Path) -> None:
+    path = write_task(tmp_path / "tasks", "toyvar-1.0.0-full")
+    _retarget(path, sample_duration=None, use_scoring_for_early_stopping=False,
+              evaluation_params={"task_specific_param_grid": {"max_epochs": [7], "check_val_every_n_epoch": [1]}})  # fmt: skip
+    import soundfile as sf
+
+    audio, rate = sf.read(path / "16000" / "test" / "1.wav")
+    sf.write(path / "16000" / "test" / "1.wav", audio[: rate // 4], rate)  # a shorter clip
+    result = hear("run", "--model-module", "numpy_logmel", "--tasks-dir", str(tmp_path / "tasks"),
+                  "--results-dir", str(tmp_path / "r"), "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    [record] = json.loads(result.stdout)
+    assert (
+        record["probe"]["config"]["max_epochs"] == 7
+        and record["probe"]["config"]["check_every"] == 1
+    )
+    assert record["probe"]["selection_metric"] == "validation loss"
+    assert record["folds"][0]["epochs_trained"] <= 7

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -131,3 +131,39 @@ def train_mlp(
     probe.best_valid_score = float(best)
     probe.seconds = time.perf_counter() - started
     return probe
+
+
+# heareval's names for the probe settings a task may override, and ours.
+_HEAREVAL_KEYS = {
+    "hidden_layers": "hidden_layers",
+    "hidden_dim": "hidden_dim",
+    "dropout": "dropout",
+    "lr": "lr",
+    "batch_size": "batch_size",
+    "max_epochs": "max_epochs",
+    "patience": "patience",
+    "check_val_every_n_epoch": "check_every",
+}
+# heareval's built-in per-task overrides (sed_eval is slow on this task's validation).
+_TASK_OVERRIDES: dict[str, dict[str, list[Any]]] = {
+    "dcase2016_task2": {"check_val_every_n_epoch": [10]}
+}
+
+
+def config_for_task(
+    base: MLPConfig, task_name: str, evaluation_params: dict[str, Any]
+) -> MLPConfig:
+    """``base`` with the task's ``task_specific_param_grid`` applied, as heareval updates its grid.
+
+    Grid values are lists; this single-configuration probe takes the first of each.
+    """
+    grid = {
+        **_TASK_OVERRIDES.get(task_name, {}),
+        **evaluation_params.get("task_specific_param_grid", {}),
+    }
+    update = {
+        _HEAREVAL_KEYS[k]: v[0] if isinstance(v, list) else v
+        for k, v in grid.items()
+        if k in _HEAREVAL_KEYS
+    }
+    return base.model_copy(update=update)
