@@ -82,3 +82,28 @@ def write_vocabulary(folder: Path, labels: Sequence[str]) -> None:
 
 def write_metadata(folder: Path, metadata: Mapping[str, Any]) -> None:
     (folder / "task_metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+
+
+def run_jobs(
+    fn: Callable[..., None], jobs: Sequence[tuple[Any, ...]], description: str, progress: bool
+) -> None:
+    """``fn(*job)`` for every job on threads (the work is in subprocesses or numpy), with a bar.
+
+    The first failure cancels the jobs not yet started and is raised.
+    """
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from rich.progress import Progress
+
+    workers = min(32, (os.cpu_count() or 2) + 2)
+    with Progress(disable=not progress) as bar, ThreadPoolExecutor(max_workers=workers) as pool:
+        task = bar.add_task(description, total=len(jobs))
+        futures = [pool.submit(fn, *job) for job in jobs]
+        try:
+            for future in as_completed(futures):
+                future.result()
+                bar.advance(task)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise

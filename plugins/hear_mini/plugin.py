@@ -18,6 +18,8 @@ from runner.tasks.sources import TaskSource
 _TASKS = [
     ("spoken_digits", "Spoken digits zero-nine by espeak-ng voices; test voices unseen in training",
      "speech", "scene", "multiclass", "trainvaltest"),
+    ("spoken_language", "Which of ten languages a phrase of numbers is spoken in",
+     "speech", "scene", "multiclass", "trainvaltest"),
     ("sound_events", "Desktop event sounds (shutter, message, error...) to detect in time",
      "environment", "event", "multilabel", "trainvaltest"),
     ("sound_mix", "Which desktop sounds (message, error, ringtone...) a 2 s mix holds",

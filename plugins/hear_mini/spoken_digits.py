@@ -8,11 +8,9 @@ Debian package, is deterministic (same espeak-ng, same bytes) and takes seconds.
 from __future__ import annotations
 
 import io
-import os
 import re
 import shutil
 import subprocess
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -129,7 +127,7 @@ def _espeak(*args: str) -> bytes:
     return done.stdout
 
 
-def _check_espeak(plan: dict[str, list[Setting]]) -> str:
+def check_espeak(plan: dict[str, list[Setting]], task: str = TASK_NAME) -> str:
     """espeak-ng's version, after checking that it has every variant the plan uses."""
     if shutil.which("espeak-ng") is None:
         raise RuntimeError(_MISSING_ESPEAK)
@@ -138,7 +136,7 @@ def _check_espeak(plan: dict[str, list[Setting]]) -> str:
     if missing:
         raise RuntimeError(
             f"espeak-ng lacks the voice variants {', '.join(missing)} (see "
-            f"'espeak-ng --voices=variant'); {TASK_NAME} needs espeak-ng >= 1.51"
+            f"'espeak-ng --voices=variant'); {task} needs espeak-ng >= 1.51"
         )
     # "eSpeak NG text-to-speech: 1.51  Data at: <path>": keep the version, not the path,
     # so the metadata (and the runner's task hash) do not depend on the machine.
@@ -147,8 +145,10 @@ def _check_espeak(plan: dict[str, list[Setting]]) -> str:
     return found.group(1) if found else banner
 
 
-def _render(setting: Setting, word: str, sample_rate: int) -> np.ndarray:
-    """One word, starting near 0 s, exactly SAMPLE_DURATION long, peak at PEAK."""
+def render(
+    setting: Setting, word: str, sample_rate: int, duration: float = SAMPLE_DURATION
+) -> np.ndarray:
+    """``word`` spoken, starting near 0 s, exactly ``duration`` seconds long, peak at PEAK."""
     wav = _espeak(
         "-v", setting.voice, "-s", str(setting.speed), "-p", str(setting.pitch), "--stdout", word
     )
@@ -163,7 +163,7 @@ def _render(setting: Setting, word: str, sample_rate: int) -> np.ndarray:
         audio = audio[max(0, onset - rate // 100) :]
     if rate != sample_rate:
         audio = soxr.resample(audio, rate, sample_rate, "HQ")
-    n = round(SAMPLE_DURATION * sample_rate)
+    n = round(duration * sample_rate)
     audio = np.pad(audio[:n], (0, max(0, n - len(audio))))
     peak = float(np.abs(audio).max())
     return (audio * (PEAK / peak) if peak > 0 else audio).astype(np.float32)
@@ -173,34 +173,18 @@ def _write_folder(
     folder: Path, plan: dict[str, list[Setting]], sample_rate: int, scale: str, progress: bool
 ) -> None:
     """Render every clip into ``folder`` and write the hear-preprocess metadata files."""
-    from rich.progress import Progress
 
-    version = _check_espeak(plan)
+    version = check_espeak(plan)
     jobs = [(split, s, digit) for split, items in plan.items() for s in items for digit in DIGITS]
     for split in plan:
         (folder / str(sample_rate) / split).mkdir(parents=True)
 
-    def render(split: str, setting: Setting, digit: str) -> None:
-        audio = _render(setting, digit, sample_rate)
+    def render_clip(split: str, setting: Setting, digit: str) -> None:
+        audio = render(setting, digit, sample_rate)
         path = folder / str(sample_rate) / split / setting.file_name(digit)
         layout.write_wav(path, audio, sample_rate)
 
-    # espeak-ng runs as subprocesses, so threads give real parallelism.
-    workers = min(32, (os.cpu_count() or 2) + 2)
-    with (
-        Progress(disable=not progress) as bar,
-        ThreadPoolExecutor(max_workers=workers) as pool,
-    ):
-        task = bar.add_task(f"Preparing {TASK_NAME} ({scale})", total=len(jobs))
-        futures = [pool.submit(render, *job) for job in jobs]
-        try:
-            for future in as_completed(futures):
-                future.result()
-                bar.advance(task)
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+    layout.run_jobs(render_clip, jobs, f"Preparing {TASK_NAME} ({scale})", progress)
 
     for split, items in plan.items():
         layout.write_split(folder, split, {s.file_name(d): [d] for s in items for d in DIGITS})
