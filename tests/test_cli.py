@@ -215,3 +215,14 @@ def test_task_specific_param_grid_and_variable_length_clips(tmp_path: Path) -> N
     )
     assert record["probe"]["selection_metric"] == "validation loss"
     assert record["folds"][0]["epochs_trained"] <= 7
+
+
+def test_mini_suite_covers_every_domain_and_shape(tmp_path: Path) -> None:
+    listed = json.loads(hear("tasks", "list", "--json", "--tasks-dir", str(tmp_path)).stdout)
+    mini = [t for t in listed if t["suite"] == "mini"]
+    assert len(mini) >= 6
+    assert {t["domain"] for t in mini} == {"speech", "environment", "music"}
+    assert {t["embedding_type"] for t in mini} == {"scene", "event"}
+    assert {t["prediction_type"] for t in mini} == {"multiclass", "multilabel"}
+    assert {"trainvaltest"} < {t["split_mode"] for t in mini}  # and a k-fold mode
+    assert len([t for t in listed if t["suite"] == "hear2021"]) == 19
