@@ -88,7 +88,12 @@ def evaluate_task(
     probe_config = config_for_task(
         probe_config, task.metadata.task_name, task.metadata.evaluation_params
     )
-    folds = [_evaluate_fold(task, fold, embedded, metrics, probe_config) for fold in task.folds]
+    folds = []
+    with _progress(console, unit="folds") as progress:
+        bar = progress.add_task(f"{task.name} · probe", total=len(task.folds))
+        for fold in task.folds:
+            folds.append(_evaluate_fold(task, fold, embedded, metrics, probe_config))
+            progress.advance(bar)
     means = {
         role: {m.name: float(np.mean([f.scores[role][m.name] for f in folds])) for m in metrics}
         for role in ("valid", "test")
@@ -245,12 +250,12 @@ def _score_with_labels(
     return metric.score(targets, scores, labels)
 
 
-def _progress(console: Console) -> Progress:
+def _progress(console: Console, unit: str = "clips") -> Progress:
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("clips"),
+        TextColumn(unit),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
