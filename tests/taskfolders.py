@@ -39,3 +39,23 @@ def write_task(
             labels[f"{i}.wav"] = [label]
         (path / f"{split}.json").write_text(json.dumps(labels))
     return path
+
+
+def wavs(task: Path, split: str, rate: int = 16000) -> list[Path]:
+    """The split's audio files at ``rate``, sorted."""
+    return sorted((task / str(rate) / split).glob("*.wav"))
+
+
+def split_labels(task: Path, split: str) -> dict:
+    return json.loads((task / f"{split}.json").read_text())
+
+
+def metadata(task: Path) -> dict:
+    return json.loads((task / "task_metadata.json").read_text())
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` with its bytes: equal trees are byte-identical builds."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from hear_mini import drums as dr
+from taskfolders import metadata, split_labels, tree, wavs
 
 FOLDS = tuple(f"fold{i:02d}" for i in range(5))
 RATE = 16000
@@ -35,32 +36,14 @@ def task(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dr.prepare(tmp_path_factory.mktemp("tasks"), "smoke", progress=False)
 
 
-def _wavs(task: Path, fold: str) -> list[Path]:
-    return sorted((task / str(RATE) / fold).glob("*.wav"))
-
-
-def _labels(task: Path, fold: str) -> dict[str, list[str]]:
-    return json.loads((task / f"{fold}.json").read_text())
-
-
-def _metadata(task: Path) -> dict:
-    return json.loads((task / "task_metadata.json").read_text())
-
-
-def _tree(folder: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
-    }
-
-
-def test_layout_and_metadata(task: Path) -> None:
+def test_layout_andmetadata(task: Path) -> None:
     assert task.name == "mini_drums-1.0.0-smoke" == dr.folder_name("smoke")
     assert sorted(p.name for p in task.iterdir()) == sorted(
         [".complete", "16000", "labelvocabulary.csv", "task_metadata.json"]
         + [f"{f}.json" for f in FOLDS]
     )
     assert sorted(p.name for p in (task / "16000").iterdir()) == list(FOLDS)
-    meta = _metadata(task)
+    meta = metadata(task)
     assert {k: v for k, v in meta.items() if k != "generator"} == {
         "task_name": "mini_drums",
         "version": "1.0.0",
@@ -94,10 +77,10 @@ def test_runner_reads_the_folder(task: Path) -> None:
 
 
 @pytest.mark.parametrize("fold", FOLDS)
-def test_split_json_keys_match_the_wavs(task: Path, fold: str) -> None:
-    labels = _labels(task, fold)
+def test_split_json_keys_match_thewavs(task: Path, fold: str) -> None:
+    labels = split_labels(task, fold)
     assert list(labels) == sorted(labels)
-    assert set(labels) == {p.name for p in _wavs(task, fold)}
+    assert set(labels) == {p.name for p in wavs(task, fold)}
     for name, value in labels.items():
         assert isinstance(value, list) and len(value) == 1 and value[0] in dr.CLASSES
         assert name.endswith(f"_{value[0]}.wav")  # the file name says which drum it is
@@ -105,8 +88,8 @@ def test_split_json_keys_match_the_wavs(task: Path, fold: str) -> None:
 
 
 def test_every_wav_is_mono_16bit_one_second(task: Path) -> None:
-    wavs = [w for f in FOLDS for w in _wavs(task, f)]
-    for wav in wavs:
+    files = [w for f in FOLDS for w in wavs(task, f)]
+    for wav in files:
         info = sf.info(wav)
         assert (info.format, info.subtype, info.channels) == ("WAV", "PCM_16", 1), wav.name
         assert (info.samplerate, info.frames) == (RATE, RATE), wav.name
@@ -114,7 +97,7 @@ def test_every_wav_is_mono_16bit_one_second(task: Path) -> None:
 
 def test_every_class_in_every_fold(task: Path) -> None:
     for fold in FOLDS:
-        counts = Counter(label for value in _labels(task, fold).values() for label in value)
+        counts = Counter(label for value in split_labels(task, fold).values() for label in value)
         assert sorted(counts) == sorted(dr.CLASSES), fold
 
 
@@ -128,13 +111,13 @@ def test_full_scale_has_every_layer_and_every_class_in_every_fold() -> None:
 
 
 def test_folds_are_disjoint_by_kit(task: Path) -> None:
-    generator = _metadata(task)["generator"]
+    generator = metadata(task)["generator"]
     assert generator["kit_folds"] == {f: list(k) for f, k in dr.KIT_FOLDS.items()}
     kits = [k for ks in dr.KIT_FOLDS.values() for k in ks]
     assert len(kits) == len(set(kits)) == 13
     for fold in FOLDS:  # and each clip really comes from its fold's kits
         sources = generator["clip_sources"][fold]
-        assert set(sources) == {w.name for w in _wavs(task, fold)}
+        assert set(sources) == {w.name for w in wavs(task, fold)}
         assert {path.split("/")[0] for path in sources.values()} == set(dr.KIT_FOLDS[fold])
 
 
@@ -143,7 +126,7 @@ def test_no_recording_is_in_two_folds(task: Path) -> None:
     The Black Pearl's do, so they share a fold); different drums stay well below."""
     clips, folds = [], []
     for fold in FOLDS:
-        for wav in _wavs(task, fold):
+        for wav in wavs(task, fold):
             clips.append(sf.read(wav)[0][: RATE // 2])
             folds.append(fold)
     x = np.array(clips)
@@ -155,7 +138,7 @@ def test_no_recording_is_in_two_folds(task: Path) -> None:
 
 def test_clips_start_at_the_stroke_and_are_normalized(task: Path) -> None:
     for fold in FOLDS:
-        for wav in _wavs(task, fold):
+        for wav in wavs(task, fold):
             audio, _ = sf.read(wav, dtype="float32")
             assert abs(float(np.abs(audio).max()) - 0.9) < 1e-3, wav.name
             onset = int(np.argmax(np.abs(audio) > 0.01 * 0.9)) / RATE
@@ -169,7 +152,7 @@ def test_labels_sound_like_their_class(task: Path) -> None:
     centroids: dict[tuple[str, str], list[float]] = {}
     freqs = np.fft.rfftfreq(RATE // 4, 1 / RATE)
     for fold in FOLDS:
-        for name, (label,) in _labels(task, fold).items():
+        for name, (label,) in split_labels(task, fold).items():
             audio, _ = sf.read(task / str(RATE) / fold / name)
             power = np.abs(np.fft.rfft(audio[: RATE // 4])) ** 2
             centroids.setdefault((fold, label), []).append(
@@ -279,7 +262,7 @@ def test_rebuild_replaces_a_stale_folder_byte_identically(task: Path, tmp_path: 
     (stale / ".complete").write_text("parameters of an older generator\n")
     (stale / "leftover.wav").write_bytes(b"")
     assert dr.prepare(tmp_path, "smoke", progress=False) == stale
-    assert _tree(stale) == _tree(task)  # same bytes, leftover gone
+    assert tree(stale) == tree(task)  # same bytes, leftover gone
     assert [p.name for p in tmp_path.iterdir()] == [stale.name]  # no temporary folders left
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from hear_mini import pitch as pt
+from taskfolders import metadata, split_labels, tree, wavs
 
 FOLDS = tuple(f"fold{i:02d}" for i in range(5))
 RATE = 16000
@@ -35,24 +36,6 @@ def task(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not _installed():
         pytest.skip("fluidsynth or soundfonts not installed")
     return pt.prepare(tmp_path_factory.mktemp("tasks"), "smoke", progress=False)
-
-
-def _wavs(task: Path, fold: str) -> list[Path]:
-    return sorted((task / str(RATE) / fold).glob("*.wav"))
-
-
-def _labels(task: Path, fold: str) -> dict[str, list[str]]:
-    return json.loads((task / f"{fold}.json").read_text())
-
-
-def _metadata(task: Path) -> dict:
-    return json.loads((task / "task_metadata.json").read_text())
-
-
-def _tree(folder: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
-    }
 
 
 def _yin(audio: np.ndarray, rate: int, fmin: float = 50.0, fmax: float = 1500.0) -> float:
@@ -79,14 +62,14 @@ def _yin(audio: np.ndarray, rate: int, fmin: float = 50.0, fmax: float = 1500.0)
     return 69 + 12 * float(np.log2(rate / period / 440))
 
 
-def test_layout_and_metadata(task: Path) -> None:
+def test_layout_andmetadata(task: Path) -> None:
     assert task.name == "mini_pitch-1.0.0-smoke" == pt.folder_name("smoke")
     assert sorted(p.name for p in task.iterdir()) == sorted(
         [".complete", "16000", "labelvocabulary.csv", "task_metadata.json"]
         + [f"{f}.json" for f in FOLDS]
     )
     assert sorted(p.name for p in (task / "16000").iterdir()) == list(FOLDS)
-    meta = _metadata(task)
+    meta = metadata(task)
     assert {k: v for k, v in meta.items() if k != "generator"} == {
         "task_name": "mini_pitch",
         "version": "1.0.0",
@@ -130,10 +113,10 @@ def test_runner_reads_the_folder(task: Path) -> None:
 
 
 @pytest.mark.parametrize("fold", FOLDS)
-def test_split_json_keys_match_the_wavs(task: Path, fold: str) -> None:
-    labels = _labels(task, fold)
+def test_split_json_keys_match_thewavs(task: Path, fold: str) -> None:
+    labels = split_labels(task, fold)
     assert list(labels) == sorted(labels)
-    assert set(labels) == {p.name for p in _wavs(task, fold)}
+    assert set(labels) == {p.name for p in wavs(task, fold)}
     for name, value in labels.items():
         assert isinstance(value, list) and len(value) == 1
         assert name.endswith(f"_{value[0]}.wav")  # the file name says which note it is
@@ -141,9 +124,9 @@ def test_split_json_keys_match_the_wavs(task: Path, fold: str) -> None:
 
 
 def test_every_wav_is_mono_16bit_one_second(task: Path) -> None:
-    wavs = [w for f in FOLDS for w in _wavs(task, f)]
-    assert len(wavs) == 360
-    for wav in wavs:
+    files = [w for f in FOLDS for w in wavs(task, f)]
+    assert len(files) == 360
+    for wav in files:
         info = sf.info(wav)
         assert (info.format, info.subtype, info.channels) == ("WAV", "PCM_16", 1), wav.name
         assert (info.samplerate, info.frames) == (RATE, RATE), wav.name
@@ -152,7 +135,7 @@ def test_every_wav_is_mono_16bit_one_second(task: Path) -> None:
 def test_every_pitch_in_every_fold(task: Path) -> None:
     """Each instrument plays each pitch once: every class in every fold, balanced."""
     for fold in FOLDS:
-        counts = Counter(label for value in _labels(task, fold).values() for label in value)
+        counts = Counter(label for value in split_labels(task, fold).values() for label in value)
         assert counts == dict.fromkeys(pt.LABELS, 2), fold  # 2 soundfonts x 1 velocity
 
 
@@ -161,7 +144,7 @@ def test_notes_are_at_their_labelled_pitch(task: Path) -> None:
     and no detuned programs (checked on all clips of all instruments)."""
     errors = {}
     for fold in FOLDS:
-        for name, (label,) in _labels(task, fold).items():
+        for name, (label,) in split_labels(task, fold).items():
             audio, _ = sf.read(task / str(RATE) / fold / name)
             error = _yin(audio, RATE) - int(label)
             if abs(error) > 0.5:
@@ -171,7 +154,7 @@ def test_notes_are_at_their_labelled_pitch(task: Path) -> None:
 
 def test_clips_start_at_the_note_and_are_normalized(task: Path) -> None:
     for fold in FOLDS:
-        for wav in _wavs(task, fold):
+        for wav in wavs(task, fold):
             audio, _ = sf.read(wav, dtype="float32")
             assert abs(float(np.abs(audio).max()) - 0.9) < 1e-3, wav.name
             onset = int(np.argmax(np.abs(audio) > 0.02)) / RATE
@@ -183,13 +166,13 @@ def test_clips_start_at_the_note_and_are_normalized(task: Path) -> None:
 
 
 def test_folds_are_disjoint_by_instrument(task: Path) -> None:
-    folds = _metadata(task)["generator"]["folds"]
+    folds = metadata(task)["generator"]["folds"]
     programs = {f: {i["program"] for i in folds[f]} for f in FOLDS}
     assert all(len(p) == 1 for p in programs.values())
     assert len(set().union(*programs.values())) == 5  # no program in two folds
     for fold in FOLDS:
         assert {i["soundfont"] for i in folds[fold]} == set(pt.SOUNDFONTS)
-        used = {tuple(w.name.split("_")[:2]) for w in _wavs(task, fold)}
+        used = {tuple(w.name.split("_")[:2]) for w in wavs(task, fold)}
         assert used == {(i["soundfont"], f"p{i['program']:03d}") for i in folds[fold]}
 
 
@@ -248,7 +231,7 @@ def test_rebuild_replaces_a_stale_folder_byte_identically(task: Path, tmp_path: 
     (stale / ".complete").write_text("parameters of an older generator\n")
     (stale / "leftover.wav").write_bytes(b"")
     assert pt.prepare(tmp_path, "smoke", progress=False) == stale
-    assert _tree(stale) == _tree(task)  # same bytes, leftover gone
+    assert tree(stale) == tree(task)  # same bytes, leftover gone
     assert [p.name for p in tmp_path.iterdir()] == [stale.name]  # no temporary folders left
 
 

@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 from hear_mini import sound_events as se
 from hear_mini import sound_themes as st
+from taskfolders import metadata, split_labels, tree, wavs
 
 SPLITS = ("train", "valid", "test")
 RATE = 16000
@@ -32,36 +33,18 @@ def task(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return se.prepare(tmp_path_factory.mktemp("tasks"), "smoke", progress=False)
 
 
-def _wavs(task: Path, split: str) -> list[Path]:
-    return sorted((task / str(RATE) / split).glob("*.wav"))
-
-
-def _labels(task: Path, split: str) -> dict[str, list[dict]]:
-    return json.loads((task / f"{split}.json").read_text())
-
-
-def _metadata(task: Path) -> dict:
-    return json.loads((task / "task_metadata.json").read_text())
-
-
-def _tree(folder: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
-    }
-
-
 def _rms(audio: np.ndarray) -> float:
     return float(np.sqrt(np.mean(audio.astype(np.float64) ** 2)))
 
 
-def test_layout_and_metadata(task: Path) -> None:
+def test_layout_andmetadata(task: Path) -> None:
     assert task.name == "mini_sound_events-1.0.0-smoke" == se.folder_name("smoke")
     assert sorted(p.name for p in task.iterdir()) == sorted(
         [".complete", "16000", "labelvocabulary.csv", "task_metadata.json"]
         + [f"{s}.json" for s in SPLITS]
     )
     assert sorted(p.name for p in (task / "16000").iterdir()) == sorted(SPLITS)
-    meta = _metadata(task)
+    meta = metadata(task)
     assert {k: v for k, v in meta.items() if k != "generator"} == {
         "task_name": "mini_sound_events",
         "version": "1.0.0",
@@ -95,14 +78,14 @@ def test_runner_reads_the_folder(task: Path) -> None:
     assert [len(read.clips(s)) for s in SPLITS] == [120, 40, 40]
     assert all(clip.events for s in SPLITS for clip in read.clips(s))
     assert len(postprocessing_grid(read.metadata)) == 4
-    assert reference_events(read, "test") == _labels(task, "test")
+    assert reference_events(read, "test") == split_labels(task, "test")
 
 
 @pytest.mark.parametrize("split", SPLITS)
-def test_split_json_keys_match_the_wavs(task: Path, split: str) -> None:
-    labels = _labels(task, split)
+def test_split_json_keys_match_thewavs(task: Path, split: str) -> None:
+    labels = split_labels(task, split)
     assert list(labels) == sorted(labels)
-    assert set(labels) == {p.name for p in _wavs(task, split)}
+    assert set(labels) == {p.name for p in wavs(task, split)}
     for name, events in labels.items():
         assert name.startswith(f"{split}_")
         assert 1 <= len(events) <= 3, name
@@ -115,9 +98,9 @@ def test_split_json_keys_match_the_wavs(task: Path, split: str) -> None:
 
 
 def test_every_wav_is_mono_16bit_four_seconds(task: Path) -> None:
-    wavs = [w for s in SPLITS for w in _wavs(task, s)]
-    assert len(wavs) == 200
-    for wav in wavs:
+    files = [w for s in SPLITS for w in wavs(task, s)]
+    assert len(files) == 200
+    for wav in files:
         info = sf.info(wav)
         assert (info.format, info.subtype, info.channels) == ("WAV", "PCM_16", 1), wav.name
         assert (info.samplerate, info.frames) == (RATE, 4 * RATE), wav.name
@@ -125,11 +108,11 @@ def test_every_wav_is_mono_16bit_four_seconds(task: Path) -> None:
 
 def test_every_class_in_every_split(task: Path) -> None:
     for split in SPLITS:
-        counts = Counter(e["label"] for v in _labels(task, split).values() for e in v)
+        counts = Counter(e["label"] for v in split_labels(task, split).values() for e in v)
         assert sorted(counts) == sorted(se.CLASSES), split
         assert min(counts.values()) >= max(counts.values()) - 2, split  # dealt evenly
     overlapping = 0
-    for events in _labels(task, "train").values():
+    for events in split_labels(task, "train").values():
         spans = sorted((e["start"], e["end"]) for e in events)
         overlapping += any(b[0] < a[1] for a, b in itertools.pairwise(spans))
     assert 10 < overlapping < 110  # some events overlap, most clips do not
@@ -139,7 +122,7 @@ def test_events_are_labelled_where_the_audio_is_loud(task: Path) -> None:
     """Outside the events there is only the quiet background; inside, the sound."""
     checked = 0
     for split in SPLITS:
-        for name, events in _labels(task, split).items():
+        for name, events in split_labels(task, split).items():
             audio, _ = sf.read(task / str(RATE) / split / name)
             inside = np.zeros(len(audio), dtype=bool)
             for e in events:
@@ -153,7 +136,7 @@ def test_events_are_labelled_where_the_audio_is_loud(task: Path) -> None:
 
 
 def test_recordings_are_disjoint_across_splits(task: Path) -> None:
-    generator = _metadata(task)["generator"]
+    generator = metadata(task)["generator"]
     plan = generator["sources"]
     assert plan == st.plan_params(se.plan())
     for label in se.CLASSES:
@@ -166,8 +149,8 @@ def test_recordings_are_disjoint_across_splits(task: Path) -> None:
         assert not themes["valid"] & themes["test"], label
     for split in SPLITS:  # and each clip really uses its own split's recordings
         clips = generator["clip_sources"][split]
-        assert set(clips) == set(_labels(task, split))
-        for name, events in _labels(task, split).items():
+        assert set(clips) == set(split_labels(task, split))
+        for name, events in split_labels(task, split).items():
             assert set(clips[name]) == {e["label"] for e in events}
             for label, path in clips[name].items():
                 assert path in plan[split][label], (name, label)
@@ -236,7 +219,7 @@ def test_rebuild_replaces_a_stale_folder_byte_identically(task: Path, tmp_path: 
     (stale / ".complete").write_text("parameters of an older generator\n")
     (stale / "leftover.wav").write_bytes(b"")
     assert se.prepare(tmp_path, "smoke", progress=False) == stale
-    assert _tree(stale) == _tree(task)  # same bytes, leftover gone
+    assert tree(stale) == tree(task)  # same bytes, leftover gone
     assert [p.name for p in tmp_path.iterdir()] == [stale.name]  # no temporary folders left
 
 

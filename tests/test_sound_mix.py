@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 from hear_mini import sound_mix as sm
 from hear_mini import sound_themes as st
+from taskfolders import metadata, split_labels, tree, wavs
 
 FOLDS = tuple(f"fold{i:02d}" for i in range(5))
 RATE = 16000
@@ -28,32 +29,14 @@ def task(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sm.prepare(tmp_path_factory.mktemp("tasks"), "smoke", progress=False)
 
 
-def _wavs(task: Path, fold: str) -> list[Path]:
-    return sorted((task / str(RATE) / fold).glob("*.wav"))
-
-
-def _labels(task: Path, fold: str) -> dict[str, list[str]]:
-    return json.loads((task / f"{fold}.json").read_text())
-
-
-def _metadata(task: Path) -> dict:
-    return json.loads((task / "task_metadata.json").read_text())
-
-
-def _tree(folder: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
-    }
-
-
-def test_layout_and_metadata(task: Path) -> None:
+def test_layout_andmetadata(task: Path) -> None:
     assert task.name == "mini_sound_mix-1.0.0-smoke" == sm.folder_name("smoke")
     assert sorted(p.name for p in task.iterdir()) == sorted(
         [".complete", "16000", "labelvocabulary.csv", "task_metadata.json"]
         + [f"{f}.json" for f in FOLDS]
     )
     assert sorted(p.name for p in (task / "16000").iterdir()) == list(FOLDS)
-    meta = _metadata(task)
+    meta = metadata(task)
     assert {k: v for k, v in meta.items() if k != "generator"} == {
         "task_name": "mini_sound_mix",
         "version": "1.0.0",
@@ -89,10 +72,10 @@ def test_runner_reads_the_folder(task: Path) -> None:
 
 
 @pytest.mark.parametrize("fold", FOLDS)
-def test_split_json_keys_match_the_wavs(task: Path, fold: str) -> None:
-    labels = _labels(task, fold)
+def test_split_json_keys_match_thewavs(task: Path, fold: str) -> None:
+    labels = split_labels(task, fold)
     assert list(labels) == sorted(labels)
-    assert set(labels) == {p.name for p in _wavs(task, fold)}
+    assert set(labels) == {p.name for p in wavs(task, fold)}
     for name, value in labels.items():
         assert name.startswith(f"{fold}_")
         assert value == sorted(set(value)) and len(value) <= 3, name
@@ -100,9 +83,9 @@ def test_split_json_keys_match_the_wavs(task: Path, fold: str) -> None:
 
 
 def test_every_wav_is_mono_16bit_two_seconds(task: Path) -> None:
-    wavs = [w for f in FOLDS for w in _wavs(task, f)]
-    assert len(wavs) == 200
-    for wav in wavs:
+    files = [w for f in FOLDS for w in wavs(task, f)]
+    assert len(files) == 200
+    for wav in files:
         info = sf.info(wav)
         assert (info.format, info.subtype, info.channels) == ("WAV", "PCM_16", 1), wav.name
         assert (info.samplerate, info.frames) == (RATE, 2 * RATE), wav.name
@@ -111,7 +94,7 @@ def test_every_wav_is_mono_16bit_two_seconds(task: Path) -> None:
 def test_every_class_in_every_fold(task: Path) -> None:
     sizes: Counter[int] = Counter()
     for fold in FOLDS:
-        labels = _labels(task, fold).values()
+        labels = split_labels(task, fold).values()
         counts = Counter(label for value in labels for label in value)
         assert sorted(counts) == sorted(sm.CLASSES), fold
         assert min(counts.values()) >= max(counts.values()) - 2, fold  # dealt evenly
@@ -121,9 +104,9 @@ def test_every_class_in_every_fold(task: Path) -> None:
 
 def test_labels_are_the_sounds_in_the_mix(task: Path) -> None:
     """A clip without labels is only the quiet background; one with labels is loud."""
-    clip_sources = _metadata(task)["generator"]["clip_sources"]
+    clip_sources = metadata(task)["generator"]["clip_sources"]
     for fold in FOLDS:
-        for name, labels in _labels(task, fold).items():
+        for name, labels in split_labels(task, fold).items():
             assert sorted(clip_sources[fold][name]) == labels, name
             audio, _ = sf.read(task / str(RATE) / fold / name)
             level = 20 * np.log10(np.sqrt(np.mean(audio**2)))
@@ -134,7 +117,7 @@ def test_labels_are_the_sounds_in_the_mix(task: Path) -> None:
 
 
 def test_recordings_are_disjoint_across_folds(task: Path) -> None:
-    generator = _metadata(task)["generator"]
+    generator = metadata(task)["generator"]
     plan = generator["sources"]
     assert plan == st.plan_params(sm.plan())
     for label in sm.CLASSES:
@@ -179,7 +162,7 @@ def test_rebuild_replaces_a_stale_folder_byte_identically(task: Path, tmp_path: 
     (stale / ".complete").write_text("parameters of an older generator\n")
     (stale / "leftover.wav").write_bytes(b"")
     assert sm.prepare(tmp_path, "smoke", progress=False) == stale
-    assert _tree(stale) == _tree(task)  # same bytes, leftover gone
+    assert tree(stale) == tree(task)  # same bytes, leftover gone
     assert [p.name for p in tmp_path.iterdir()] == [stale.name]  # no temporary folders left
 
 

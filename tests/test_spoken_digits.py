@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from hear_mini import spoken_digits as sd
+from taskfolders import metadata, split_labels, tree, wavs
 
 SPLITS = ("train", "valid", "test")
 RATE = 16000
@@ -29,32 +30,14 @@ def task(request: pytest.FixtureRequest) -> Path:
     return request.getfixturevalue("digits_task")
 
 
-def _wavs(task: Path, split: str) -> list[Path]:
-    return sorted((task / str(RATE) / split).glob("*.wav"))
-
-
-def _labels(task: Path, split: str) -> dict[str, list[str]]:
-    return json.loads((task / f"{split}.json").read_text())
-
-
-def _metadata(task: Path) -> dict:
-    return json.loads((task / "task_metadata.json").read_text())
-
-
-def _tree(folder: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
-    }
-
-
-def test_layout_and_metadata(task: Path) -> None:
+def test_layout_andmetadata(task: Path) -> None:
     assert task.name == "mini_spoken_digits-1.0.0-smoke" == sd.folder_name("smoke")
     assert sorted(p.name for p in task.iterdir()) == sorted(
         [".complete", "16000", "labelvocabulary.csv", "task_metadata.json"]
         + [f"{s}.json" for s in SPLITS]
     )
     assert sorted(p.name for p in (task / "16000").iterdir()) == sorted(SPLITS)
-    meta = _metadata(task)
+    meta = metadata(task)
     assert {k: v for k, v in meta.items() if k != "generator"} == {
         "task_name": "mini_spoken_digits",
         "version": "1.0.0",
@@ -82,11 +65,11 @@ def test_runner_reads_the_folder(task: Path) -> None:
 
 
 @pytest.mark.parametrize("split", SPLITS)
-def test_split_json_keys_match_the_wavs(task: Path, split: str) -> None:
+def test_split_json_keys_match_thewavs(task: Path, split: str) -> None:
     text = (task / f"{split}.json").read_text()
     labels = json.loads(text)
     assert list(labels) == sorted(labels)
-    assert set(labels) == {p.name for p in _wavs(task, split)}
+    assert set(labels) == {p.name for p in wavs(task, split)}
     for name, value in labels.items():
         assert isinstance(value, list) and len(value) == 1
         assert name.endswith(f"_{value[0]}.wav")  # the file name says which digit it is
@@ -94,16 +77,16 @@ def test_split_json_keys_match_the_wavs(task: Path, split: str) -> None:
 
 
 def test_every_wav_is_mono_16bit_one_second(task: Path) -> None:
-    wavs = [w for s in SPLITS for w in _wavs(task, s)]
-    assert len(wavs) == 200
-    for wav in wavs:
+    files = [w for s in SPLITS for w in wavs(task, s)]
+    assert len(files) == 200
+    for wav in files:
         info = sf.info(wav)
         assert (info.format, info.subtype, info.channels) == ("WAV", "PCM_16", 1), wav.name
         assert (info.samplerate, info.frames) == (RATE, RATE), wav.name
 
 
 def test_voices_are_disjoint_across_splits(task: Path) -> None:
-    voices = _metadata(task)["generator"]["voices"]
+    voices = metadata(task)["generator"]["voices"]
     assert [len(voices[s]) for s in SPLITS] == [12, 4, 4]
     # The speaker is the variant: "en+m1" and "en-us+m1" would be the same person.
     speakers = {s: {v.split("+")[1] for v in voices[s]} for s in SPLITS}
@@ -112,7 +95,7 @@ def test_voices_are_disjoint_across_splits(task: Path) -> None:
     assert not speakers["train"] & speakers["test"]
     assert not speakers["valid"] & speakers["test"]
     for split in SPLITS:  # and the files really are by that split's voices
-        used = {"{}+{}".format(*w.name.split("_")[:2]) for w in _wavs(task, split)}
+        used = {"{}+{}".format(*w.name.split("_")[:2]) for w in wavs(task, split)}
         assert used == set(voices[split])
 
 
@@ -127,7 +110,7 @@ def test_full_scale_plan_is_larger_and_still_disjoint() -> None:
 
 def test_labels_cover_all_digits_in_every_split(task: Path) -> None:
     for split in SPLITS:
-        labels = [label for value in _labels(task, split).values() for label in value]
+        labels = [label for value in split_labels(task, split).values() for label in value]
         assert set(labels) <= set(sd.DIGITS)
         assert sorted(set(labels)) == sorted(sd.DIGITS), split
         assert len(set(Counter(labels).values())) == 1  # balanced: every voice says each digit
@@ -135,7 +118,7 @@ def test_labels_cover_all_digits_in_every_split(task: Path) -> None:
 
 def test_clips_are_speech_starting_near_zero(task: Path) -> None:
     for split in SPLITS:
-        for wav in _wavs(task, split):
+        for wav in wavs(task, split):
             audio, _ = sf.read(wav, dtype="float32")
             assert np.sqrt(np.mean(audio**2)) > 0.02, wav.name
             assert abs(float(np.abs(audio).max()) - 0.9) < 1e-3, wav.name
@@ -146,11 +129,11 @@ def test_clips_are_speech_starting_near_zero(task: Path) -> None:
 
 def test_digits_and_voices_sound_different(task: Path) -> None:
     folder = task / str(RATE) / "test"
-    first = _wavs(task, "test")[0].name.rsplit("_", 1)[0]
+    first = wavs(task, "test")[0].name.rsplit("_", 1)[0]
     zero, one = (sf.read(folder / f"{first}_{d}.wav")[0] for d in ("zero", "one"))
     assert np.abs(zero - one).mean() > 0.01
     for digit in sd.DIGITS:  # 20 voice settings, 20 different recordings
-        clips = [w.read_bytes() for s in SPLITS for w in _wavs(task, s) if f"_{digit}." in w.name]
+        clips = [w.read_bytes() for s in SPLITS for w in wavs(task, s) if f"_{digit}." in w.name]
         assert len(set(clips)) == len(clips) == 20, digit
 
 
@@ -188,7 +171,7 @@ def test_rebuild_replaces_a_stale_folder_byte_identically(task: Path, tmp_path: 
     (stale / ".complete").write_text("parameters of an older generator\n")
     (stale / "leftover.wav").write_bytes(b"")
     assert sd.prepare(tmp_path, "smoke", progress=False) == stale
-    assert _tree(stale) == _tree(task)  # same bytes, leftover gone
+    assert tree(stale) == tree(task)  # same bytes, leftover gone
     assert [p.name for p in tmp_path.iterdir()] == [stale.name]  # no temporary folders left
 
 
