@@ -121,6 +121,14 @@ def run(
         float, typer.Option("--call-timeout-per-second", help="Extra call budget per audio second.")
     ] = 10.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the probe's training.")] = 42,
+    probe: Annotated[
+        str,
+        typer.Option(
+            "--probe",
+            help="single: one MLP on standardized embeddings (quick). faithful: heareval's "
+            "grid, 8 points on the first fold, the best retrained on the others.",
+        ),
+    ] = "single",
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the result records as JSON instead of a table.")
     ] = False,
@@ -165,6 +173,7 @@ def run(
         batch_size,
         err,
         on_record=lambda r, p: err.print(f"[green]wrote[/] {p}", soft_wrap=True),
+        probe_mode=_probe_mode(probe),
     )
     if json_output:
         out.print_json(json.dumps([r.model_dump(mode="json") for r in records]))
@@ -349,6 +358,12 @@ def tasks_prepare(
             )
         path = source.prepare(tasks_dir, scale)
         out.print(f"{source.name}: {path}")
+
+
+def _probe_mode(value: str) -> Literal["single", "faithful"]:
+    if value not in ("single", "faithful"):
+        raise HearError(f"--probe {value!r}: expected single or faithful")
+    return "faithful" if value == "faithful" else "single"
 
 
 def _json_object(text: str | None, option: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from rich.console import Console
@@ -25,9 +25,14 @@ from runner.engines.base import Engine, ModelSource, RunningModel
 from runner.errors import HearError
 from runner.events import EventScoring, frame_targets
 from runner.metrics import Metric, get_metric
+from runner.probes.grid import heareval_grid
 from runner.probes.mlp import MLPConfig, config_for_task, train_mlp
 from runner.results.records import FoldResult, ModelInfo, ProbeInfo, RunRecord, TaskInfo
 from runner.tasks.folder import Fold, Task
+
+#: single: one MLP configuration on standardized embeddings (quick); faithful: heareval's
+#: grid (8 points on the first fold, best retrained on the others), embeddings as they are.
+ProbeMode = Literal["single", "faithful"]
 
 
 def evaluate(
@@ -39,6 +44,7 @@ def evaluate(
     batch_size: int = 32,
     console: Console | None = None,
     on_record: Callable[[RunRecord, Path], None] | None = None,
+    probe_mode: ProbeMode = "single",
 ) -> list[RunRecord]:
     """Evaluate every model on every task; each finished record is written at once."""
     console = console or Console(stderr=True)
@@ -55,7 +61,13 @@ def evaluate(
             start_seconds = time.perf_counter() - started
             for task in tasks:
                 record = evaluate_task(
-                    running, source, task, probe_config or MLPConfig(), batch_size, console
+                    running,
+                    source,
+                    task,
+                    probe_config or MLPConfig(),
+                    batch_size,
+                    console,
+                    probe_mode,
                 )
                 record.timings["model_start"] = round(start_seconds, 3)
                 path = record.write(results_dir)
@@ -72,6 +84,7 @@ def evaluate_task(
     probe_config: MLPConfig,
     batch_size: int,
     console: Console,
+    probe_mode: ProbeMode = "single",
 ) -> RunRecord:
     client = running.client
     hello = client.hello
@@ -85,13 +98,30 @@ def evaluate_task(
             embedded[split] = embed_split(client, task, split, batch_size, on_batch=advance)
     metrics = [get_metric(name) for name in task.metadata.evaluation]
     primary = metrics[0]
-    probe_config = config_for_task(
-        probe_config, task.metadata.task_name, task.metadata.evaluation_params
-    )
-    folds = []
-    with _progress(console, unit="folds") as progress:
-        bar = progress.add_task(f"{task.name} · probe", total=len(task.folds))
-        for fold in task.folds:
+    grid: list[dict[str, Any]] = []
+    if probe_mode == "faithful":
+        # heareval: the grid's first points on the first fold only; the best is retrained.
+        points = heareval_grid(
+            task.metadata.task_name, task.metadata.evaluation_params, probe_config.seed
+        )
+    else:
+        points = [
+            config_for_task(probe_config, task.metadata.task_name, task.metadata.evaluation_params)
+        ]
+    folds: list[FoldResult] = []
+    with _progress(console, unit="trainings") as progress:
+        bar = progress.add_task(f"{task.name} · probe", total=len(points) + len(task.folds) - 1)
+        tried = []
+        for point in points:
+            tried.append(_evaluate_fold(task, task.folds[0], embedded, metrics, point))
+            grid.append(
+                {**point.model_dump(), "valid_selection_score": tried[-1].valid_selection_score}
+            )
+            progress.advance(bar)
+        best = max(range(len(points)), key=lambda i: tried[i].valid_selection_score)
+        probe_config = points[best]
+        folds.append(tried[best])
+        for fold in task.folds[1:]:
             folds.append(_evaluate_fold(task, fold, embedded, metrics, probe_config))
             progress.advance(bar)
     means = {
@@ -123,6 +153,8 @@ def evaluate_task(
             source_sample_rate=task.source_rate(hello.sample_rate),
         ),
         probe=ProbeInfo(
+            mode=probe_mode,
+            grid=grid if len(grid) > 1 else [],
             config=probe_config.model_dump(),
             selection_metric=primary.name
             if task.metadata.use_scoring_for_early_stopping is not False
@@ -209,6 +241,7 @@ def _evaluate_fold(
         test=fold.test,
         scores=scores,
         details=details,
+        valid_selection_score=probe.best_valid_score,
         best_epoch=probe.best_epoch,
         epochs_trained=probe.epochs_trained,
         probe_seconds=round(time.perf_counter() - started, 3),

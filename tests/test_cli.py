@@ -226,3 +226,26 @@ def test_mini_suite_covers_every_domain_and_shape(tmp_path: Path) -> None:
     assert {t["prediction_type"] for t in mini} == {"multiclass", "multilabel"}
     assert {"trainvaltest"} < {t["split_mode"] for t in mini}  # and a k-fold mode
     assert len([t for t in listed if t["suite"] == "hear2021"]) == 19
+
+
+def test_faithful_probe_tries_heareval_grid_and_keeps_the_best(tmp_path: Path) -> None:
+    write_task(tmp_path / "tasks", nfolds=3)
+    result = hear("run", "--model-module", "numpy_logmel", "--tasks-dir", str(tmp_path / "tasks"),
+                  "--results-dir", str(tmp_path / "r"), "--probe", "faithful", "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    [record] = json.loads(result.stdout)
+    probe = record["probe"]
+    assert probe["mode"] == "faithful" and len(probe["grid"]) == 8
+    best = max(probe["grid"], key=lambda p: p["valid_selection_score"])
+    assert probe["config"]["lr"] == best["lr"] and probe["config"]["standardize"] is False
+    assert len(record["folds"]) == 3
+
+
+def test_unknown_probe_mode_is_one_line(tmp_path: Path) -> None:
+    write_task(tmp_path)
+    result = hear(
+        "run", "--model-module", "numpy_logmel", "--tasks-dir", str(tmp_path), "--probe", "quick"
+    )
+    assert (
+        result.returncode == 1 and "--probe 'quick': expected single or faithful" in result.stderr
+    )

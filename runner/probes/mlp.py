@@ -29,6 +29,10 @@ class MLPConfig(BaseModel):
     check_every: int = 3
     patience: int = 20  # checks without improvement before stopping
     seed: int = 42
+    # heareval initializes weights with xavier (gain from the preceding activation) and
+    # feeds embeddings as they are; "default" keeps torch's init, standardize rescales inputs.
+    initialization: Literal["default", "xavier_uniform", "xavier_normal"] = "default"
+    standardize: bool = True
 
 
 class TrainedProbe:
@@ -59,16 +63,29 @@ class TrainedProbe:
 def _network(n_in: int, n_out: int, config: MLPConfig) -> torch.nn.Module:
     layers: list[torch.nn.Module] = []
     width = n_in
+    activation = "linear"  # what precedes each Linear: sets heareval's xavier gain
     for _ in range(config.hidden_layers):
+        linear = torch.nn.Linear(width, config.hidden_dim)
+        _initialize(linear, config.initialization, activation)
         layers += [
-            torch.nn.Linear(width, config.hidden_dim),
+            linear,
             torch.nn.BatchNorm1d(config.hidden_dim),
             torch.nn.Dropout(config.dropout),
             torch.nn.ReLU(),
         ]
-        width = config.hidden_dim
-    layers.append(torch.nn.Linear(width, n_out))
+        width, activation = config.hidden_dim, "relu"
+    projection = torch.nn.Linear(width, n_out)
+    _initialize(projection, config.initialization, activation)
+    layers.append(projection)
     return torch.nn.Sequential(*layers)
+
+
+def _initialize(linear: torch.nn.Linear, how: str, activation: str) -> None:
+    gain = torch.nn.init.calculate_gain(activation)  # type: ignore[arg-type]
+    if how == "xavier_uniform":
+        torch.nn.init.xavier_uniform_(linear.weight, gain=gain)
+    elif how == "xavier_normal":
+        torch.nn.init.xavier_normal_(linear.weight, gain=gain)
 
 
 def train_mlp(
@@ -87,8 +104,12 @@ def train_mlp(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
-    mean = x_train.mean(axis=0, keepdims=True)
-    std = x_train.std(axis=0, keepdims=True) + 1e-8
+    if config.standardize:
+        mean = x_train.mean(axis=0, keepdims=True)
+        std = x_train.std(axis=0, keepdims=True) + 1e-8
+    else:
+        mean = np.zeros((1, x_train.shape[1]), np.float32)
+        std = np.ones((1, x_train.shape[1]), np.float32)
     net = _network(x_train.shape[1], y_train.shape[1], config).to(device)
     probe = TrainedProbe(net, mean, std, kind)
     xt = torch.from_numpy((x_train - mean) / std).to(device)
@@ -133,7 +154,7 @@ def train_mlp(
     return probe
 
 
-# heareval's names for the probe settings a task may override, and ours.
+# heareval's names for probe settings, and ours.
 _HEAREVAL_KEYS = {
     "hidden_layers": "hidden_layers",
     "hidden_dim": "hidden_dim",
@@ -143,6 +164,7 @@ _HEAREVAL_KEYS = {
     "max_epochs": "max_epochs",
     "patience": "patience",
     "check_val_every_n_epoch": "check_every",
+    "initialization": "initialization",
 }
 # heareval's built-in per-task overrides (sed_eval is slow on this task's validation).
 _TASK_OVERRIDES: dict[str, dict[str, list[Any]]] = {
@@ -150,20 +172,25 @@ _TASK_OVERRIDES: dict[str, dict[str, list[Any]]] = {
 }
 
 
-def config_for_task(
-    base: MLPConfig, task_name: str, evaluation_params: dict[str, Any]
-) -> MLPConfig:
-    """``base`` with the task's ``task_specific_param_grid`` applied, as heareval updates its grid.
+def from_heareval(settings: dict[str, Any]) -> dict[str, Any]:
+    """MLPConfig fields from heareval-named settings (a list value gives its first item)."""
+    return {
+        _HEAREVAL_KEYS[k]: v[0] if isinstance(v, list) else v
+        for k, v in settings.items()
+        if k in _HEAREVAL_KEYS
+    }
 
-    Grid values are lists; this single-configuration probe takes the first of each.
-    """
-    grid = {
+
+def task_overrides(task_name: str, evaluation_params: dict[str, Any]) -> dict[str, list[Any]]:
+    """heareval's grid updates for a task: its built-in ones, then ``task_specific_param_grid``."""
+    return {
         **_TASK_OVERRIDES.get(task_name, {}),
         **evaluation_params.get("task_specific_param_grid", {}),
     }
-    update = {
-        _HEAREVAL_KEYS[k]: v[0] if isinstance(v, list) else v
-        for k, v in grid.items()
-        if k in _HEAREVAL_KEYS
-    }
-    return base.model_copy(update=update)
+
+
+def config_for_task(
+    base: MLPConfig, task_name: str, evaluation_params: dict[str, Any]
+) -> MLPConfig:
+    """``base`` with the task's overrides applied, as heareval updates its grid."""
+    return base.model_copy(update=from_heareval(task_overrides(task_name, evaluation_params)))

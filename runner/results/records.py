@@ -42,8 +42,10 @@ class TaskInfo(BaseModel):
 
 class ProbeInfo(BaseModel):
     kind: str = "mlp"
-    config: dict[str, Any]
+    mode: str = "single"
+    config: dict[str, Any]  # the configuration used on every fold (the grid's best)
     selection_metric: str
+    grid: list[dict[str, Any]] = []  # faithful mode: each point tried and its validation score
 
 
 class FoldResult(BaseModel):
@@ -56,6 +58,7 @@ class FoldResult(BaseModel):
     scores: dict[str, dict[str, float]]  # "valid" | "test" -> metric -> value
     # Event tasks: the chosen post-processing and each metric's sub-scores per role.
     details: dict[str, Any] = {}
+    valid_selection_score: float = float("nan")  # what the probe maximized on validation
     best_epoch: int
     epochs_trained: int
     probe_seconds: float
