@@ -12,13 +12,11 @@ slower). Generation is deterministic (same packages, same bytes) and takes secon
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import struct
 import subprocess
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,7 +207,6 @@ def _slice(recording: np.ndarray, index: int, sample_rate: int) -> np.ndarray | 
 
 
 def _write_folder(folder: Path, scale: str, sample_rate: int, progress: bool) -> None:
-    from rich.progress import Progress
 
     version = _check_installed()
     folds = plan(scale)
@@ -233,20 +230,7 @@ def _write_folder(folder: Path, scale: str, sample_rate: int, progress: bool) ->
             labels[fold][name] = [str(pitch)]
 
     # fluidsynth runs as subprocesses, and libsndfile releases the GIL: threads help.
-    with (
-        Progress(disable=not progress) as bar,
-        ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool,
-    ):
-        task = bar.add_task(f"Preparing {TASK_NAME} ({scale})", total=len(jobs))
-        futures = [pool.submit(render, *job) for job in jobs]
-        try:
-            for future in futures:
-                future.result()
-                bar.advance(task)
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+    layout.run_jobs(render, jobs, f"Preparing {TASK_NAME} ({scale})", progress)
 
     for fold, clips in labels.items():
         layout.write_split(folder, fold, clips)
