@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -59,3 +62,23 @@ def tree(folder: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
     }
+
+
+def assert_reused_untouched(prepare: Callable[[], Path], task: Path) -> None:
+    """``prepare()`` returns the complete ``task`` at once, rewriting nothing."""
+    before = {p: p.stat().st_mtime_ns for p in task.rglob("*")}
+    start = time.perf_counter()
+    assert prepare() == task
+    assert time.perf_counter() - start < 0.5
+    assert {p: p.stat().st_mtime_ns for p in task.rglob("*")} == before
+
+
+def assert_stale_folder_rebuilt(module: Any, task: Path, tmp_path: Path) -> None:
+    """A folder left by an older generator is rebuilt byte-identical to ``task``, cleanly."""
+    stale = tmp_path / module.folder_name("smoke")
+    stale.mkdir()
+    (stale / ".complete").write_text("parameters of an older generator\n")
+    (stale / "leftover.wav").write_bytes(b"")
+    assert module.prepare(tmp_path, "smoke", progress=False) == stale
+    assert tree(stale) == tree(task)  # same bytes, leftover gone
+    assert [p.name for p in tmp_path.iterdir()] == [stale.name]  # no temporary folders left

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +12,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 from hear_mini import drums as dr
-from taskfolders import metadata, split_labels, tree, wavs
+from taskfolders import (
+    assert_reused_untouched,
+    assert_stale_folder_rebuilt,
+    metadata,
+    split_labels,
+    wavs,
+)
 
 FOLDS = tuple(f"fold{i:02d}" for i in range(5))
 RATE = 16000
@@ -248,22 +253,12 @@ def test_kits_old_and_new_formats_are_read(tmp_path: Path, monkeypatch: pytest.M
 def test_second_prepare_reuses_the_folder_without_the_kits(
     task: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    before = {p: p.stat().st_mtime_ns for p in task.rglob("*")}
     monkeypatch.setattr(dr, "KITS_DIR", tmp_path)  # no kit could be read
-    start = time.perf_counter()
-    assert dr.prepare(task.parent, "smoke", progress=False) == task
-    assert time.perf_counter() - start < 0.5
-    assert {p: p.stat().st_mtime_ns for p in task.rglob("*")} == before
+    assert_reused_untouched(lambda: dr.prepare(task.parent, "smoke", progress=False), task)
 
 
 def test_rebuild_replaces_a_stale_folder_byte_identically(task: Path, tmp_path: Path) -> None:
-    stale = tmp_path / dr.folder_name("smoke")
-    stale.mkdir()
-    (stale / ".complete").write_text("parameters of an older generator\n")
-    (stale / "leftover.wav").write_bytes(b"")
-    assert dr.prepare(tmp_path, "smoke", progress=False) == stale
-    assert tree(stale) == tree(task)  # same bytes, leftover gone
-    assert [p.name for p in tmp_path.iterdir()] == [stale.name]  # no temporary folders left
+    assert_stale_folder_rebuilt(dr, task, tmp_path)
 
 
 def test_missing_kits_are_an_actionable_error(

@@ -7,7 +7,6 @@ import csv
 import json
 import shutil
 import struct
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -15,7 +14,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 from hear_mini import pitch as pt
-from taskfolders import metadata, split_labels, tree, wavs
+from taskfolders import (
+    assert_reused_untouched,
+    assert_stale_folder_rebuilt,
+    metadata,
+    split_labels,
+    wavs,
+)
 
 FOLDS = tuple(f"fold{i:02d}" for i in range(5))
 RATE = 16000
@@ -215,24 +220,14 @@ def test_midi_file_is_format_0_with_the_notes_in_sequence() -> None:
 def test_second_prepare_reuses_the_folder_without_fluidsynth(
     task: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    before = {p: p.stat().st_mtime_ns for p in task.rglob("*")}
     monkeypatch.setenv("PATH", str(tmp_path))  # fluidsynth could not run even if asked to
     monkeypatch.setattr(pt, "SOUNDFONTS_DIR", tmp_path)
-    start = time.perf_counter()
-    assert pt.prepare(task.parent, "smoke", progress=False) == task
-    assert time.perf_counter() - start < 0.5
-    assert {p: p.stat().st_mtime_ns for p in task.rglob("*")} == before
+    assert_reused_untouched(lambda: pt.prepare(task.parent, "smoke", progress=False), task)
 
 
 @needs_material
 def test_rebuild_replaces_a_stale_folder_byte_identically(task: Path, tmp_path: Path) -> None:
-    stale = tmp_path / pt.folder_name("smoke")
-    stale.mkdir()
-    (stale / ".complete").write_text("parameters of an older generator\n")
-    (stale / "leftover.wav").write_bytes(b"")
-    assert pt.prepare(tmp_path, "smoke", progress=False) == stale
-    assert tree(stale) == tree(task)  # same bytes, leftover gone
-    assert [p.name for p in tmp_path.iterdir()] == [stale.name]  # no temporary folders left
+    assert_stale_folder_rebuilt(pt, task, tmp_path)
 
 
 def test_missing_fluidsynth_is_an_actionable_error(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -15,7 +14,13 @@ import pytest
 import soundfile as sf
 from hear_mini import sound_events as se
 from hear_mini import sound_themes as st
-from taskfolders import metadata, split_labels, tree, wavs
+from taskfolders import (
+    assert_reused_untouched,
+    assert_stale_folder_rebuilt,
+    metadata,
+    split_labels,
+    wavs,
+)
 
 SPLITS = ("train", "valid", "test")
 RATE = 16000
@@ -205,22 +210,12 @@ def test_full_scale_is_five_times_smoke() -> None:
 def test_second_prepare_reuses_the_folder_without_the_themes(
     task: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    before = {p: p.stat().st_mtime_ns for p in task.rglob("*")}
     monkeypatch.setattr(st, "SOUNDS_DIR", tmp_path)  # no recording could be read
-    start = time.perf_counter()
-    assert se.prepare(task.parent, "smoke", progress=False) == task
-    assert time.perf_counter() - start < 0.5
-    assert {p: p.stat().st_mtime_ns for p in task.rglob("*")} == before
+    assert_reused_untouched(lambda: se.prepare(task.parent, "smoke", progress=False), task)
 
 
 def test_rebuild_replaces_a_stale_folder_byte_identically(task: Path, tmp_path: Path) -> None:
-    stale = tmp_path / se.folder_name("smoke")
-    stale.mkdir()
-    (stale / ".complete").write_text("parameters of an older generator\n")
-    (stale / "leftover.wav").write_bytes(b"")
-    assert se.prepare(tmp_path, "smoke", progress=False) == stale
-    assert tree(stale) == tree(task)  # same bytes, leftover gone
-    assert [p.name for p in tmp_path.iterdir()] == [stale.name]  # no temporary folders left
+    assert_stale_folder_rebuilt(se, task, tmp_path)
 
 
 def test_missing_themes_are_an_actionable_error(

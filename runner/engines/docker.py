@@ -9,7 +9,6 @@ Ctrl-C, and interpreter exit.
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 import shutil
 import socket
@@ -277,9 +276,3 @@ def _slug(ref: str) -> str:
 def _first_line(e: BaseException) -> str:
     text = getattr(e, "explanation", None) or str(e)
     return str(text).strip().splitlines()[0] if str(text).strip() else type(e).__name__
-
-
-def docker_host_is_local() -> bool:
-    """The socket transport needs the engine on this host (no DOCKER_HOST over TCP/SSH)."""
-    host = os.environ.get("DOCKER_HOST", "")
-    return not host or host.startswith("unix://")

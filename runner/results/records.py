@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import tempfile
@@ -103,10 +102,6 @@ class RunRecord(BaseModel):
             handle.write(self.model_dump_json(indent=2))
         os.replace(tmp, path)
         return path
-
-    @classmethod
-    def read(cls, path: Path) -> RunRecord:
-        return cls.model_validate(json.loads(path.read_text()))
 
 
 def _slug(name: str) -> str:
