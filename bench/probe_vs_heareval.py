@@ -1,0 +1,663 @@
+#!/usr/bin/env python3
+"""Benchmark the probe stage: heareval 2021.1.3's predictions runner against `hear probe`.
+
+    python bench/probe_vs_heareval.py EMBED_DIR... [--modes fast,faithful,linear]
+        [--heareval-venv .bench/heareval-venv] [--out bench/results/probe.json]
+        [--md bench/results/probe.md] [--timeout 1800] [--threads N]
+
+EMBED_DIR is an embeddings folder in heareval's layout (task_metadata.json,
+labelvocabulary.csv, <split>.embeddings.npy, ...), or a folder of them (as written by
+`hear embed --out DIR`). For each folder and each tool, the folder is copied to a fresh
+temporary directory (heareval skips folders holding prediction-done.json, and both tools
+write into the folder), the tool runs there as a subprocess with its working directory a
+fresh temporary directory (heareval writes ./logs), and the harness records:
+
+  * wall time: perf_counter around the subprocess (imports and start-up included);
+  * peak memory: max RSS as reported by `/usr/bin/time -v` (the largest single process
+    among the child and its waited-for descendants), else ru_maxrss of RUSAGE_CHILDREN;
+    and the sampled peak of the summed PSS of the whole process tree (every 50 ms from
+    /proc/<pid>/smaps_rollup), which counts DataLoader workers and shared pages fairly;
+  * primary test score: from the tool's test.predicted-scores.json, heareval's shape:
+    aggregated_scores.test_score_mean for k-fold tasks, else the single test split's
+    test_score. The primary metric's name is task_metadata.json's evaluation[0].
+
+Both tools get the same environment: the harness sets no thread variables unless
+--threads N is given, which sets OMP/MKL/OPENBLAS_NUM_THREADS=N for both. The machine
+(CPU model, cores), load average before each run and package versions go in the JSON.
+A tool that runs past --timeout is killed (its whole process group) and recorded as
+"timeout" with the time observed.
+"""
+
+# ruff: noqa: RUF001  (the tables use the multiplication sign on purpose)
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TIME = Path("/usr/bin/time")
+# Files the tools write into an embeddings folder: dropped from the copy so each run
+# starts from embeddings only.
+OUTPUTS = ("test.predicted-scores.json", "prediction-done.json", "prediction.log")
+OUTPUT_GLOBS = ("*.predictions.pkl", "lightning_logs", "logs")
+SCORE_GAP = 0.02  # |ours - heareval| above this is flagged
+
+
+# ---------------------------------------------------------------- folders
+
+
+def is_embeddings_dir(path: Path) -> bool:
+    return (path / "task_metadata.json").is_file() and any(path.glob("*.embedding-dimensions.json"))
+
+
+def find_folders(paths: list[Path]) -> list[Path]:
+    folders: list[Path] = []
+    for path in paths:
+        found = (
+            [path]
+            if is_embeddings_dir(path)
+            else sorted(p for p in path.iterdir() if p.is_dir() and is_embeddings_dir(p))
+        )
+        if not found:
+            sys.exit(f"{path}: not an embeddings folder in heareval's layout, nor a folder of them")
+        folders += found
+    return folders
+
+
+def describe_folder(folder: Path) -> dict:
+    metadata = json.loads((folder / "task_metadata.json").read_text())
+    splits = {}
+    for dims in sorted(folder.glob("*.embedding-dimensions.json")):
+        rows, dim = json.loads(dims.read_text())
+        splits[dims.name.removesuffix(".embedding-dimensions.json")] = [rows, dim]
+    dims = {d for _, d in splits.values()}
+    return {
+        "folder": str(folder),
+        "task_name": metadata.get("task_name", folder.name),
+        "embedding_type": metadata.get("embedding_type"),
+        "prediction_type": metadata.get("prediction_type"),
+        "split_mode": metadata.get("split_mode"),
+        "primary_metric": (metadata.get("evaluation") or [None])[0],
+        "metadata_has_splits": "splits" in metadata,
+        "splits_added_to_copies": None if "splits" in metadata else split_names(folder),
+        "splits": splits,
+        "rows": sum(r for r, _ in splits.values()),
+        "dim": dims.pop() if len(dims) == 1 else sorted(dims),
+        "bytes": sum(p.stat().st_size for p in folder.glob("*.embeddings.npy")),
+    }
+
+
+def split_names(folder: Path) -> list[str]:
+    names = [p.name.removesuffix(".embedding-dimensions.json")
+             for p in folder.glob("*.embedding-dimensions.json")]  # fmt: skip
+    order = {"train": 0, "valid": 1, "test": 2}
+    return sorted(names, key=lambda n: (order.get(n, 3), n))
+
+
+def fresh_copy(folder: Path, parent: Path) -> Path:
+    """Copy ``folder`` without earlier outputs. heareval's runner reads
+    task_metadata.json's "splits" (hear-preprocess writes it); where a task folder lacks
+    it, the copy gets it, derived from the <split>.embedding-dimensions.json files."""
+    copy = parent / folder.name
+    shutil.copytree(folder, copy, symlinks=False)
+    meta_path = copy / "task_metadata.json"
+    metadata = json.loads(meta_path.read_text())
+    if "splits" not in metadata:
+        metadata["splits"] = split_names(copy)
+        meta_path.write_text(json.dumps(metadata, indent=4))
+    for name in OUTPUTS:
+        (copy / name).unlink(missing_ok=True)
+    for pattern in OUTPUT_GLOBS:
+        for p in copy.glob(pattern):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    return copy
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def _children_of() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(entry.name))
+    return kids
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class TreeSampler(threading.Thread):
+    """Peak of the summed PSS of a process and all its descendants, sampled."""
+
+    def __init__(self, pid: int, every: float = 0.05):
+        super().__init__(daemon=True)
+        self.pid, self.every = pid, every
+        self.peak_kib = 0
+        self.peak_procs = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            kids = _children_of()
+            tree, todo = [], [self.pid]
+            while todo:
+                p = todo.pop()
+                tree.append(p)
+                todo += kids.get(p, [])
+            total = sum(_pss_kib(p) for p in tree)
+            if total > self.peak_kib:
+                self.peak_kib, self.peak_procs = total, len(tree)
+            self._halt.wait(self.every)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+
+def _max_rss_wrapper() -> list[str]:
+    """A fresh wrapper process that reports its children's ru_maxrss (no /usr/bin/time)."""
+    code = (
+        "import json,resource,subprocess,sys\n"
+        "rc=subprocess.call(sys.argv[2:])\n"
+        "ru=resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "open(sys.argv[1],'w').write(json.dumps({'max_rss_kib':ru.ru_maxrss}))\n"
+        "sys.exit(rc)\n"
+    )
+    return [sys.executable, "-c", code]
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """End the tool's whole process group (it runs in its own session)."""
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def settle(max_load: float | None, max_wait: float) -> float:
+    """Wait (up to max_wait s) for the 1-minute load average to drop below max_load."""
+    waited = 0.0
+    while max_load is not None and os.getloadavg()[0] >= max_load and waited < max_wait:
+        time.sleep(5)
+        waited += 5
+    return waited
+
+
+def measure(cmd: list[str], cwd: Path, env: dict, log: Path, timeout: float) -> dict:
+    stats = cwd / ".bench-time.txt"
+    if TIME.exists():
+        wrapped = [str(TIME), "-v", "-o", str(stats), *cmd]
+    else:
+        wrapped = [*_max_rss_wrapper(), str(stats), *cmd]
+    load = os.getloadavg()
+    with open(log, "wb") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            wrapped, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        sampler = TreeSampler(proc.pid)
+        sampler.start()
+        timed_out = False
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _stop_group(proc)
+            rc = None
+        except BaseException:  # Ctrl-C or SIGTERM of the harness: leave nothing behind
+            _stop_group(proc)
+            raise
+        finally:
+            wall = time.perf_counter() - start
+            sampler.stop()
+    max_rss_kib = None
+    cpu: dict = {}
+    if stats.exists():
+        text = stats.read_text()
+        if TIME.exists():
+            m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+            max_rss_kib = int(m.group(1)) if m else None
+            for key, pattern in (
+                ("user_s", r"User time \(seconds\): ([\d.]+)"),
+                ("sys_s", r"System time \(seconds\): ([\d.]+)"),
+            ):
+                m = re.search(pattern, text)
+                cpu[key] = float(m.group(1)) if m else None
+            m = re.search(r"Exit status: (\d+)", text)
+            if m and rc is not None:
+                rc = int(m.group(1))
+        else:
+            max_rss_kib = json.loads(text)["max_rss_kib"]
+    return {
+        "status": "timeout" if timed_out else ("ok" if rc == 0 else "failed"),
+        "returncode": rc,
+        "wall_s": round(wall, 3),
+        "max_rss_mib": round(max_rss_kib / 1024, 1) if max_rss_kib else None,
+        "tree_pss_peak_mib": round(sampler.peak_kib / 1024, 1),
+        **cpu,
+        "tree_procs_at_peak": sampler.peak_procs,
+        "loadavg_before": [round(x, 2) for x in load],
+        "memory_tool": "/usr/bin/time -v" if TIME.exists() else "getrusage(RUSAGE_CHILDREN)",
+    }
+
+
+# ---------------------------------------------------------------- scores
+
+
+def primary_score(scores: dict) -> dict:
+    """heareval's shape: {fold: {test_score, ...}, aggregated_scores: {...}, hparams, ...}."""
+    folds = {
+        k: v for k, v in scores.items()
+        if isinstance(v, dict) and "test_score" in v
+    }  # fmt: skip
+    agg = scores.get("aggregated_scores")
+    if isinstance(agg, dict) and "test_score_mean" in agg:
+        value, std, source = (
+            agg["test_score_mean"],
+            agg.get("test_score_std"),
+            "aggregated_scores.test_score_mean",
+        )
+    elif len(folds) == 1:
+        ((name, fold),) = folds.items()
+        value, std, source = fold["test_score"], None, f"{name}.test_score"
+    else:
+        value, std, source = None, None, "not found"
+    return {
+        "score": value,
+        "score_std": std,
+        "score_source": source,
+        "fold_scores": {k: v["test_score"] for k, v in folds.items()},
+    }
+
+
+def shape_of(scores: dict) -> dict:
+    """Key structure of a test.predicted-scores.json, for comparing the two tools."""
+    shape = {}
+    for k, v in scores.items():
+        if isinstance(v, dict) and "test_score" in v:
+            shape.setdefault("<fold>", set()).update(v)
+        elif isinstance(v, dict):
+            shape[k] = set(v) if k == "aggregated_scores" else "dict"
+        else:
+            shape[k] = type(v).__name__
+    return {k: sorted(v) if isinstance(v, set) else v for k, v in shape.items()}
+
+
+def shape_diff(ours: dict, theirs: dict) -> dict:
+    a, b = shape_of(ours), shape_of(theirs)
+    diff = {}
+    for key in sorted(set(a) | set(b)):
+        if key not in a:
+            diff[key] = "missing in hear probe"
+        elif key not in b:
+            diff[key] = "only in hear probe"
+        elif isinstance(a[key], list) and isinstance(b[key], list):
+            missing, extra = sorted(set(b[key]) - set(a[key])), sorted(set(a[key]) - set(b[key]))
+            if missing or extra:
+                diff[key] = {"missing in hear probe": missing, "only in hear probe": extra}
+        elif a[key] != b[key]:
+            diff[key] = {"hear probe": a[key], "heareval": b[key]}
+    ours_folds = sorted(k for k, v in ours.items() if isinstance(v, dict) and "test_score" in v)
+    their_folds = sorted(k for k, v in theirs.items() if isinstance(v, dict) and "test_score" in v)
+    if ours_folds != their_folds:
+        diff["fold names"] = {"hear probe": ours_folds, "heareval": their_folds}
+    return diff
+
+
+# ---------------------------------------------------------------- tools
+
+
+def run_tool(tool: str, mode: str | None, folder: Path, args, env: dict, logs: Path) -> dict:
+    label = tool if mode is None else f"{tool} --mode {mode}"
+    print(f"[bench] {folder.name}: {label} ...", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-probe-") as tmp:
+        tmp = Path(tmp)
+        cwd = tmp / "cwd"
+        cwd.mkdir()
+        copy = fresh_copy(folder, tmp)
+        if tool == "heareval":
+            python = str(args.heareval_venv / "bin" / "python")
+            extra = args.heareval_args.split()
+            cmd = [python, "-m", "heareval.predictions.runner", *extra, str(copy)]
+        else:
+            cmd = [str(args.hear), "probe", str(copy), "--mode", mode]
+        log = logs / f"{folder.name}.{tool}{'' if mode is None else '-' + mode}.log"
+        result = {"tool": tool, "mode": mode, "command": cmd, "log": str(log)}
+        result["settle_wait_s"] = settle(args.settle_load, args.settle_max)
+        result.update(measure(cmd, cwd, env, log, args.timeout))
+        scores_file = copy / "test.predicted-scores.json"
+        if scores_file.exists():
+            scores = json.loads(scores_file.read_text())
+            result.update(primary_score(scores))
+            result["predicted_scores"] = scores
+        elif result["status"] == "ok":
+            result["status"] = "no scores"
+        done = copy / "prediction-done.json"
+        if done.exists():
+            result["heareval_prediction_done"] = json.loads(done.read_text())
+    shown = f"{result['score']:.4f}" if result.get("score") is not None else "-"
+    print(f"[bench]   {result['status']} in {result['wall_s']:.1f}s, max RSS "
+          f"{result['max_rss_mib']} MiB, tree PSS {result['tree_pss_peak_mib']} MiB, "
+          f"score {shown}", flush=True)  # fmt: skip
+    if result["status"] != "ok":
+        tail = log.read_text(errors="replace").splitlines()[-15:]
+        print("\n".join("[bench]   | " + line for line in tail), flush=True)
+    return result
+
+
+# ---------------------------------------------------------------- environment
+
+
+def _cmd(cmd: list[str]) -> str | None:
+    try:
+        return (
+            subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout.strip() or None
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _proc_field(path: str, prefix: str) -> str | None:
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return None
+    line = next((x for x in text.splitlines() if x.startswith(prefix)), None)
+    return line.split(":", 1)[1].strip() if line else None
+
+
+def machine() -> dict:
+    model = _proc_field("/proc/cpuinfo", "model name")
+    mem_kib = _proc_field("/proc/meminfo", "MemTotal:")
+    mem = round(int(mem_kib.split()[0]) / 1024**2, 1) if mem_kib else None
+    return {
+        "cpu_model": model,
+        "nproc": int(_cmd(["nproc"]) or 0) or os.cpu_count(),
+        "os_cpu_count": os.cpu_count(),
+        "memory_gib": mem,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+VERSIONS_PY = (
+    "import json, importlib.metadata as m\n"
+    "out = {}\n"
+    "for p in {pkgs!r}:\n"
+    "    try: out[p] = m.version(p)\n"
+    "    except m.PackageNotFoundError: pass\n"
+    "import torch; out['torch.get_num_threads'] = torch.get_num_threads()\n"
+    "print(json.dumps(out))\n"
+)
+
+
+def versions(python: Path, pkgs: list[str], env: dict) -> dict:
+    try:
+        text = subprocess.run(
+            [str(python), "-W", "ignore", "-c", VERSIONS_PY.replace("{pkgs!r}", repr(pkgs))],
+            capture_output=True, text=True, env=env, timeout=300,
+        ).stdout  # fmt: skip
+        return json.loads(text)
+    except (OSError, subprocess.SubprocessError, json.JSONDecodeError):
+        return {}
+
+
+def git_state() -> dict:
+    head = _cmd(["git", "-C", str(REPO), "rev-parse", "HEAD"])
+    dirty = _cmd(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--", "runner", "pyproject.toml"]
+    )
+    return {"commit": head, "runner_dirty": bool(dirty)}
+
+
+# ---------------------------------------------------------------- report
+
+
+def _fmt(x, nd=1):
+    return "-" if x is None else f"{x:.{nd}f}"
+
+
+def markdown(report: dict) -> str:
+    m = report["machine"]
+    lines = [
+        "# Probe stage: heareval 2021.1.3 vs `hear probe`",
+        "",
+        f"Machine: {m['cpu_model']}, {m['nproc']} cores (nproc), {m['memory_gib']} GiB; "
+        f"threads: {report['threads']}. Generated {report['generated']} by "
+        f"`{report['command']}`.",
+        "",
+        f"Versions: heareval venv {json.dumps(report['versions']['heareval_venv'])}; "
+        f"hear venv {json.dumps(report['versions']['hear_venv'])}; "
+        f"hear-runner commit {report['git']['commit']}"
+        f"{' (runner/ had uncommitted changes)' if report['git']['runner_dirty'] else ''}.",
+        "",
+        "Wall: the whole subprocess (start-up included). Max RSS: `/usr/bin/time -v` "
+        "(largest single process). Tree PSS: sampled peak of the summed PSS of the process "
+        "tree (DataLoader workers included). Score: the primary metric on test "
+        "(mean over folds for k-fold tasks, ± std over folds).",
+        "",
+        "| task | rows × dim | tool | status | wall s | max RSS MiB | tree PSS MiB "
+        "| metric | test score | Δ vs heareval | speedup vs heareval |",
+        "|---|---|---|---|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for task in report["tasks"]:
+        info = task["folder_info"]
+        base = next((r for r in task["runs"] if r["tool"] == "heareval"), None)
+        for r in task["runs"]:
+            tool = "heareval" if r["mode"] is None else f"hear probe --mode {r['mode']}"
+            score = "-"
+            if r.get("score") is not None:
+                score = f"{r['score']:.4f}"
+                if r.get("score_std") is not None:
+                    score += f" ± {r['score_std']:.4f}"
+            delta = speed = "-"
+            if base is not None and r is not base:
+                if r.get("score") is not None and base.get("score") is not None:
+                    d = r["score"] - base["score"]
+                    delta = f"{d:+.4f}" + (" ⚠" if abs(d) > SCORE_GAP else "")
+                if base["status"] == "ok" and r["status"] == "ok":
+                    speed = f"{base['wall_s'] / r['wall_s']:.1f}×"
+                elif base["status"] == "timeout" and r["status"] == "ok":
+                    speed = f"> {base['wall_s'] / r['wall_s']:.1f}×"
+            status = r["status"] if r["status"] != "timeout" else f"timeout ({r['wall_s']:.0f} s)"
+            lines.append(
+                f"| {info['task_name']} | {info['rows']} × {info['dim']} | {tool} | {status} "
+                f"| {_fmt(r['wall_s'])} | {_fmt(r['max_rss_mib'], 0)} "
+                f"| {_fmt(r['tree_pss_peak_mib'], 0)} | {info['primary_metric']} | {score} "
+                f"| {delta} | {speed} |"
+            )
+    notes = [n for t in report["tasks"] for n in t.get("notes", [])]
+    if notes:
+        lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("embed_dirs", nargs="+", type=Path)
+    ap.add_argument(
+        "--modes",
+        default="fast,faithful,linear",
+        help="hear probe modes, comma-separated (empty: heareval only)",
+    )
+    ap.add_argument("--no-heareval", action="store_true", help="run hear probe only")
+    ap.add_argument("--heareval-venv", type=Path, default=REPO / ".bench" / "heareval-venv")
+    ap.add_argument("--hear", type=Path, default=REPO / ".venv" / "bin" / "hear")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "probe.json")
+    ap.add_argument(
+        "--md", type=Path, default=None, help="markdown table (default: --out with .md)"
+    )
+    ap.add_argument("--logs", type=Path, default=REPO / ".bench" / "logs")
+    ap.add_argument(
+        "--timeout",
+        type=float,
+        default=1800.0,
+        help="seconds per tool run before it is killed (default 1800)",
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="set OMP/MKL/OPENBLAS_NUM_THREADS=N for both tools (default: unset)",
+    )
+    ap.add_argument(
+        "--heareval-args",
+        default="",
+        help="extra arguments for heareval's runner, e.g. '--grid-points 1' (for quick "
+        "checks only: published numbers use its defaults)",
+    )
+    ap.add_argument(
+        "--settle-load",
+        type=float,
+        default=None,
+        help="before each run, wait for the 1-minute load average to drop below this "
+        "(default: don't wait)",
+    )
+    ap.add_argument("--settle-max", type=float, default=300.0, help="longest such wait, s")
+    args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    args.md = args.md or args.out.with_suffix(".md")
+    args.heareval_venv = args.heareval_venv.absolute()
+    args.hear = args.hear.absolute()
+    modes = [m for m in args.modes.split(",") if m]
+
+    env = dict(os.environ)
+    if args.threads:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[var] = str(args.threads)
+    env["PYTHONUNBUFFERED"] = "1"
+    if not args.no_heareval and not (args.heareval_venv / "bin" / "python").exists():
+        sys.exit(f"{args.heareval_venv}: no heareval venv; run bench/setup-heareval first")
+    folders = find_folders(args.embed_dirs)
+    args.logs.mkdir(parents=True, exist_ok=True)
+
+    report = {
+        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "machine": machine(),
+        "threads": {
+            v: env.get(v) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+        },
+        "versions": {
+            "heareval_venv": {}
+            if args.no_heareval
+            else versions(
+                args.heareval_venv / "bin" / "python",
+                [
+                    "heareval",
+                    "torch",
+                    "pytorch-lightning",
+                    "torchmetrics",
+                    "numpy",
+                    "scikit-learn",
+                    "scipy",
+                    "pandas",
+                    "sed_eval",
+                    "dcase_util",
+                ],
+                env,
+            ),
+            "hear_venv": {
+                "hear": _cmd([str(args.hear), "--version"]),
+                **versions(
+                    args.hear.parent / "python",
+                    ["hear-runner", "torch", "numpy", "scikit-learn", "scipy"],
+                    env,
+                ),
+            },
+        },
+        "git": git_state(),
+        "tasks": [],
+    }
+    for folder in folders:
+        info = describe_folder(folder)
+        task = {"folder_info": info, "runs": [], "notes": []}
+        if not args.no_heareval:
+            task["runs"].append(run_tool("heareval", None, folder, args, env, args.logs))
+        for mode in modes:
+            task["runs"].append(run_tool("hear", mode, folder, args, env, args.logs))
+        if not info["metadata_has_splits"]:
+            task["notes"].append(
+                f'{info["task_name"]}: task_metadata.json has no "splits" (heareval\'s '
+                f"runner reads it); the copies given to both tools got "
+                f'"splits": {json.dumps(info["splits_added_to_copies"])}.'
+            )
+        base = next((r for r in task["runs"] if r["tool"] == "heareval"), None)
+        for r in task["runs"]:
+            if base is None or r is base:
+                continue
+            if "predicted_scores" in r and "predicted_scores" in base:
+                r["shape_diff_vs_heareval"] = shape_diff(
+                    r["predicted_scores"], base["predicted_scores"]
+                )
+                # Keys only hear probe writes are additions; anything else is a mismatch.
+                mismatch = {
+                    k: v for k, v in r["shape_diff_vs_heareval"].items()
+                    if v != "only in hear probe"
+                    and not (isinstance(v, dict) and not v.get("missing in hear probe")
+                             and set(v) == {"missing in hear probe", "only in hear probe"})
+                }  # fmt: skip
+                if mismatch:
+                    task["notes"].append(
+                        f"{info['task_name']}, hear probe --mode {r['mode']}: "
+                        f"test.predicted-scores.json differs in shape from heareval's: "
+                        f"{json.dumps(mismatch)}"
+                    )
+            if r.get("score") is not None and base.get("score") is not None:
+                r["delta_vs_heareval"] = r["score"] - base["score"]
+            if base["status"] == "ok" and r["status"] == "ok":
+                r["speedup_vs_heareval"] = base["wall_s"] / r["wall_s"]
+        if base is not None and base["status"] == "timeout":
+            task["notes"].append(
+                f"{info['task_name']}: heareval was stopped after {base['wall_s']:.0f} s "
+                f"(--timeout {args.timeout:.0f}) without finishing."
+            )
+        report["tasks"].append(task)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")  # after every task
+    table = markdown(report)
+    args.md.write_text(table)
+    print(table)
+    print(f"[bench] wrote {args.out} and {args.md}")
+
+
+if __name__ == "__main__":
+    main()
