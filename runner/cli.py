@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from platformdirs import user_data_path
 from rich.console import Console
+from rich.progress import TextColumn
 from rich.table import Table
 
 from runner import __version__
 from runner.errors import HearError, ModelError
+
+if TYPE_CHECKING:
+    from runner.probes.stage import ProbeMode
 
 app = typer.Typer(
     name="hear",
@@ -54,131 +60,242 @@ TasksDir = Annotated[
 ]
 
 
+ModelImage = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model-image",
+        help="Docker image serving a HEAR module (FROM hear/base). Repeat to compare models.",
+    ),
+]
+ModelModule = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model-module",
+        help="HEAR-API module importable here, run by a local engine (no Docker). Repeatable.",
+    ),
+]
+ModelPython = Annotated[
+    str | None,
+    typer.Option(
+        "--model-python",
+        help="Interpreter for --model-module (e.g. the model's own venv). Default: this one.",
+    ),
+]
+ModelOptions = Annotated[
+    str | None,
+    typer.Option("--model-options", help="JSON object of keyword options for load_model()."),
+]
+ModelPath = Annotated[
+    str | None,
+    typer.Option("--model-path", help="Weights path passed to load_model() (inside the image)."),
+]
+Gpus = Annotated[
+    str | None,
+    typer.Option("--gpus", help="GPUs for model containers: all, a count, or device=0,2."),
+]
+Memory = Annotated[str, typer.Option("--memory", help="Memory limit of each model container.")]
+BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Clips per model call.")]
+LoadTimeout = Annotated[
+    float, typer.Option("--load-timeout", help="Seconds a model may take to load.")
+]
+CallTimeout = Annotated[
+    float,
+    typer.Option(
+        "--call-timeout",
+        help="Seconds a model call may take, plus --call-timeout-per-second per audio second.",
+    ),
+]
+CallTimeoutPerSecond = Annotated[
+    float, typer.Option("--call-timeout-per-second", help="Extra call budget per audio second.")
+]
+TaskNames = Annotated[
+    list[str] | None,
+    typer.Option("--task", help="Task folder name to run (repeatable). Default: every task found."),
+]
+ProbeModeOption = Annotated[
+    str,
+    typer.Option(
+        "--probe",
+        "--mode",
+        help="fast: heareval's grid trained at once as one batched network (GPU when present). "
+        "faithful: heareval's protocol, network by network. linear: logistic regression.",
+    ),
+]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of the probe's training.")]
+GridPoints = Annotated[
+    int,
+    typer.Option(
+        "--grid-points",
+        min=1,
+        help="How many of heareval's shuffled grid points to try on the first fold (as "
+        "heareval's --grid-points).",
+    ),
+]
+Seeds = Annotated[
+    int,
+    typer.Option(
+        "--seeds",
+        min=1,
+        help="Repeat the probe with N seeds (--seed, --seed+1, ...): mean and spread.",
+    ),
+]
+
+
 @app.command()
 def run(
-    model_image: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--model-image",
-            help="Docker image serving a HEAR module (FROM hear/base). Repeat to compare models.",
-        ),
-    ] = None,
-    model_module: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--model-module",
-            help="HEAR-API module importable here, run by a local engine (no Docker). Repeatable.",
-        ),
-    ] = None,
-    model_python: Annotated[
-        str | None,
-        typer.Option(
-            "--model-python",
-            help="Interpreter for --model-module (e.g. the model's own venv). Default: this one.",
-        ),
-    ] = None,
+    model_image: ModelImage = None,
+    model_module: ModelModule = None,
+    model_python: ModelPython = None,
     tasks_dir: TasksDir = ...,  # type: ignore[assignment]
-    task: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--task", help="Task folder name to run (repeatable). Default: every task found."
-        ),
-    ] = None,
+    task: TaskNames = None,
     results_dir: Annotated[
         Path, typer.Option("--results-dir", help="Where one JSON per (model, task) is written.")
     ] = Path("hear-results"),
-    model_options: Annotated[
-        str | None,
-        typer.Option("--model-options", help="JSON object of keyword options for load_model()."),
-    ] = None,
-    model_path: Annotated[
-        str | None,
-        typer.Option(
-            "--model-path", help="Weights path passed to load_model() (inside the image)."
-        ),
-    ] = None,
-    gpus: Annotated[
-        str | None,
-        typer.Option("--gpus", help="GPUs for model containers: all, a count, or device=0,2."),
-    ] = None,
-    memory: Annotated[
-        str, typer.Option("--memory", help="Memory limit of each model container.")
-    ] = "8g",
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", min=1, help="Clips per model call.")
-    ] = 32,
-    load_timeout: Annotated[
-        float, typer.Option("--load-timeout", help="Seconds a model may take to load.")
-    ] = 600.0,
-    call_timeout: Annotated[
-        float,
-        typer.Option(
-            "--call-timeout",
-            help="Seconds a model call may take, plus --call-timeout-per-second per audio second.",
-        ),
-    ] = 60.0,
-    call_timeout_per_second: Annotated[
-        float, typer.Option("--call-timeout-per-second", help="Extra call budget per audio second.")
-    ] = 10.0,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the probe's training.")] = 42,
-    probe: Annotated[
-        str,
-        typer.Option(
-            "--probe",
-            help="single: one MLP on standardized embeddings (quick). faithful: heareval's "
-            "grid, 8 points on the first fold, the best retrained on the others.",
-        ),
-    ] = "single",
+    model_options: ModelOptions = None,
+    model_path: ModelPath = None,
+    gpus: Gpus = None,
+    memory: Memory = "8g",
+    batch_size: BatchSize = 32,
+    load_timeout: LoadTimeout = 600.0,
+    call_timeout: CallTimeout = 60.0,
+    call_timeout_per_second: CallTimeoutPerSecond = 10.0,
+    probe: ProbeModeOption = "fast",
+    grid_points: GridPoints = 8,
+    seed: Seed = 42,
+    seeds: Seeds = 1,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the result records as JSON instead of a table.")
     ] = False,
 ) -> None:
     """Embed each task with each model, train a probe and score it on the test split."""
-    from runner.engines.base import EngineSettings, ModelSource
     from runner.evaluate import evaluate
-    from runner.probes.mlp import MLPConfig
     from runner.results.table import scores_table
     from runner.tasks.folder import find_tasks
 
-    if bool(model_image) == bool(model_module):
-        raise HearError(
-            "name the model with --model-image (Docker) or --model-module (local), not both"
-        )
-    options = _json_object(model_options, "--model-options")
+    mode = _probe_mode(probe)
     tasks = find_tasks(tasks_dir, task)
-    settings = EngineSettings(
-        load_timeout=load_timeout,
-        budget_base_seconds=call_timeout,
-        budget_per_audio_second=call_timeout_per_second,
-    )
-    engine: Any
-    kind: Literal["image", "module"]
-    if model_image:
-        from runner.engines.docker import DockerEngine, Sandbox
-
-        engine = DockerEngine(settings, Sandbox(memory=memory, gpus=gpus))
-        refs, kind = model_image, "image"
-    else:
-        from runner.engines.local import LocalEngine
-
-        engine = LocalEngine(settings, model_python or sys.executable)
-        refs, kind = model_module or [], "module"
-    sources = [ModelSource(kind=kind, ref=r, options=options, model_path=model_path) for r in refs]
+    engine, sources = _engine_and_sources(
+        model_image, model_module, model_python, model_options, model_path, gpus, memory,
+        load_timeout, call_timeout, call_timeout_per_second,
+    )  # fmt: skip
     records = evaluate(
         engine,
         sources,
         tasks,
         results_dir,
-        MLPConfig(seed=seed),
         batch_size,
         err,
         on_record=lambda r, p: err.print(f"[green]wrote[/] {p}", soft_wrap=True),
-        probe_mode=_probe_mode(probe),
+        probe_mode=mode,
+        seeds=list(range(seed, seed + seeds)),
+        grid_points=grid_points,
     )
     if json_output:
         out.print_json(json.dumps([r.model_dump(mode="json") for r in records]))
     else:
         out.print(scores_table(records))
+
+
+@app.command()
+def embed(
+    out_dir: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Folder to write <task>/ into, in heareval's embeddings layout."
+        ),
+    ],
+    model_image: Annotated[
+        str | None, typer.Option("--model-image", help="Docker image serving a HEAR module.")
+    ] = None,
+    model_module: Annotated[
+        str | None,
+        typer.Option("--model-module", help="HEAR-API module run by a local engine (no Docker)."),
+    ] = None,
+    model_python: ModelPython = None,
+    tasks_dir: TasksDir = ...,  # type: ignore[assignment]
+    task: TaskNames = None,
+    model_options: ModelOptions = None,
+    model_path: ModelPath = None,
+    gpus: Gpus = None,
+    memory: Memory = "8g",
+    batch_size: BatchSize = 32,
+    load_timeout: LoadTimeout = 600.0,
+    call_timeout: CallTimeout = 60.0,
+    call_timeout_per_second: CallTimeoutPerSecond = 10.0,
+) -> None:
+    """Embed tasks with one model and write heareval's embeddings folders (for `hear probe`,
+    heareval's predictions runner and notebooks that read its files)."""
+    from runner.evaluate import export_embeddings
+    from runner.tasks.folder import find_tasks
+
+    tasks = find_tasks(tasks_dir, task)
+    engine, sources = _engine_and_sources(
+        [model_image] if model_image else None, [model_module] if model_module else None,
+        model_python, model_options, model_path, gpus, memory,
+        load_timeout, call_timeout, call_timeout_per_second,
+    )  # fmt: skip
+    for path in export_embeddings(engine, sources[0], tasks, out_dir, batch_size, err):
+        out.print(f"[green]wrote[/] {path}", soft_wrap=True)
+
+
+@app.command()
+def probe(
+    embeddings_dirs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Embeddings folders in heareval's layout (<split>.embeddings.npy, "
+            "<split>.embedding-dimensions.json, <split>.target-labels.pkl, task_metadata.json, "
+            "labelvocabulary.csv; event tasks also <split>.filename-timestamps.json and "
+            "<split>.json), or a folder of them."
+        ),
+    ],
+    mode: ProbeModeOption = "fast",
+    grid_points: GridPoints = 8,
+    seed: Seed = 42,
+    seeds: Seeds = 1,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print heareval's score files as JSON.")
+    ] = False,
+) -> None:
+    """Train and score probes on precomputed embeddings; write heareval's
+    test.predicted-scores.json into each folder."""
+    from runner.probes.heareval_dir import (
+        is_embeddings_dir,
+        predicted_scores,
+        read_embeddings_dir,
+        write_predicted_scores,
+    )
+    from runner.probes.stage import run_probe
+    from runner.results.table import probe_table
+
+    probe_mode = _probe_mode(mode)
+    folders = []
+    for path in embeddings_dirs:
+        found = (
+            [path]
+            if is_embeddings_dir(path)
+            else sorted(p for p in path.glob("*") if is_embeddings_dir(p))
+        )
+        if not found:
+            raise HearError(
+                f"{path}: not an embeddings folder (no task_metadata.json and "
+                "<split>.embedding-dimensions.json), nor a folder of them"
+            )
+        folders += found
+    rows = []
+    for folder in folders:
+        problem = read_embeddings_dir(folder)
+        with _progress_bar(f"{folder.name} · {probe_mode} probe") as advance:
+            outcome = run_probe(
+                problem, probe_mode, list(range(seed, seed + seeds)), grid_points, advance
+            )
+        path = write_predicted_scores(problem, outcome)
+        err.print(f"[green]wrote[/] {path}", soft_wrap=True)
+        rows.append((problem, outcome))
+    if json_output:
+        out.print_json(json.dumps({str(p.source): predicted_scores(p, o) for p, o in rows}))
+    else:
+        out.print(probe_table(rows))
 
 
 @app.command()
@@ -360,10 +477,65 @@ def tasks_prepare(
         out.print(f"{source.name}: {path}")
 
 
-def _probe_mode(value: str) -> Literal["single", "faithful"]:
-    if value not in ("single", "faithful"):
-        raise HearError(f"--probe {value!r}: expected single or faithful")
-    return "faithful" if value == "faithful" else "single"
+def _probe_mode(value: str) -> ProbeMode:
+    from runner.probes.stage import PROBE_MODES
+
+    if value not in PROBE_MODES:
+        raise HearError(f"probe mode {value!r}: expected one of {', '.join(PROBE_MODES)}")
+    return value  # type: ignore[return-value]
+
+
+def _engine_and_sources(
+    model_image: list[str] | None,
+    model_module: list[str] | None,
+    model_python: str | None,
+    model_options: str | None,
+    model_path: str | None,
+    gpus: str | None,
+    memory: str,
+    load_timeout: float,
+    call_timeout: float,
+    call_timeout_per_second: float,
+) -> tuple[Any, list[Any]]:
+    """The engine the model options ask for, and a source per named model."""
+    from runner.engines.base import EngineSettings, ModelSource
+
+    if bool(model_image) == bool(model_module):
+        raise HearError(
+            "name the model with --model-image (Docker) or --model-module (local), not both"
+        )
+    options = _json_object(model_options, "--model-options")
+    settings = EngineSettings(
+        load_timeout=load_timeout,
+        budget_base_seconds=call_timeout,
+        budget_per_audio_second=call_timeout_per_second,
+    )
+    engine: Any
+    kind: Literal["image", "module"]
+    if model_image:
+        from runner.engines.docker import DockerEngine, Sandbox
+
+        engine = DockerEngine(settings, Sandbox(memory=memory, gpus=gpus))
+        refs, kind = model_image, "image"
+    else:
+        from runner.engines.local import LocalEngine
+
+        engine = LocalEngine(settings, model_python or sys.executable)
+        refs, kind = model_module or [], "module"
+    sources = [ModelSource(kind=kind, ref=r, options=options, model_path=model_path) for r in refs]
+    return engine, sources
+
+
+@contextlib.contextmanager
+def _progress_bar(description: str) -> Iterator[Callable[[int], None]]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("trainings"), TimeElapsedColumn(), console=err,
+    ) as progress:  # fmt: skip
+        bar = progress.add_task(description, total=None)
+        yield lambda n: progress.advance(bar, n)
 
 
 def _json_object(text: str | None, option: str) -> dict[str, Any]:

@@ -10,12 +10,11 @@ the validation split from the task's post-processing grid and reused on test.
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from scipy.ndimage import median_filter
 
-from runner.embed.pipeline import SplitEmbeddings
 from runner.metrics import Metric
 from runner.tasks.folder import Task
 from runner.tasks.metadata import TaskMetadata
@@ -26,7 +25,15 @@ DEFAULT_GRID: dict[str, list[float]] = {"median_filter_ms": [250], "min_duration
 Events = dict[str, list[dict[str, Any]]]
 
 
-def frame_targets(task: Task, split: str, embedded: SplitEmbeddings) -> np.ndarray:
+class Frames(Protocol):
+    """Rows of frame embeddings: each row's clip (an index into ``files``) and time in ms."""
+
+    files: list[str]
+    frame_clip: np.ndarray
+    frame_ms: np.ndarray
+
+
+def frame_targets(task: Task, split: str, embedded: Frames) -> np.ndarray:
     """Multi-hot targets (n_frames, n_labels) for the frames of an embedded event split."""
     index = {label: i for i, label in enumerate(task.vocabulary)}
     clips = task.clips(split)
@@ -58,7 +65,7 @@ def postprocessing_grid(metadata: TaskMetadata) -> list[dict[str, float]]:
 
 def predict_events(
     scores: np.ndarray,
-    embedded: SplitEmbeddings,
+    embedded: Frames,
     labels: list[str],
     median_filter_ms: float,
     min_duration: float,
@@ -96,27 +103,33 @@ def _runs(active: np.ndarray) -> list[tuple[int, int]]:
 class EventScoring:
     """Frame predictions of one split scored as events, over a post-processing grid."""
 
-    def __init__(self, task: Task, split: str, embedded: SplitEmbeddings) -> None:
-        self.labels = task.vocabulary
-        self.embedded = embedded
-        self.reference = reference_events(task, split)
-        self.grid = postprocessing_grid(task.metadata)
+    def __init__(
+        self, reference: Events, frames: Frames, labels: list[str], metadata: TaskMetadata
+    ) -> None:
+        self.labels = labels
+        self.frames = frames
+        self.reference = reference
+        self.grid = postprocessing_grid(metadata)
 
-    def events(self, frames: np.ndarray, params: dict[str, float]) -> Events:
-        return predict_events(frames, self.embedded, self.labels, **params)
+    def events(self, scores: np.ndarray, params: dict[str, float]) -> Events:
+        return predict_events(scores, self.frames, self.labels, **params)
 
     def score(
-        self, metric: Metric, frames: np.ndarray, params: dict[str, float]
+        self, metric: Metric, scores: np.ndarray, params: dict[str, float]
     ) -> dict[str, float]:
-        return dict(metric.score(self.reference, self.events(frames, params), self.labels))
+        return dict(metric.score(self.reference, self.events(scores, params), self.labels))
 
-    def best(self, metric: Metric, frames: np.ndarray) -> tuple[dict[str, float], float]:
-        """The grid point with the best ``metric`` (the first of equals) and its signed value."""
-        best_params, best_value = self.grid[0], -np.inf
+    def best(self, metric: Metric, scores: np.ndarray) -> tuple[dict[str, float], float]:
+        """The grid point with the best ``metric`` and its signed value.
+
+        As heareval: a NaN score counts as 0, and among equal scores the greatest
+        grid point (compared as its sorted (name, value) pairs) wins.
+        """
+        ranked = []
         for params in self.grid:
-            value = next(iter(self.score(metric, frames, params).values()))
-            value = 0.0 if np.isnan(value) else value  # heareval: no predicted event scores 0 here
+            value = next(iter(self.score(metric, scores, params).values()))
+            value = 0.0 if np.isnan(value) else value
             signed = value if metric.higher_is_better else -value
-            if signed > best_value:
-                best_params, best_value = params, signed
-        return best_params, float(best_value)
+            ranked.append((signed, tuple(sorted(params.items())), params))
+        signed, _, params = max(ranked, key=lambda r: r[:2])
+        return params, float(signed)

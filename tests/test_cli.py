@@ -52,7 +52,7 @@ def test_local_engine_run_scores_and_writes_a_record(tmp_path: Path) -> None:
     write_task(tmp_path / "tasks")
     result = hear(
         "run", "--model-module", "numpy_logmel", "--tasks-dir", str(tmp_path / "tasks"),
-        "--results-dir", str(tmp_path / "results"),
+        "--results-dir", str(tmp_path / "results"), "--grid-points", "2",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "HEAR results" in result.stdout and "toy-1.0.0-full" in result.stdout
@@ -67,10 +67,11 @@ def test_kfold_task_reports_fold_mean_and_spread(tmp_path: Path) -> None:
     write_task(tmp_path / "tasks", "toyk-1.0.0-full", nfolds=3)
     result = hear(
         "run", "--model-module", "numpy_logmel", "--tasks-dir", str(tmp_path / "tasks"),
-        "--results-dir", str(tmp_path / "results"), "--json",
+        "--results-dir", str(tmp_path / "results"), "--json", "--grid-points", "2",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     [record] = json.loads(result.stdout)
+    assert record["probe"]["mode"] == "fast" and len(record["probe"]["grid"]) == 2
     assert [f["test"] for f in record["folds"]] == ["fold00", "fold01", "fold02"]
     per_fold = [f["scores"]["test"]["top1_acc"] for f in record["folds"]]
     assert record["test_score"] == pytest.approx(sum(per_fold) / 3)
@@ -141,7 +142,7 @@ def test_multilabel_scene_task_is_scored(tmp_path: Path) -> None:
         labels = {f"{i}.wav": ([] if i == 3 else [["low", "high"][i % 2]]) for i in range(4)}
         (path / f"{split}.json").write_text(json.dumps(labels))
     result = hear("run", "--model-module", "numpy_logmel", "--tasks-dir", str(tmp_path / "tasks"),
-                  "--results-dir", str(tmp_path / "r"), "--json")  # fmt: skip
+                  "--results-dir", str(tmp_path / "r"), "--json", "--probe", "linear")  # fmt: skip
     assert result.returncode == 0, result.stderr
     [record] = json.loads(result.stdout)
     assert record["primary_metric"] == "mAP" and set(record["scores"]["test"]) == {
@@ -162,7 +163,7 @@ def test_event_task_is_scored_with_event_metrics(tmp_path: Path) -> None:
         }
         (path / f"{split}.json").write_text(json.dumps(events))
     result = hear("run", "--model-module", "numpy_logmel", "--tasks-dir", str(tmp_path / "tasks"),
-                  "--results-dir", str(tmp_path / "r"), "--json")  # fmt: skip
+                  "--results-dir", str(tmp_path / "r"), "--json", "--grid-points", "2")  # fmt: skip
     assert result.returncode == 0, result.stderr
     [record] = json.loads(result.stdout)
     fold = record["folds"][0]
@@ -206,7 +207,7 @@ def test_task_specific_param_grid_and_variable_length_clips(tmp_path: Path) -> N
     audio, rate = sf.read(path / "16000" / "test" / "1.wav")
     sf.write(path / "16000" / "test" / "1.wav", audio[: rate // 4], rate)  # a shorter clip
     result = hear("run", "--model-module", "numpy_logmel", "--tasks-dir", str(tmp_path / "tasks"),
-                  "--results-dir", str(tmp_path / "r"), "--json")  # fmt: skip
+                  "--results-dir", str(tmp_path / "r"), "--json", "--grid-points", "1")  # fmt: skip
     assert result.returncode == 0, result.stderr
     [record] = json.loads(result.stdout)
     assert (
@@ -237,7 +238,8 @@ def test_faithful_probe_tries_heareval_grid_and_keeps_the_best(tmp_path: Path) -
     probe = record["probe"]
     assert probe["mode"] == "faithful" and len(probe["grid"]) == 8
     best = max(probe["grid"], key=lambda p: p["valid_selection_score"])
-    assert probe["config"]["lr"] == best["lr"] and probe["config"]["standardize"] is False
+    assert probe["config"]["lr"] == best["lr"]
+    assert probe["config"]["initialization"].startswith("xavier")
     assert len(record["folds"]) == 3
 
 
@@ -247,5 +249,6 @@ def test_unknown_probe_mode_is_one_line(tmp_path: Path) -> None:
         "run", "--model-module", "numpy_logmel", "--tasks-dir", str(tmp_path), "--probe", "quick"
     )
     assert (
-        result.returncode == 1 and "--probe 'quick': expected single or faithful" in result.stderr
+        result.returncode == 1
+        and "probe mode 'quick': expected one of fast, faithful, linear" in result.stderr
     )

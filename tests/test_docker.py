@@ -69,7 +69,7 @@ def test_container_is_sandboxed(naive_image, docker_client, no_leftover_containe
 def test_hear_run_scores_the_naive_baseline_above_chance(naive_image, digits_task, tmp_path):
     result = hear(
         "run", "--model-image", naive_image, "--tasks-dir", str(digits_task.parent),
-        "--results-dir", str(tmp_path), "--json",
+        "--results-dir", str(tmp_path), "--json", "--grid-points", "2",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     [record] = json.loads(result.stdout)
@@ -85,7 +85,7 @@ def test_hear_run_scores_the_naive_baseline_above_chance(naive_image, digits_tas
 def test_plain_numpy_module_image_runs_unchanged(numpy_image, digits_task, tmp_path):
     result = hear(
         "run", "--model-image", numpy_image, "--tasks-dir", str(digits_task.parent),
-        "--results-dir", str(tmp_path), "--json",
+        "--results-dir", str(tmp_path), "--json", "--probe", "linear",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     [record] = json.loads(result.stdout)
@@ -181,7 +181,7 @@ def test_run_record_survives_for_finished_tasks(numpy_image, digits_task, tmp_pa
     """A finished task's record is on disk as soon as it is scored."""
     result = hear(
         "run", "--model-image", numpy_image, "--tasks-dir", str(digits_task.parent),
-        "--results-dir", str(tmp_path),
+        "--results-dir", str(tmp_path), "--probe", "linear",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     records = list(Path(tmp_path).rglob("*.json"))

@@ -42,4 +42,4 @@ def heareval_grid(
         for values in itertools.product(*(grid[k] for k in keys))
     ]
     random.Random(SHUFFLE_SEED).shuffle(confs)
-    return [MLPConfig(seed=seed, standardize=False, **from_heareval(c)) for c in confs[:points]]
+    return [MLPConfig(seed=seed, **from_heareval(c)) for c in confs[:points]]

@@ -1,8 +1,9 @@
-"""A torch MLP probe with early stopping on the validation split's primary score.
+"""heareval's MLP probe, one network at a time (the faithful mode), and its settings.
 
-heareval's shape of probe (Linear, BatchNorm1d, Dropout, ReLU per hidden
-layer; Adam; batch 1024; validation every few epochs; patience; best
-checkpoint), trained on standardized embeddings.
+Linear, BatchNorm1d, Dropout, ReLU per hidden layer; xavier initialization with the
+gain of the preceding activation; Adam; shuffled batches of 1024; validation every
+few epochs; early stopping after ``patience`` checks without gain; the best
+checkpoint kept. Embeddings go in as they are, as heareval feeds them.
 """
 
 from __future__ import annotations
@@ -10,13 +11,18 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
 from pydantic import BaseModel
 
+from runner.probes.data import ProbeSplit, Rows
+
 PredictionType = Literal["multiclass", "multilabel"]
+#: select(valid_targets, valid_predictions) -> a score to maximize.
+Selector = Callable[[np.ndarray, np.ndarray], float]
 
 
 class MLPConfig(BaseModel):
@@ -29,21 +35,59 @@ class MLPConfig(BaseModel):
     check_every: int = 3
     patience: int = 20  # checks without improvement before stopping
     seed: int = 42
-    # heareval initializes weights with xavier (gain from the preceding activation) and
-    # feeds embeddings as they are; "default" keeps torch's init, standardize rescales inputs.
-    initialization: Literal["default", "xavier_uniform", "xavier_normal"] = "default"
-    standardize: bool = True
+    # heareval initializes weights with xavier, the gain from the preceding activation;
+    # "default" keeps torch's own initialization.
+    initialization: Literal["default", "xavier_uniform", "xavier_normal"] = "xavier_uniform"
+
+
+class Probe(Protocol):
+    """A trained probe, and how its training went."""
+
+    best_epoch: int
+    best_valid_score: float
+    epochs_trained: int
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities (multiclass) or per-label probabilities (multilabel)."""
+        ...
+
+
+def predict_split(probe: Probe, split: ProbeSplit) -> np.ndarray:
+    """Predictions for a whole split, made chunk by chunk."""
+    return np.concatenate([probe.predict(chunk) for chunk in split.chunks()])
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass
+class EarlyStopping:
+    """heareval's rule: a check must beat the best so far; stop after ``patience`` that don't."""
+
+    patience: int
+    best: float = -np.inf
+    best_epoch: int = 0
+    checks_without_gain: int = 0
+    stopped: bool = False
+    history: list[float] = field(default_factory=list)
+
+    def update(self, score: float, epoch: int) -> bool:
+        """Record a check; True when it is the new best."""
+        self.history.append(score)
+        if score > self.best:
+            self.best, self.best_epoch, self.checks_without_gain = score, epoch, 0
+            return True
+        self.checks_without_gain += 1
+        self.stopped = self.checks_without_gain >= self.patience
+        return False
 
 
 class TrainedProbe:
-    """A fitted probe: standardization, network, and how it was selected."""
+    """One fitted torch network."""
 
-    def __init__(
-        self, net: torch.nn.Module, mean: np.ndarray, std: np.ndarray, kind: PredictionType
-    ) -> None:
+    def __init__(self, net: torch.nn.Module, kind: PredictionType) -> None:
         self.net = net
-        self.mean = mean
-        self.std = std
         self.kind = kind
         self.best_epoch = 0
         self.best_valid_score = float("nan")
@@ -52,10 +96,9 @@ class TrainedProbe:
 
     @torch.no_grad()
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Class probabilities (multiclass) or per-label probabilities (multilabel)."""
         self.net.eval()
         device = next(self.net.parameters()).device
-        logits = self.net(torch.from_numpy((x - self.mean) / self.std).to(device))
+        logits = self.net(torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(device))
         probs = logits.softmax(-1) if self.kind == "multiclass" else logits.sigmoid()
         return probs.cpu().numpy()
 
@@ -88,68 +131,56 @@ def _initialize(linear: torch.nn.Linear, how: str, activation: str) -> None:
         torch.nn.init.xavier_normal_(linear.weight, gain=gain)
 
 
+def loss_function(kind: PredictionType) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Mean loss of logits against multi-hot targets: cross-entropy on the argmax, or BCE."""
+    if kind == "multiclass":
+        return lambda logits, y: torch.nn.functional.cross_entropy(logits, y.argmax(dim=-1))
+    return torch.nn.functional.binary_cross_entropy_with_logits
+
+
 def train_mlp(
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_valid: np.ndarray,
-    y_valid: np.ndarray,
+    train: Rows,
+    valid: ProbeSplit,
     kind: PredictionType,
-    valid_score: Callable[[np.ndarray, np.ndarray], float],
-    config: MLPConfig | None = None,
+    select: Selector,
+    config: MLPConfig,
     device: str | None = None,
 ) -> TrainedProbe:
-    """Train until the validation score stops improving; keep the best checkpoint."""
-    config = config or MLPConfig()
+    """Train one network until the validation score stops improving; keep the best checkpoint."""
     started = time.perf_counter()
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or default_device()
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
-    if config.standardize:
-        mean = x_train.mean(axis=0, keepdims=True)
-        std = x_train.std(axis=0, keepdims=True) + 1e-8
-    else:
-        mean = np.zeros((1, x_train.shape[1]), np.float32)
-        std = np.ones((1, x_train.shape[1]), np.float32)
-    net = _network(x_train.shape[1], y_train.shape[1], config).to(device)
-    probe = TrainedProbe(net, mean, std, kind)
-    xt = torch.from_numpy((x_train - mean) / std).to(device)
-    yt = torch.from_numpy(y_train).to(device)
-    loss_fn: torch.nn.Module
-    if kind == "multiclass":
-        loss_fn = torch.nn.CrossEntropyLoss()
-        yt = yt.argmax(dim=1)
-    else:
-        loss_fn = torch.nn.BCEWithLogitsLoss()
+    net = _network(valid.embeddings.shape[1], valid.targets.shape[1], config).to(device)
+    probe = TrainedProbe(net, kind)
+    loss_fn = loss_function(kind)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     best_state = copy.deepcopy(net.state_dict())
-    best, checks_without_gain = -np.inf, 0
-    n = len(xt)
+    stopping = EarlyStopping(config.patience)
+    n = len(train)
     batch = min(config.batch_size, n)
     for epoch in range(1, config.max_epochs + 1):
         net.train()
-        order = torch.randperm(n, generator=generator).to(device)
+        order = torch.randperm(n, generator=generator).numpy()
         for start in range(0, n, batch):
             idx = order[start : start + batch]
             if len(idx) < 2:  # BatchNorm needs two rows
                 continue
+            x, y = train.take(idx)
             optimizer.zero_grad()
-            loss = loss_fn(net(xt[idx]), yt[idx])
+            loss = loss_fn(net(torch.from_numpy(x).to(device)), torch.from_numpy(y).to(device))
             loss.backward()
             optimizer.step()
         probe.epochs_trained = epoch
         if epoch % config.check_every:
             continue
-        score = valid_score(y_valid, probe.predict(x_valid))
-        if score > best:
-            best, checks_without_gain = score, 0
+        if stopping.update(select(valid.targets, predict_split(probe, valid)), epoch):
             best_state = copy.deepcopy(net.state_dict())
-            probe.best_epoch = epoch
-        else:
-            checks_without_gain += 1
-            if checks_without_gain >= config.patience:
-                break
+        if stopping.stopped:
+            break
     net.load_state_dict(best_state)
-    probe.best_valid_score = float(best)
+    probe.best_epoch = stopping.best_epoch
+    probe.best_valid_score = float(stopping.best)
     probe.seconds = time.perf_counter() - started
     return probe
 

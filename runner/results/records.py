@@ -40,21 +40,24 @@ class TaskInfo(BaseModel):
 
 
 class ProbeInfo(BaseModel):
-    kind: str = "mlp"
-    mode: str = "single"
+    mode: str = "fast"  # fast | faithful | linear
+    seeds: list[int] = [42]
     config: dict[str, Any]  # the configuration used on every fold (the grid's best)
     selection_metric: str
-    grid: list[dict[str, Any]] = []  # faithful mode: each point tried and its validation score
+    grid: list[dict[str, Any]] = []  # each point tried on the first fold, its validation score
+    device: str = "cpu"
 
 
 class FoldResult(BaseModel):
     """One train/valid/test arrangement: for k-fold tasks, one per fold."""
 
     fold: str
+    seed: int = 42
     train: list[str]
     valid: str
     test: str
     scores: dict[str, dict[str, float]]  # "valid" | "test" -> metric -> value
+    losses: dict[str, float] = {}  # "valid" | "test" -> the probe's loss (cross-entropy or BCE)
     # Event tasks: the chosen post-processing and each metric's sub-scores per role.
     details: dict[str, Any] = {}
     valid_selection_score: float = float("nan")  # what the probe maximized on validation
@@ -67,8 +70,9 @@ class RunRecord(BaseModel):
     """Scores under heareval's metric names.
 
     ``scores`` holds each metric's mean over folds (one fold for train/valid/test
-    tasks); ``test_score`` is the primary metric's, ``test_score_std`` its sample
-    standard deviation over folds (None with one fold).
+    tasks) and seeds; ``test_score`` is the primary metric's, ``test_score_std`` its
+    sample standard deviation over folds (None with one fold), ``seed_scores`` the
+    primary test score of each seed and ``seed_std`` their sample standard deviation.
     """
 
     runner_version: str = __version__
@@ -86,6 +90,8 @@ class RunRecord(BaseModel):
     primary_metric: str
     test_score: float
     test_score_std: float | None = None
+    seed_scores: list[float] = []
+    seed_std: float | None = None
     scores: dict[str, dict[str, float]]  # "valid" | "test" -> metric -> mean over folds
     folds: list[FoldResult]
     timings: dict[str, float]  # seconds per stage

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
 from rich.table import Table
 
 from runner.results.records import RunRecord
+
+if TYPE_CHECKING:
+    from runner.probes.data import ProbeProblem
+    from runner.probes.stage import ProbeOutcome
 
 
 def scores_table(records: list[RunRecord]) -> Table:
@@ -18,6 +25,9 @@ def scores_table(records: list[RunRecord]) -> Table:
     table.add_column("task", no_wrap=True)
     for metric in metrics:
         table.add_column(metric, justify="right")
+    seeded = any(len(r.seed_scores) > 1 for r in records)
+    if seeded:
+        table.add_column("seeds", justify="right")
     table.add_column("embed s", justify="right")
     table.add_column("probe s", justify="right")
     for r in records:
@@ -27,6 +37,8 @@ def scores_table(records: list[RunRecord]) -> Table:
             star = "*" if metric == r.primary_metric else ""
             spread = f"±{r.test_score_std:.3f}" if star and r.test_score_std is not None else ""
             cells.append("—" if value is None else f"{value:.3f}{spread}{star}")
+        if seeded:
+            cells.append(_seed_spread(r.seed_scores))
         table.add_row(
             r.model.name,
             r.task.name,
@@ -35,3 +47,30 @@ def scores_table(records: list[RunRecord]) -> Table:
             f"{r.timings.get('probe', 0.0):.1f}",
         )
     return table
+
+
+def probe_table(rows: list[tuple[ProbeProblem, ProbeOutcome]]) -> Table:
+    """`hear probe`: one row per embeddings folder."""
+    table = Table(title="Probe results (test split; ± std over folds)", header_style="bold")
+    for name in ("folder", "mode", "primary metric", "test", "valid", "seeds", "probe s"):
+        table.add_column(name, justify="left" if name in ("folder", "mode") else "right")
+    for problem, outcome in rows:
+        scores = outcome.mean_scores()
+        std = outcome.fold_std()
+        table.add_row(
+            problem.source.name,
+            outcome.mode,
+            outcome.primary,
+            f"{scores['test'][outcome.primary]:.3f}" + (f"±{std:.3f}" if std is not None else ""),
+            f"{scores['valid'][outcome.primary]:.3f}",
+            _seed_spread(outcome.seed_scores()),
+            f"{outcome.seconds:.1f}",
+        )
+    return table
+
+
+def _seed_spread(scores: list[float]) -> str:
+    """ "n: ±std" of the per-seed primary scores."""
+    if len(scores) < 2:
+        return str(len(scores))
+    return f"{len(scores)}: ±{float(np.std(scores, ddof=1)):.3f}"

@@ -57,7 +57,8 @@ class Clip:
 class Task:
     """A hear-preprocess task folder; identified by the folder's name, as heareval does."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, audio: bool = True) -> None:
+        """``audio=False`` reads the labels only (as in heareval's embeddings folders)."""
         self.path = path
         self.name = path.name
         self.metadata = _read_metadata(path / METADATA_FILE)
@@ -66,7 +67,7 @@ class Task:
         self.sample_rates = sorted(
             int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit()
         )
-        if not self.sample_rates:
+        if audio and not self.sample_rates:
             raise TaskError(
                 path, "no audio folder: expected <sample_rate>/<split>/ (e.g. 16000/train)"
             )

@@ -1,0 +1,175 @@
+"""The probe stage: batched training, data handling, modes and seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from runner.errors import HearError
+from runner.probes.batched import BatchedMLP, _adam, _batched_loss
+from runner.probes.data import ProbeProblem, ProbeSplit, Rows
+from runner.probes.linear import LinearConfig, train_linear
+from runner.probes.mlp import MLPConfig
+from runner.probes.stage import run_probe
+from runner.tasks.folder import Fold
+from runner.tasks.metadata import TaskMetadata
+
+
+def clusters(name: str, rows: int, dim: int = 16, classes: int = 3, seed: int = 0) -> ProbeSplit:
+    """Rows around one centre per class: a problem any working probe learns."""
+    rng = np.random.default_rng(seed)
+    centres = np.random.default_rng(99).normal(size=(classes, dim)) * 2
+    y = rng.integers(0, classes, rows)
+    x = (centres[y] + rng.normal(size=(rows, dim))).astype(np.float32)
+    return ProbeSplit(name, x, np.eye(classes, dtype=np.float32)[y])
+
+
+def scene_problem(**splits: ProbeSplit) -> ProbeProblem:
+    metadata = TaskMetadata(
+        task_name="clusters", version="1", embedding_type="scene",
+        prediction_type="multiclass", split_mode="trainvaltest", evaluation=["top1_acc"],
+    )  # fmt: skip
+    labels = [str(i) for i in range(next(iter(splits.values())).targets.shape[1])]
+    folds = [Fold("test", ("train",), "valid", "test")]
+    return ProbeProblem(Path("clusters"), metadata, labels, folds, dict(splits))
+
+
+def torch_network(state: dict[str, torch.Tensor], layers: int) -> torch.nn.Sequential:
+    """heareval's module stack holding one batched point's weights."""
+    modules: list[torch.nn.Module] = []
+    for layer in range(layers):
+        w = state[f"w{layer}"].squeeze(1 if layer == 0 else 0)
+        linear = torch.nn.Linear(*w.shape)
+        linear.weight.data = w.T.clone()
+        linear.bias.data = state[f"b{layer}"][0].clone()
+        norm = torch.nn.BatchNorm1d(w.shape[1])
+        norm.weight.data = state[f"gamma{layer}"][0].clone()
+        norm.bias.data = state[f"beta{layer}"][0].clone()
+        modules += [linear, norm, torch.nn.Dropout(0.0), torch.nn.ReLU()]
+    w = state[f"w{layers}"][0]
+    projection = torch.nn.Linear(*w.shape)
+    projection.weight.data = w.T.clone()
+    projection.bias.data = state[f"b{layers}"][0].clone()
+    return torch.nn.Sequential(*modules, projection)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_batched_points_train_exactly_as_separate_networks(layers: int) -> None:
+    configs = [
+        MLPConfig(hidden_layers=layers, hidden_dim=32, dropout=0.0, lr=lr, initialization=init)
+        for lr, init in ((3.2e-3, "xavier_uniform"), (1e-4, "xavier_normal"))
+    ]
+    net = BatchedMLP(12, 5, configs, "cpu", seed=0)
+    separate = [torch_network(net.point(i), layers) for i in range(2)]
+    optimizers = [
+        torch.optim.Adam(m.parameters(), lr=c.lr) for m, c in zip(separate, configs, strict=True)
+    ]
+    batched_adam = _adam(net)
+    loss = _batched_loss("multiclass")
+    rng = np.random.default_rng(1)
+    for _ in range(6):
+        x = torch.from_numpy(rng.normal(size=(40, 12)).astype(np.float32))
+        y = torch.from_numpy(np.eye(5, dtype=np.float32)[rng.integers(0, 5, 40)])
+        loss(net.forward(x, train=True), y).backward()
+        batched_adam.step()
+        batched_adam.zero_grad(set_to_none=True)
+        for model, optimizer in zip(separate, optimizers, strict=True):
+            model.train()
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y.argmax(dim=1)).backward()
+            optimizer.step()
+    # Biases before a BatchNorm get only rounding noise as gradient (the norm cancels them),
+    # which Adam magnifies differently in any two implementations: they are left out.
+    weights = net.weights()
+    for i, model in enumerate(separate):
+        linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+        norms = [m for m in model if isinstance(m, torch.nn.BatchNorm1d)]
+        for layer, linear in enumerate(linears):
+            w = weights[f"w{layer}"].select(1 if layer == 0 else 0, i)
+            assert torch.allclose(w, linear.weight.T, atol=1e-6), f"point {i} w{layer}"
+        assert torch.allclose(weights[f"b{layers}"][i], linears[-1].bias, atol=1e-6)
+        for layer, norm in enumerate(norms):
+            assert torch.allclose(weights[f"gamma{layer}"][i], norm.weight, atol=1e-6)
+            assert torch.allclose(weights[f"beta{layer}"][i], norm.bias, atol=1e-6)
+    x = torch.from_numpy(rng.normal(size=(30, 12)).astype(np.float32))
+    with torch.no_grad():
+        batched = net.forward(x, train=True)
+        for i, model in enumerate(separate):
+            assert torch.allclose(batched[i], model(x), atol=1e-5), f"point {i} drifted"
+
+
+def test_rows_gather_across_splits_in_the_order_asked() -> None:
+    a, b = clusters("a", 5, seed=1), clusters("b", 7, seed=2)
+    rows = Rows([a, b])
+    x, y = rows.take(np.array([6, 0, 11, 4]))
+    assert np.array_equal(
+        x, np.stack([b.embeddings[1], a.embeddings[0], b.embeddings[6], a.embeddings[4]])
+    )
+    assert np.array_equal(y, np.stack([b.targets[1], a.targets[0], b.targets[6], a.targets[4]]))
+    assert len(rows) == 12
+
+
+@pytest.mark.parametrize("mode", ["fast", "faithful", "linear"])
+def test_every_mode_learns_separable_clusters(mode: str) -> None:
+    problem = scene_problem(
+        train=clusters("train", 300, seed=1), valid=clusters("valid", 80, seed=2),
+        test=clusters("test", 80, seed=3),
+    )  # fmt: skip
+    outcome = run_probe(problem, mode, grid_points=2)  # type: ignore[arg-type]
+    assert outcome.mean_scores()["test"]["top1_acc"] > 0.9
+    if mode != "linear":
+        assert len(outcome.grid) == 2
+        best = max(outcome.grid, key=lambda p: p["valid_selection_score"])
+        assert outcome.config["lr"] == best["lr"]
+        assert outcome.folds[0].epochs_trained <= 500
+
+
+def test_fast_mode_stops_each_point_on_its_own() -> None:
+    """A point whose validation score stalls leaves the batch; the others go on."""
+    problem = scene_problem(
+        train=clusters("train", 200, seed=1), valid=clusters("valid", 60, seed=2),
+        test=clusters("test", 60, seed=3),
+    )  # fmt: skip
+    configs = [
+        MLPConfig(hidden_dim=16, lr=lr, max_epochs=60, check_every=1, patience=3)
+        for lr in (1e-2, 1e-7)  # 1e-7 barely moves: its score stalls at once
+    ]
+    outcome = run_probe(problem, "fast", points=lambda seed: configs)
+    scores = [p["valid_selection_score"] for p in outcome.grid]
+    assert scores[0] > scores[1]
+    assert outcome.folds[0].epochs_trained < 60 or scores[0] == 1.0
+
+
+def test_seeds_repeat_the_stage_and_report_each() -> None:
+    problem = scene_problem(
+        train=clusters("train", 120, seed=1), valid=clusters("valid", 40, seed=2),
+        test=clusters("test", 40, seed=3),
+    )  # fmt: skip
+    configs = [MLPConfig(hidden_dim=16, max_epochs=6, check_every=3)]
+    outcome = run_probe(problem, "fast", seeds=[1, 2], points=lambda seed: [
+        c.model_copy(update={"seed": seed}) for c in configs
+    ])  # fmt: skip
+    assert [f.seed for f in outcome.folds] == [1, 2]
+    assert len(outcome.seed_scores()) == 2
+
+
+def test_nonfinite_embedding_is_named_by_split_and_row() -> None:
+    valid = clusters("valid", 20)
+    valid.embeddings[13, 2] = np.inf
+    problem = scene_problem(train=clusters("train", 20), valid=valid, test=clusters("test", 20))
+    with pytest.raises(HearError, match=r"split 'valid', row 13.*NaN or Inf"):
+        problem.check()
+
+
+def test_linear_probe_predicts_every_class_even_one_unseen_in_training() -> None:
+    train = clusters("train", 90, classes=4)
+    keep = train.targets[:, 3] == 0  # class 3 never appears in training
+    train = ProbeSplit("train", train.embeddings[keep], train.targets[keep])
+    valid = clusters("valid", 40, classes=4)
+    probe = train_linear(Rows([train]), valid, "multiclass", lambda t, p: 0.0, LinearConfig())
+    predictions = probe.predict(valid.embeddings)
+    assert predictions.shape == (40, 4) and np.all(predictions[:, 3] == 0)
+    assert np.allclose(predictions.sum(axis=1), 1.0, atol=1e-5)
