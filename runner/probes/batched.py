@@ -24,6 +24,7 @@ from runner.probes.mlp import (
     MLPConfig,
     PredictionType,
     Selector,
+    batch_source,
     default_device,
 )
 
@@ -281,15 +282,15 @@ def _train_group(
     active = list(range(len(configs)))  # original index of each point still training
     n = len(train)
     batch = min(first.batch_size, n)
+    take = batch_source(train, device)
     for epoch in range(1, first.max_epochs + 1):
         order = torch.randperm(n, generator=generator).numpy()
         for start in range(0, n, batch):
             idx = order[start : start + batch]
             if len(idx) < 2:  # BatchNorm needs two rows
                 continue
-            x, y = train.take(idx)
-            logits = net.forward(torch.from_numpy(x).to(device), train=True)
-            loss = loss_fn(logits, torch.from_numpy(y).to(device))
+            x, y = take(idx)
+            loss = loss_fn(net.forward(x, train=True), y)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

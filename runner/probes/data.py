@@ -43,8 +43,9 @@ class ProbeSplit:
         return len(self.embeddings)
 
     def chunks(self) -> Iterator[np.ndarray]:
+        """The rows a chunk at a time, each chunk a (writable) copy in memory."""
         for start in range(0, len(self.embeddings), CHUNK_ROWS):
-            yield np.asarray(self.embeddings[start : start + CHUNK_ROWS], dtype=np.float32)
+            yield np.array(self.embeddings[start : start + CHUNK_ROWS], dtype=np.float32)
 
 
 @dataclass

@@ -61,6 +61,38 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+Batches = Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]]
+
+
+def batch_source(train: Rows, device: str) -> Batches:
+    """``take(index) -> (x, y)`` on ``device``.
+
+    On a GPU the training rows are uploaded once, a chunk at a time (the device holds
+    the one copy); on the CPU each batch is gathered from the splits as they are.
+    """
+    if device == "cpu":
+
+        def take_host(index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+            x, y = train.take(index)
+            return torch.from_numpy(x), torch.from_numpy(y)
+
+        return take_host
+    dim = train.parts[0].embeddings.shape[1]
+    x_all = torch.empty((len(train), dim), dtype=torch.float32, device=device)
+    row = 0
+    for part in train.parts:
+        for chunk in part.chunks():
+            x_all[row : row + len(chunk)].copy_(torch.from_numpy(chunk))
+            row += len(chunk)
+    y_all = torch.from_numpy(train.targets()).to(device)
+
+    def take_device(index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        i = torch.from_numpy(index).to(device)
+        return x_all[i], y_all[i]
+
+    return take_device
+
+
 @dataclass
 class EarlyStopping:
     """heareval's rule: a check must beat the best so far; stop after ``patience`` that don't."""
@@ -159,6 +191,7 @@ def train_mlp(
     stopping = EarlyStopping(config.patience)
     n = len(train)
     batch = min(config.batch_size, n)
+    take = batch_source(train, device)
     for epoch in range(1, config.max_epochs + 1):
         net.train()
         order = torch.randperm(n, generator=generator).numpy()
@@ -166,9 +199,9 @@ def train_mlp(
             idx = order[start : start + batch]
             if len(idx) < 2:  # BatchNorm needs two rows
                 continue
-            x, y = train.take(idx)
+            x, y = take(idx)
             optimizer.zero_grad()
-            loss = loss_fn(net(torch.from_numpy(x).to(device)), torch.from_numpy(y).to(device))
+            loss = loss_fn(net(x), y)
             loss.backward()
             optimizer.step()
         probe.epochs_trained = epoch
