@@ -52,7 +52,16 @@ TIME = Path("/usr/bin/time")
 # starts from embeddings only.
 OUTPUTS = ("test.predicted-scores.json", "prediction-done.json", "prediction.log")
 OUTPUT_GLOBS = ("*.predictions.pkl", "lightning_logs", "logs")
-SCORE_GAP = 0.02  # |ours - heareval| above this is flagged
+SCORE_GAP = 0.02
+# Runs hear-runner's CLI from a source tree (e.g. a `git archive` export of a commit)
+# with the .venv's interpreter, bypassing the venv's editable install of /work/main.
+FROM_SRC = (
+    "import sys; src = sys.argv.pop(1); "
+    "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]; "
+    "sys.path[:0] = [src, src + '/plugins']; sys.argv[0] = 'hear'; import runner; "
+    "assert runner.__file__.startswith(src), runner.__file__; "
+    "from runner.cli import main; main()"
+)  # |ours - heareval| above this is flagged
 
 
 # ---------------------------------------------------------------- folders
@@ -342,6 +351,12 @@ def shape_diff(ours: dict, theirs: dict) -> dict:
 # ---------------------------------------------------------------- tools
 
 
+def hear_cmd(args) -> list[str]:
+    if args.hear_src is None:
+        return [str(args.hear)]
+    return [str(args.hear.parent / "python"), "-c", FROM_SRC, str(args.hear_src)]
+
+
 def run_tool(tool: str, mode: str | None, folder: Path, args, env: dict, logs: Path) -> dict:
     label = tool if mode is None else f"{tool} --mode {mode}"
     print(f"[bench] {folder.name}: {label} ...", flush=True)
@@ -355,7 +370,7 @@ def run_tool(tool: str, mode: str | None, folder: Path, args, env: dict, logs: P
             extra = args.heareval_args.split()
             cmd = [python, "-m", "heareval.predictions.runner", *extra, str(copy)]
         else:
-            cmd = [str(args.hear), "probe", str(copy), "--mode", mode]
+            cmd = [*hear_cmd(args), "probe", str(copy), "--mode", mode]
         log = logs / f"{folder.name}.{tool}{'' if mode is None else '-' + mode}.log"
         result = {"tool": tool, "mode": mode, "command": cmd, "log": str(log)}
         result["settle_wait_s"] = settle(args.settle_load, args.settle_max)
@@ -437,12 +452,21 @@ def versions(python: Path, pkgs: list[str], env: dict) -> dict:
         return {}
 
 
-def git_state() -> dict:
+def git_state(hear_src: Path | None) -> dict:
+    """The hear-runner code measured: this checkout (and whether runner/ is edited), or
+    a source export whose .commit file names its commit."""
+    if hear_src is not None:
+        commit = hear_src / ".commit"
+        return {
+            "commit": commit.read_text().strip() if commit.exists() else None,
+            "runner_dirty": False,
+            "source": str(hear_src),
+        }
     head = _cmd(["git", "-C", str(REPO), "rev-parse", "HEAD"])
     dirty = _cmd(
         ["git", "-C", str(REPO), "status", "--porcelain", "--", "runner", "pyproject.toml"]
     )
-    return {"commit": head, "runner_dirty": bool(dirty)}
+    return {"commit": head, "runner_dirty": bool(dirty), "source": str(REPO)}
 
 
 # ---------------------------------------------------------------- report
@@ -521,6 +545,13 @@ def main() -> None:
     ap.add_argument("--no-heareval", action="store_true", help="run hear probe only")
     ap.add_argument("--heareval-venv", type=Path, default=REPO / ".bench" / "heareval-venv")
     ap.add_argument("--hear", type=Path, default=REPO / ".venv" / "bin" / "hear")
+    ap.add_argument(
+        "--hear-src",
+        type=Path,
+        default=None,
+        help="run hear-runner from this source tree (e.g. `git archive HEAD` extracted) "
+        "with --hear's interpreter, instead of the installed command",
+    )
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "probe.json")
     ap.add_argument(
         "--md", type=Path, default=None, help="markdown table (default: --out with .md)"
@@ -557,6 +588,7 @@ def main() -> None:
     args.md = args.md or args.out.with_suffix(".md")
     args.heareval_venv = args.heareval_venv.absolute()
     args.hear = args.hear.absolute()
+    args.hear_src = args.hear_src.absolute() if args.hear_src else None
     modes = [m for m in args.modes.split(",") if m]
 
     env = dict(os.environ)
@@ -596,7 +628,8 @@ def main() -> None:
                 env,
             ),
             "hear_venv": {
-                "hear": _cmd([str(args.hear), "--version"]),
+                "hear": _cmd([*hear_cmd(args), "--version"]),
+                "hear_src": None if args.hear_src is None else str(args.hear_src),
                 **versions(
                     args.hear.parent / "python",
                     ["hear-runner", "torch", "numpy", "scikit-learn", "scipy"],
@@ -604,7 +637,7 @@ def main() -> None:
                 ),
             },
         },
-        "git": git_state(),
+        "git": git_state(args.hear_src),
         "tasks": [],
     }
     for folder in folders:
@@ -653,8 +686,8 @@ def main() -> None:
         report["tasks"].append(task)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")  # after every task
-    table = markdown(report)
-    args.md.write_text(table)
+        table = markdown(report)
+        args.md.write_text(table)
     print(table)
     print(f"[bench] wrote {args.out} and {args.md}")
 
