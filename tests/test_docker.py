@@ -69,7 +69,7 @@ def test_container_is_sandboxed(naive_image, docker_client, no_leftover_containe
 def test_hear_run_scores_the_naive_baseline_above_chance(naive_image, digits_task, tmp_path):
     result = hear(
         "run", "--model-image", naive_image, "--tasks-dir", str(digits_task.parent),
-        "--results-dir", str(tmp_path), "--json", "--grid-points", "2",
+        "--results-dir", str(tmp_path), "--json", "--probe", "linear",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     [record] = json.loads(result.stdout)

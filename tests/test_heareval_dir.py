@@ -165,6 +165,7 @@ MEMORY_SCRIPT = textwrap.dedent(
     import json, resource, sys
     from pathlib import Path
     import numpy as np
+    import torch
     from runner.probes.heareval_dir import read_embeddings_dir
     from runner.probes.mlp import MLPConfig
     from runner.probes.stage import run_probe
@@ -172,6 +173,11 @@ MEMORY_SCRIPT = textwrap.dedent(
     def rss() -> int:
         return int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize()
 
+    # torch's first training step sets up thread pools and scratch buffers: not data.
+    net = torch.nn.Linear(1024, 8)
+    optimizer = torch.optim.Adam(net.parameters())
+    net(torch.zeros(2048, 1024)).sum().backward()
+    optimizer.step()
     before = rss()
     problem = read_embeddings_dir(Path(sys.argv[1]))
     config = MLPConfig(hidden_dim=8, max_epochs=1, check_every=1)
@@ -208,6 +214,6 @@ def test_probe_holds_each_split_once(tmp_path: Path, mode: str) -> None:
     assert result.returncode == 0, result.stderr
     growth = json.loads(result.stdout)["growth"]
     data = 5 * rows * dim * 4
-    assert growth < data * 1.2 + 64 * 2**20, (
+    assert growth < data * 1.1 + 48 * 2**20, (
         f"grew {growth / 2**20:.0f} MiB for {data / 2**20:.0f} MiB"
     )

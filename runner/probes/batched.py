@@ -98,7 +98,9 @@ class BatchedMLP:
         return int(self.params["b0"].shape[0])
 
     def weights(self) -> dict[str, torch.Tensor]:
-        """Each point's actual parameters."""
+        """Each point's actual parameters (the stored ones when every point has the top lr)."""
+        if all(bool((s == 1).all()) for s in self.scales.values()):
+            return self.params
         return {name: p * self.scales[name] for name, p in self.params.items()}
 
     def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
@@ -147,8 +149,13 @@ class BatchedMLP:
     @torch.no_grad()
     def point(self, i: int) -> dict[str, torch.Tensor]:
         """A copy of point ``i``'s actual tensors, each with a point axis of length 1."""
-        state = {**self.weights(), **self.buffers}
-        return {name: t.narrow(self.axis[name], i, 1).clone() for name, t in state.items()}
+        state = {}
+        for name, t in self.params.items():
+            axis = self.axis[name]
+            state[name] = t.narrow(axis, i, 1) * self.scales[name].narrow(axis, i, 1)
+        for name, t in self.buffers.items():
+            state[name] = t.narrow(self.axis[name], i, 1).clone()
+        return state
 
     def load_point(self, state: dict[str, torch.Tensor]) -> None:
         """Become the single point in ``state`` (from :meth:`point`)."""

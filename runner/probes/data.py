@@ -20,8 +20,8 @@ from runner.events import Events, frame_targets, reference_events
 from runner.tasks.folder import Fold, Task
 from runner.tasks.metadata import TaskMetadata
 
-#: Rows checked or predicted at a time: bounds the working memory beside a split.
-CHUNK_ROWS = 8192
+#: Bytes of embeddings checked or predicted at a time: bounds the working memory beside a split.
+CHUNK_BYTES = 8 * 2**20
 
 
 @dataclass
@@ -42,10 +42,15 @@ class ProbeSplit:
     def __len__(self) -> int:
         return len(self.embeddings)
 
+    @property
+    def chunk_rows(self) -> int:
+        return max(64, CHUNK_BYTES // (4 * max(1, self.embeddings.shape[1])))
+
     def chunks(self) -> Iterator[np.ndarray]:
         """The rows a chunk at a time, each chunk a (writable) copy in memory."""
-        for start in range(0, len(self.embeddings), CHUNK_ROWS):
-            yield np.array(self.embeddings[start : start + CHUNK_ROWS], dtype=np.float32)
+        step = self.chunk_rows
+        for start in range(0, len(self.embeddings), step):
+            yield np.array(self.embeddings[start : start + step], dtype=np.float32)
 
 
 @dataclass
@@ -115,7 +120,8 @@ class ProbeProblem:
 
 
 def first_nonfinite_row(split: ProbeSplit) -> int | None:
-    for offset, chunk in zip(range(0, len(split), CHUNK_ROWS), split.chunks(), strict=False):
+    offsets = range(0, len(split), split.chunk_rows)
+    for offset, chunk in zip(offsets, split.chunks(), strict=False):
         bad = np.flatnonzero(~np.isfinite(chunk).all(axis=1))
         if len(bad):
             return offset + int(bad[0])
