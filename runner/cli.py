@@ -21,6 +21,7 @@ from runner import __version__
 from runner.errors import HearError, ModelError
 
 if TYPE_CHECKING:
+    from runner.embed.store import Overwrite
     from runner.probes.stage import ProbeMode
 
 app = typer.Typer(
@@ -35,9 +36,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 image_app = typer.Typer(help="Build model images offline.", no_args_is_help=True)
+cache_app = typer.Typer(help="The embedding store: list and remove.", no_args_is_help=True)
 tasks_app = typer.Typer(help="Prepare the task folders that plugins provide.", no_args_is_help=True)
 app.add_typer(image_app, name="image")
 app.add_typer(tasks_app, name="tasks")
+app.add_typer(cache_app, name="cache")
 
 # Piped output is not squeezed into 80 columns: tables stay readable in logs and CI.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -121,6 +124,23 @@ ProbeModeOption = Annotated[
         "faithful: heareval's protocol, network by network. linear: logistic regression.",
     ),
 ]
+CacheDir = Annotated[
+    Path,
+    typer.Option(
+        "--cache-dir",
+        help="Embedding store. Default: $HEAR_CACHE_DIR, else the platform cache folder.",
+        default_factory=lambda: _default_cache_dir(),
+        show_default=False,
+    ),
+]
+OverwriteOption = Annotated[
+    str,
+    typer.Option(
+        "--overwrite",
+        help="only-missing: reuse stored embeddings, compute the rest (a stopped run resumes). "
+        "always: recompute. never: use the store only, fail if something is missing.",
+    ),
+]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of the probe's training.")]
 GridPoints = Annotated[
     int,
@@ -163,16 +183,20 @@ def run(
     grid_points: GridPoints = 8,
     seed: Seed = 42,
     seeds: Seeds = 1,
+    cache_dir: CacheDir = ...,  # type: ignore[assignment]
+    overwrite: OverwriteOption = "only-missing",
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the result records as JSON instead of a table.")
     ] = False,
 ) -> None:
     """Embed each task with each model, train a probe and score it on the test split."""
+    from runner.embed.store import EmbeddingStore
     from runner.evaluate import evaluate
     from runner.results.table import scores_table
     from runner.tasks.folder import find_tasks
 
     mode = _probe_mode(probe)
+    policy = _overwrite(overwrite)
     tasks = find_tasks(tasks_dir, task)
     engine, sources = _engine_and_sources(
         model_image, model_module, model_python, model_options, model_path, gpus, memory,
@@ -183,12 +207,14 @@ def run(
         sources,
         tasks,
         results_dir,
+        EmbeddingStore(cache_dir),
         batch_size,
         err,
         on_record=lambda r, p: err.print(f"[green]wrote[/] {p}", soft_wrap=True),
         probe_mode=mode,
         seeds=list(range(seed, seed + seeds)),
         grid_points=grid_points,
+        overwrite=policy,
     )
     if json_output:
         out.print_json(json.dumps([r.model_dump(mode="json") for r in records]))
@@ -222,19 +248,26 @@ def embed(
     load_timeout: LoadTimeout = 600.0,
     call_timeout: CallTimeout = 60.0,
     call_timeout_per_second: CallTimeoutPerSecond = 10.0,
+    cache_dir: CacheDir = ...,  # type: ignore[assignment]
+    overwrite: OverwriteOption = "only-missing",
 ) -> None:
     """Embed tasks with one model and write heareval's embeddings folders (for `hear probe`,
     heareval's predictions runner and notebooks that read its files)."""
+    from runner.embed.store import EmbeddingStore
     from runner.evaluate import export_embeddings
     from runner.tasks.folder import find_tasks
 
+    policy = _overwrite(overwrite)
     tasks = find_tasks(tasks_dir, task)
     engine, sources = _engine_and_sources(
         [model_image] if model_image else None, [model_module] if model_module else None,
         model_python, model_options, model_path, gpus, memory,
         load_timeout, call_timeout, call_timeout_per_second,
     )  # fmt: skip
-    for path in export_embeddings(engine, sources[0], tasks, out_dir, batch_size, err):
+    store = EmbeddingStore(cache_dir)
+    for path in export_embeddings(
+        engine, sources[0], tasks, out_dir, store, batch_size, err, policy
+    ):
         out.print(f"[green]wrote[/] {path}", soft_wrap=True)
 
 
@@ -477,12 +510,69 @@ def tasks_prepare(
         out.print(f"{source.name}: {path}")
 
 
+@cache_app.command("list")
+def cache_list(
+    cache_dir: CacheDir = ...,  # type: ignore[assignment]
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Every stored split: model, task, rows, size, and whether it is complete."""
+    from runner.embed.store import EmbeddingStore
+
+    entries = EmbeddingStore(cache_dir).entries()
+    if json_output:
+        out.print_json(json.dumps(entries))
+        return
+    table = Table(title=f"Embedding store: {cache_dir}", header_style="bold")
+    for column in ("model", "task", "split", "rows", "MiB", "state"):
+        table.add_column(column, justify="right" if column in ("rows", "MiB") else "left")
+    for e in entries:
+        state = "complete" if e["complete"] else f"partial ({e['batches']} batches)"
+        table.add_row(e["model"], e["task"], e["split"], str(e["rows"] or "—"),
+                      f"{e['bytes'] / 2**20:.1f}", state)  # fmt: skip
+    out.print(table)
+
+
+@cache_app.command("remove")
+def cache_remove(
+    model: Annotated[
+        str | None, typer.Option("--model", help="Only this model (as named to hear run).")
+    ] = None,
+    task: Annotated[str | None, typer.Option("--task", help="Only this task folder.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Everything in the store.")] = False,
+    cache_dir: CacheDir = ...,  # type: ignore[assignment]
+) -> None:
+    """Remove stored embeddings of a model, a task, or both (--all for everything)."""
+    from runner.embed.store import EmbeddingStore
+
+    if not (model or task or all_):
+        raise HearError("name what to remove: --model, --task, or --all")
+    removed = EmbeddingStore(cache_dir).remove(model, task)
+    for path in removed:
+        out.print(f"removed {path}", soft_wrap=True)
+    if not removed:
+        out.print("nothing matched")
+
+
 def _probe_mode(value: str) -> ProbeMode:
     from runner.probes.stage import PROBE_MODES
 
     if value not in PROBE_MODES:
         raise HearError(f"probe mode {value!r}: expected one of {', '.join(PROBE_MODES)}")
     return value  # type: ignore[return-value]
+
+
+def _overwrite(value: str) -> Overwrite:
+    from runner.embed.store import OVERWRITE_CHOICES
+
+    if value not in OVERWRITE_CHOICES:
+        raise HearError(f"--overwrite {value!r}: expected one of {', '.join(OVERWRITE_CHOICES)}")
+    return value  # type: ignore[return-value]
+
+
+def _default_cache_dir() -> Path:
+    from runner.embed.store import default_cache_dir
+
+    return default_cache_dir()
 
 
 def _engine_and_sources(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -19,7 +21,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from runner.contract.messages import Hello
 from runner.embed.pipeline import SplitEmbeddings, embed_split
+from runner.embed.store import EmbeddingStore, ModelKey, Overwrite, SplitStore
 from runner.engines.base import Engine, ModelSource, RunningModel
 from runner.errors import HearError
 from runner.metrics import Metric, get_metric
@@ -35,31 +39,37 @@ def evaluate(
     sources: list[ModelSource],
     tasks: list[Task],
     results_dir: Path,
+    store: EmbeddingStore,
     batch_size: int = 32,
     console: Console | None = None,
     on_record: Callable[[RunRecord, Path], None] | None = None,
     probe_mode: ProbeMode = "fast",
     seeds: list[int] | None = None,
     grid_points: int | None = None,
+    overwrite: Overwrite = "only-missing",
 ) -> list[RunRecord]:
-    """Evaluate every model on every task; each finished record is written at once."""
+    """Evaluate every model on every task; each finished record is written at once.
+
+    Embeddings come from ``store`` where it has them; a model is started only for
+    a task with something left to embed (and at most once).
+    """
     console = console or Console(stderr=True)
     for task in tasks:  # every metric is known before any model starts
         for name in task.metadata.evaluation:
             _check_metric(task, get_metric(name))
-    for source in sources:  # every image is checked before the first one starts
-        engine.check(source)
+    keys = [model_key(source, engine.check(source)) for source in sources]  # checked up front
     records = []
-    for source in sources:
-        console.print(f"[bold]starting[/] {source.display_name} on the {engine.name} engine")
-        started = time.perf_counter()
-        with engine.start(source) as running:
-            start_seconds = time.perf_counter() - started
+    for source, key in zip(sources, keys, strict=True):
+        with ModelOnDemand(engine, source, key, store, console) as model:
             for task in tasks:
-                record = evaluate_task(
-                    running, source, task, batch_size, console, probe_mode, seeds, grid_points
+                embedded, hello, provenance = embed_or_load(
+                    model, task, store, batch_size, console, overwrite
                 )
-                record.timings["model_start"] = round(start_seconds, 3)
+                record = probe_and_score(
+                    source, hello, provenance, task, embedded, console,
+                    probe_mode, seeds, grid_points,
+                )  # fmt: skip
+                record.timings["model_start"] = round(model.start_seconds, 3)
                 path = record.write(results_dir)
                 records.append(record)
                 if on_record:
@@ -67,19 +77,92 @@ def evaluate(
     return records
 
 
-def evaluate_task(
-    running: RunningModel,
-    source: ModelSource,
+def model_key(source: ModelSource, identity: str) -> ModelKey:
+    return ModelKey(
+        source.display_name, identity, tuple(sorted(source.options.items())), source.model_path
+    )
+
+
+class ModelOnDemand:
+    """Starts the model the first time it is needed, and stops it at the end."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        source: ModelSource,
+        key: ModelKey,
+        store: EmbeddingStore,
+        console: Console,
+    ) -> None:
+        self.engine, self.source, self.key, self.store = engine, source, key, store
+        self.console = console
+        self.running: RunningModel | None = None
+        self.start_seconds = 0.0
+
+    def get(self) -> RunningModel:
+        if self.running is None:
+            self.console.print(
+                f"[bold]starting[/] {self.source.display_name} on the {self.engine.name} engine"
+            )
+            started = time.perf_counter()
+            self.running = self.engine.start(self.source)
+            self.start_seconds = time.perf_counter() - started
+            hello = self.running.client.hello
+            assert hello is not None
+            self.store.save_model_info(
+                self.key, {"hello": hello.model_dump(), "provenance": self.running.provenance}
+            )
+        return self.running
+
+    def __enter__(self) -> ModelOnDemand:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if self.running is not None:
+            self.running.close(graceful=exc_type is None)
+
+
+def embed_or_load(
+    model: ModelOnDemand,
     task: Task,
+    store: EmbeddingStore,
     batch_size: int,
+    console: Console,
+    overwrite: Overwrite = "only-missing",
+) -> tuple[dict[str, SplitEmbeddings], Hello, dict[str, Any]]:
+    """The task's embeddings (from the store, or computed), the model's hello and provenance."""
+    if overwrite == "always":
+        shutil.rmtree(store.task_dir(model.key, task), ignore_errors=True)
+    splits = {split: store.split(model.key, task, split) for split in task.splits}
+    info = store.model_info(model.key)
+    if info and all(s.complete for s in splits.values()):
+        console.print(f"[green]cached[/] {task.name}: every split's embeddings are in the store")
+        embedded = {name: s.load() for name, s in splits.items()}
+        return embedded, Hello.model_validate(info["hello"]), info["provenance"]
+    if overwrite == "never":
+        missing = next(name for name, s in splits.items() if not s.complete)
+        raise HearError(
+            f"{model.source.display_name} on {task.name}: split {missing!r} is not in the "
+            f"embedding store ({splits[missing].path}) and --overwrite never computes nothing"
+        )
+    running = model.get()
+    hello = running.client.hello
+    assert hello is not None
+    return embed_task(running, task, batch_size, console, splits), hello, running.provenance
+
+
+def probe_and_score(
+    source: ModelSource,
+    hello: Hello,
+    provenance: dict[str, Any],
+    task: Task,
+    embedded: dict[str, SplitEmbeddings],
     console: Console,
     probe_mode: ProbeMode = "fast",
     seeds: list[int] | None = None,
     grid_points: int | None = None,
 ) -> RunRecord:
-    hello = running.client.hello
-    assert hello is not None
-    embedded = embed_task(running, task, batch_size, console)
+    """Train and score the probe on one task's embeddings: one result record."""
     problem = ProbeProblem.from_task(task, embedded)
     seeds = seeds or [42]
     tried = len(probe_points(problem, probe_mode, seeds[0], grid_points))
@@ -99,7 +182,7 @@ def evaluate_task(
             sample_rate=hello.sample_rate,
             scene_embedding_size=hello.scene_embedding_size,
             timestamp_embedding_size=hello.timestamp_embedding_size,
-            engine=running.provenance,
+            engine=provenance,
         ),
         task=TaskInfo(
             name=task.name,
@@ -131,6 +214,7 @@ def evaluate_task(
         folds=outcome.folds,
         timings={
             "embed": round(sum(e.seconds for e in embedded.values()), 3),
+            "embed_cached": float(all(e.cached for e in embedded.values())),
             "audio_seconds": round(sum(e.audio_seconds for e in embedded.values()), 3),
             "probe": round(outcome.seconds, 3),
         },
@@ -138,15 +222,22 @@ def evaluate_task(
 
 
 def embed_task(
-    running: RunningModel, task: Task, batch_size: int, console: Console
+    running: RunningModel,
+    task: Task,
+    batch_size: int,
+    console: Console,
+    stores: dict[str, SplitStore],
 ) -> dict[str, SplitEmbeddings]:
-    """Every split of ``task`` embedded, with a progress bar per split."""
+    """Every split of ``task`` embedded into its store, with a progress bar per split."""
     embedded: dict[str, SplitEmbeddings] = {}
     with _progress(console) as progress:
         for split in task.splits:
             bar = progress.add_task(f"{task.name} · {split}", total=len(task.clips(split)))
             advance = functools.partial(_advance, progress, bar)
-            embedded[split] = embed_split(running.client, task, split, batch_size, on_batch=advance)
+            embedded[split] = embed_split(
+                running.client, task, split, stores[split], batch_size, on_batch=advance
+            )
+            batch_size = embedded[split].batch_size  # kept small after out-of-memory
     return embedded
 
 
@@ -155,18 +246,20 @@ def export_embeddings(
     source: ModelSource,
     tasks: list[Task],
     out: Path,
+    store: EmbeddingStore,
     batch_size: int = 32,
     console: Console | None = None,
+    overwrite: Overwrite = "only-missing",
 ) -> list[Path]:
-    """Embed every task and write ``out/<task>`` in heareval's embeddings layout."""
+    """Embed every task (through the store) and write ``out/<task>`` in heareval's layout."""
     from runner.probes.heareval_dir import write_embeddings_dir
 
     console = console or Console(stderr=True)
-    engine.check(source)
+    key = model_key(source, engine.check(source))
     written = []
-    with engine.start(source) as running:
+    with ModelOnDemand(engine, source, key, store, console) as model:
         for task in tasks:
-            embedded = embed_task(running, task, batch_size, console)
+            embedded, _, _ = embed_or_load(model, task, store, batch_size, console, overwrite)
             written.append(write_embeddings_dir(task, embedded, out / task.name))
     return written
 

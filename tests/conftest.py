@@ -19,6 +19,16 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 sys.path.insert(0, str(HEAR_MODULES))
 
 
+@pytest.fixture(autouse=True)
+def empty_embedding_store(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """Each test starts with its own empty embedding store (runs in subprocesses too)."""
+    path = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("HEAR_CACHE_DIR", str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def tasks_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The mini spoken-digits task at smoke scale, generated once per session."""

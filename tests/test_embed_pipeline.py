@@ -10,6 +10,7 @@ import pytest
 from taskfolders import write_task
 
 from runner.embed.pipeline import embed_split
+from runner.embed.store import SplitStore
 from runner.engines.base import ModelSource
 from runner.engines.local import LocalEngine
 from runner.errors import ModelError
@@ -33,7 +34,7 @@ def start(module: str, **options: object):
 def test_scene_embeddings_follow_the_split_order(tmp_path: Path) -> None:
     task = Task(write_task(tmp_path))
     with start("numpy_logmel") as model:
-        result = embed_split(model.client, task, "test", batch_size=3)
+        result = embed_split(model.client, task, "test", SplitStore(tmp_path / "s"), batch_size=3)
     assert result.files == ["0.wav", "1.wav", "2.wav", "3.wav"]
     assert result.embeddings.shape == (4, 128) and result.audio_seconds == pytest.approx(2.0)
 
@@ -41,7 +42,7 @@ def test_scene_embeddings_follow_the_split_order(tmp_path: Path) -> None:
 def test_event_frames_keep_their_clip_and_time(tmp_path: Path) -> None:
     task = event_task(tmp_path)
     with start("numpy_logmel") as model:
-        result = embed_split(model.client, task, "test", batch_size=3)
+        result = embed_split(model.client, task, "test", SplitStore(tmp_path / "s"), batch_size=3)
     # 0.5 s clips, a frame every 25 ms from 0 to 500 ms inclusive: 21 per clip.
     assert result.embeddings.shape == (4 * 21, 64)
     assert np.bincount(result.frame_clip).tolist() == [21, 21, 21, 21]
@@ -54,7 +55,7 @@ def test_event_frames_keep_their_clip_and_time(tmp_path: Path) -> None:
         ("irregular_hop", r"irregular timestamps for 0.wav: hops from 50.000 to 57.000 ms"),
         (
             "nan",
-            r"NaN or Inf embeddings for 1 clip\(s\) \(task toy-1.0.0-full, split test, batch 1/2\), first 0.wav",
+            r"NaN or Inf embeddings for 1 clip\(s\) \(task toy-1.0.0-full, split test, clips 1-2\), first 0.wav",
         ),
     ],
 )
@@ -63,5 +64,5 @@ def test_bad_timestamp_output_names_model_and_clip(
 ) -> None:
     task = event_task(tmp_path)
     with start("faulty", fault=fault) as model, pytest.raises(ModelError, match=message) as info:
-        embed_split(model.client, task, "test", batch_size=2)
+        embed_split(model.client, task, "test", SplitStore(tmp_path / "s"), batch_size=2)
     assert "module faulty" in str(info.value)

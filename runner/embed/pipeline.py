@@ -7,9 +7,10 @@ embeddings, one row per frame, with the frame's clip and time kept beside it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from runner.contract.client import ModelClient
 from runner.errors import ModelError
 from runner.tasks.audio import fit_length, read_clip
 from runner.tasks.folder import Clip, Task
+
+if TYPE_CHECKING:
+    from runner.embed.store import SplitStore
 
 #: Timestamps must advance by a regular hop, to within this many milliseconds.
 HOP_TOLERANCE_MS = 1.0
@@ -32,24 +36,26 @@ class SplitEmbeddings:
     # Event tasks: the clip index and time (ms) of every frame row.
     frame_clip: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     frame_ms: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
-
-
-def _batches(clips: list[Clip], size: int) -> Iterator[list[Clip]]:
-    for start in range(0, len(clips), size):
-        yield clips[start : start + size]
+    cached: bool = False  # read back from the store, not computed in this run
+    batch_size: int = 0  # the batch size the split ended with (smaller after out-of-memory)
 
 
 def embed_split(
     client: ModelClient,
     task: Task,
     split: str,
+    store: SplitStore,
     batch_size: int = 32,
     on_batch: Callable[[int, float], None] | None = None,
 ) -> SplitEmbeddings:
     """Embeddings for every clip of ``split``, in the split's (sorted) file order.
 
-    The next batch is decoded and resampled on worker threads while the model
-    works on the current one. ``on_batch(n_clips, audio_seconds)`` reports progress.
+    Batches already in ``store`` are kept; the others are embedded and committed one
+    by one, so a stopped run resumes where it stopped. The next batch is decoded and
+    resampled on worker threads while the model works on the current one; a batch the
+    model cannot fit in memory is halved and retried, and later batches stay at the
+    smaller size. The split is assembled on disk and comes back memory-mapped.
+    ``on_batch(n_clips, audio_seconds)`` reports progress (finished batches included).
     """
     assert client.hello is not None
     rate = client.hello.sample_rate
@@ -58,57 +64,85 @@ def embed_split(
     n_samples = round(duration * rate) if duration else None
     event = task.metadata.embedding_type == "event"
     clips = task.clips(split)
-    batches = list(_batches(clips, batch_size))
+    if not store.complete:
+        finished = store.finished_clips()
+        if finished and on_batch is not None:
+            on_batch(len(finished), 0.0)
+        todo = [i for i in range(len(clips)) if i not in finished]
 
-    def load(batch: list[Clip]) -> tuple[np.ndarray, list[int]]:
-        audio = [
-            read_clip(task.audio_path(split, c.file, source_rate), rate, source_rate) for c in batch
-        ]
-        lengths = [n_samples or len(a) for a in audio]
-        return np.stack([fit_length(a, max(lengths)) for a in audio]), lengths
+        def load(indices: list[int]) -> tuple[np.ndarray, list[int]]:
+            audio = [
+                read_clip(task.audio_path(split, clips[i].file, source_rate), rate, source_rate)
+                for i in indices
+            ]
+            lengths = [n_samples or len(a) for a in audio]
+            return np.stack([fit_length(a, max(lengths)) for a in audio]), lengths
 
-    started = time.perf_counter()
-    parts: list[np.ndarray] = []
-    frame_clip: list[np.ndarray] = []
-    frame_ms: list[np.ndarray] = []
-    audio_seconds = 0.0
-    first = 0
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        pending: Future[tuple[np.ndarray, list[int]]] | None = (
-            pool.submit(load, batches[0]) if batches else None
-        )
-        for k, batch in enumerate(batches):
-            assert pending is not None
-            audio, lengths = pending.result()
-            pending = pool.submit(load, batches[k + 1]) if k + 1 < len(batches) else None
-            context = f"task {task.name}, split {split}, batch {k + 1}/{len(batches)}"
+        def embed(indices: list[int], audio: np.ndarray, lengths: list[int], context: str) -> None:
+            nonlocal batch_size
+            started = time.perf_counter()
+            try:
+                if event:
+                    embeddings, timestamps = client.timestamps(audio, context)
+                else:
+                    embeddings = client.scene(audio, context)
+            except ModelError as e:
+                if e.kind != "out_of_memory" or len(indices) == 1:
+                    raise
+                batch_size = max(1, min(batch_size, len(indices) // 2))
+                embed_in_pieces(indices, audio, lengths)
+                return
+            seconds = time.perf_counter() - started
+            batch = [clips[i] for i in indices]
             if event:
-                embeddings, timestamps = client.timestamps(audio, context)
+                rows, times, counts = [], [], []
                 for row, clip in enumerate(batch):
                     clip_ms = lengths[row] * 1000.0 / rate
                     keep = _check_timestamps(timestamps[row], clip_ms, clip.file, client.label)
-                    parts.append(embeddings[row, keep])
-                    frame_ms.append(timestamps[row, keep])
-                    frame_clip.append(np.full(int(keep.sum()), first + row, np.int64))
-                _check_finite(parts[-len(batch) :], batch, client.label, context)
+                    rows.append(embeddings[row, keep])
+                    times.append(timestamps[row, keep])
+                    counts.append(int(keep.sum()))
+                _check_finite(rows, batch, client.label, context)
+                store.write_batch(
+                    indices, np.concatenate(rows), counts, np.concatenate(times),
+                    sum(lengths) / rate, seconds,
+                )  # fmt: skip
             else:
-                embeddings = client.scene(audio, context)
                 _check_finite(list(embeddings[:, None, :]), batch, client.label, context)
-                parts.append(embeddings)
-            first += len(batch)
-            seconds = sum(lengths) / rate
-            audio_seconds += seconds
+                store.write_batch(
+                    indices, embeddings, [1] * len(batch), None, sum(lengths) / rate, seconds
+                )
             if on_batch is not None:
-                on_batch(len(batch), seconds)
-    return SplitEmbeddings(
-        split=split,
-        files=[c.file for c in clips],
-        embeddings=np.concatenate(parts),
-        audio_seconds=audio_seconds,
-        seconds=time.perf_counter() - started,
-        frame_clip=np.concatenate(frame_clip) if event else np.zeros(0, np.int64),
-        frame_ms=np.concatenate(frame_ms) if event else np.zeros(0, np.float64),
-    )
+                on_batch(len(batch), sum(lengths) / rate)
+
+        def embed_in_pieces(indices: list[int], audio: np.ndarray, lengths: list[int]) -> None:
+            """Batches of at most the current batch size (it shrinks after out-of-memory)."""
+            i = 0
+            while i < len(indices):
+                part = slice(i, i + batch_size)
+                first, last = indices[part][0] + 1, indices[part][-1] + 1
+                context = f"task {task.name}, split {split}, clips {first}-{last}"
+                embed(indices[part], audio[part], lengths[part], context)
+                i = part.stop
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            # Each pending load carries its clips; the batch size may shrink meanwhile.
+            pending: tuple[list[int], Future[tuple[np.ndarray, list[int]]]] | None = None
+            if todo:
+                pending = (todo[:batch_size], pool.submit(load, todo[:batch_size]))
+            start = 0
+            while pending is not None:
+                indices, future = pending
+                audio, lengths = future.result()
+                start += len(indices)
+                following = todo[start : start + batch_size]
+                pending = (following, pool.submit(load, following)) if following else None
+                embed_in_pieces(indices, audio, lengths)
+        store.assemble([c.file for c in clips], event)
+    embedded = store.load()
+    embedded.split = split
+    embedded.batch_size = batch_size
+    return embedded
 
 
 def _check_timestamps(times: np.ndarray, clip_ms: float, file: str, label: str) -> np.ndarray:

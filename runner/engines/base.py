@@ -101,8 +101,9 @@ class Engine(Protocol):
 
     name: str
 
-    def check(self, source: ModelSource) -> None:
-        """Refuse a source that cannot run here, before anything starts."""
+    def check(self, source: ModelSource) -> str:
+        """Refuse a source that cannot run here, before anything starts; else say what
+        identifies its build (an image id; a module and its interpreter), for the cache."""
         ...
 
     def start(self, source: ModelSource) -> RunningModel: ...

@@ -126,10 +126,10 @@ class DockerEngine:
             ) from None
 
     # -- containers ----------------------------------------------------------------
-    def check(self, source: ModelSource) -> None:
+    def check(self, source: ModelSource) -> str:
         if source.kind != "image":
             raise HearError(f"the docker engine runs images, not modules ({source.ref})")
-        self.inspect_image(source.ref)
+        return str(self.inspect_image(source.ref).id)
 
     def start(self, source: ModelSource) -> RunningModel:
         self.check(source)

@@ -31,9 +31,10 @@ class LocalEngine:
         self.settings = settings or EngineSettings()
         self.python = python
 
-    def check(self, source: ModelSource) -> None:
+    def check(self, source: ModelSource) -> str:
         if source.kind != "module":
             raise HearError(f"the local engine runs modules, not images ({source.ref})")
+        return f"{source.ref} @ {Path(self.python).absolute()}"
 
     def start(self, source: ModelSource) -> RunningModel:
         self.check(source)

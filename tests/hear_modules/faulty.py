@@ -33,8 +33,17 @@ def _features(audio):
     )
 
 
+def _log_call(audio):
+    """With HEAR_TEST_CALL_LOG set, append each call's batch size: tests count model calls."""
+    path = os.environ.get("HEAR_TEST_CALL_LOG")
+    if path:
+        with open(path, "a") as log:
+            log.write(f"{audio.shape[0]}\n")
+
+
 def get_scene_embeddings(audio, model):
     audio = np.asarray(audio)
+    _log_call(audio)
     if model.fault == "raise_on_3" and audio.shape[0] == 3:
         raise ValueError("cannot embed a batch of three (deliberate fault)")
     if model.fault == "wrong_size":
@@ -56,6 +65,7 @@ def get_scene_embeddings(audio, model):
 
 def get_timestamp_embeddings(audio, model):
     audio = np.asarray(audio)
+    _log_call(audio)
     n, samples = audio.shape
     hop = model.sample_rate // 20
     starts = np.arange(0, samples, hop)

@@ -1,0 +1,118 @@
+"""The embedding store: cached re-runs, resumed runs, out-of-memory retries, `hear cache`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import ROOT
+
+
+def hear(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runner", *args], capture_output=True, text=True, timeout=600,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def run_args(digits_task: Path, results: Path, *extra: str) -> list[str]:
+    return ["run", "--model-module", "faulty", "--tasks-dir", str(digits_task.parent),
+            "--results-dir", str(results), "--probe", "linear", *extra]  # fmt: skip
+
+
+def calls(log: Path) -> list[int]:
+    """The batch size of every model call logged so far."""
+    return [int(line) for line in log.read_text().split()] if log.exists() else []
+
+
+def clips(digits_task: Path) -> int:
+    return sum(
+        len(json.loads((digits_task / f"{s}.json").read_text())) for s in ("train", "valid", "test")
+    )
+
+
+def test_fully_cached_rerun_makes_no_model_call(digits_task: Path, tmp_path: Path) -> None:
+    log = tmp_path / "calls"
+    first = hear(*run_args(digits_task, tmp_path / "r"), env={"HEAR_TEST_CALL_LOG": str(log)})
+    assert first.returncode == 0, first.stderr
+    assert sum(calls(log)) == clips(digits_task)
+    log.unlink()
+    again = hear(*run_args(digits_task, tmp_path / "r", "--json"),
+                 env={"HEAR_TEST_CALL_LOG": str(log)})  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert not log.exists() and "starting" not in again.stderr and "cached" in again.stderr
+    [record] = json.loads(again.stdout)
+    assert record["timings"]["embed_cached"] == 1.0
+    assert record["model"]["sample_rate"] == 16000  # the hello, kept in the store
+
+
+def test_killed_run_resumes_without_recomputing_a_finished_batch(
+    digits_task: Path, tmp_path: Path, empty_embedding_store: Path
+) -> None:
+    log = tmp_path / "calls"
+    args = run_args(digits_task, tmp_path / "r", "--batch-size", "2",
+                    "--model-options", '{"fault": "slow"}')  # fmt: skip
+    env = {**os.environ, "HEAR_TEST_CALL_LOG": str(log)}
+    proc = subprocess.Popen([sys.executable, "-m", "runner", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while len(calls(log)) < 6 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)  # the host dies mid-split: nothing gets to clean up
+    proc.wait()
+    assert len(calls(log)) >= 6, "the run ended before it could be killed"
+    finished = 0
+    for batch in empty_embedding_store.rglob("batch-*.json"):
+        finished += len(json.loads(batch.read_text())["clips"])
+    finished += sum(
+        len(json.loads(p.read_text())["files"]) for p in empty_embedding_store.rglob("split.json")
+    )
+    assert finished >= 2
+    log.unlink()
+    again = subprocess.run([sys.executable, "-m", "runner", *args], env=env,
+                           capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert sum(calls(log)) == clips(digits_task) - finished  # every finished batch was kept
+
+
+def test_out_of_memory_batches_are_halved_and_retried(digits_task: Path, tmp_path: Path) -> None:
+    log = tmp_path / "calls"
+    result = hear(*run_args(digits_task, tmp_path / "r", "--batch-size", "8",
+                            "--model-options", '{"fault": "oom"}'),
+                  env={"HEAR_TEST_CALL_LOG": str(log)})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    sizes = calls(log)
+    assert sizes[:3] == [8, 4, 2]  # halved until the model fits, then kept small
+    assert max(sizes[3:]) <= 2
+    assert sum(s for s in sizes if s <= 2) == clips(digits_task)
+
+
+def test_overwrite_never_fails_naming_the_missing_split(digits_task: Path, tmp_path: Path) -> None:
+    result = hear(*run_args(digits_task, tmp_path / "r", "--overwrite", "never"))
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert digits_task.name in line and "split 'train'" in line and "--overwrite never" in line
+
+
+def test_cache_list_and_remove(digits_task: Path, tmp_path: Path) -> None:
+    assert hear(*run_args(digits_task, tmp_path / "r")).returncode == 0
+    listed = json.loads(hear("cache", "list", "--json").stdout)
+    assert {e["split"] for e in listed} == {"train", "valid", "test"}
+    assert all(e["complete"] and e["model"] == "faulty" and e["rows"] for e in listed)
+    removed = hear("cache", "remove", "--task", digits_task.name)
+    assert removed.returncode == 0 and digits_task.name in removed.stdout
+    assert json.loads(hear("cache", "list", "--json").stdout) == []
+
+
+def test_store_is_outside_the_repository_by_default() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "HEAR_CACHE_DIR"}
+    out = subprocess.run(
+        [sys.executable, "-c", "from runner.embed.store import default_cache_dir as d; print(d())"],
+        capture_output=True, text=True, env=env, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert out.endswith("embeddings") and not out.startswith(str(ROOT))
