@@ -157,6 +157,8 @@ def test_embed_writes_a_folder_heareval_and_hear_probe_read(tmp_path: Path) -> N
     assert labels == [["low"], ["high"], ["low"], ["high"]]
     problem = read_embeddings_dir(folder)
     assert [f.test for f in problem.folds] == ["fold00", "fold01", "fold02"]
+    splits = json.loads((folder / "task_metadata.json").read_text())["splits"]
+    assert splits == ["fold00", "fold01", "fold02"]  # heareval's runner reads it
     assert np.array_equal(problem.splits["fold00"].embeddings, raw.reshape(dims))
 
 

@@ -81,6 +81,7 @@ def test_layout_andmetadata(task: Path) -> None:
         "embedding_type": "scene",
         "prediction_type": "multiclass",
         "split_mode": "presplit_kfold",
+        "splits": [f"fold{i:02d}" for i in range(5)],
         "nfolds": 5,
         "sample_duration": 1.0,
         "evaluation": ["pitch_acc", "chroma_acc"],

@@ -56,6 +56,7 @@ def test_layout_andmetadata(task: Path) -> None:
         "embedding_type": "event",
         "prediction_type": "multilabel",
         "split_mode": "trainvaltest",
+        "splits": ["train", "valid", "test"],
         "sample_duration": 4.0,
         "evaluation": ["event_onset_200ms_fms", "segment_1s_er"],
         "evaluation_params": {

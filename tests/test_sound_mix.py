@@ -48,6 +48,7 @@ def test_layout_andmetadata(task: Path) -> None:
         "embedding_type": "scene",
         "prediction_type": "multilabel",
         "split_mode": "new_split_kfold",
+        "splits": [f"fold{i:02d}" for i in range(5)],
         "nfolds": 5,
         "sample_duration": 2.0,
         "evaluation": ["mAP", "d_prime", "aucroc"],

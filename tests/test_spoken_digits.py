@@ -49,6 +49,7 @@ def test_layout_andmetadata(task: Path) -> None:
         "embedding_type": "scene",
         "prediction_type": "multiclass",
         "split_mode": "trainvaltest",
+        "splits": ["train", "valid", "test"],
         "sample_duration": 1.0,
         "evaluation": ["top1_acc", "mAP"],
         "mode": "smoke",

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from runner.tasks.folder import TRAINVALTEST
+
 COMPLETE = ".complete"
 
 
@@ -81,6 +83,12 @@ def write_vocabulary(folder: Path, labels: Sequence[str]) -> None:
 
 
 def write_metadata(folder: Path, metadata: Mapping[str, Any]) -> None:
+    """``task_metadata.json``, with the ``splits`` list hear-preprocess writes (heareval reads)."""
+    metadata = dict(metadata)
+    if "splits" not in metadata:
+        kfold = metadata["split_mode"] != "trainvaltest"
+        names = [f"fold{i:02d}" for i in range(metadata["nfolds"])] if kfold else TRAINVALTEST
+        metadata["splits"] = list(names)
     (folder / "task_metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
 
 

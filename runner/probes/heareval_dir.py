@@ -86,6 +86,10 @@ def write_embeddings_dir(task: Task, embedded: dict[str, SplitEmbeddings], out: 
     try:
         for name in (METADATA_FILE, VOCABULARY_FILE, *(f"{s}.json" for s in task.splits)):
             shutil.copyfile(task.path / name, staging / name)
+        metadata = json.loads((staging / METADATA_FILE).read_text())
+        if "splits" not in metadata:  # heareval's predictions runner reads it
+            metadata["splits"] = list(task.splits)
+            (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
         problem = ProbeProblem.from_task(task, embedded)
         for name, split in problem.splits.items():
             data = np.ascontiguousarray(split.embeddings, dtype=np.float32)
