@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 from platformdirs import user_data_path
 from rich.console import Console
-from rich.progress import TextColumn
 from rich.table import Table
 
 from runner import __version__
@@ -618,14 +617,11 @@ def _engine_and_sources(
 
 @contextlib.contextmanager
 def _progress_bar(description: str) -> Iterator[Callable[[int], None]]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from runner.progress import progress
 
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("trainings"), TimeElapsedColumn(), console=err,
-    ) as progress:  # fmt: skip
-        bar = progress.add_task(description, total=None)
-        yield lambda n: progress.advance(bar, n)
+    with progress(err, unit="trainings") as bars:
+        bar = bars.add_task(description, total=None)
+        yield lambda n: bars.advance(bar, n)
 
 
 def _json_object(text: str | None, option: str) -> dict[str, Any]:

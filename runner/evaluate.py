@@ -11,15 +11,6 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from runner.contract.messages import Hello
 from runner.embed.pipeline import SplitEmbeddings, embed_split
@@ -30,6 +21,7 @@ from runner.metrics import Metric, get_metric
 from runner.probes.data import ProbeProblem
 from runner.probes.mlp import default_device
 from runner.probes.stage import ProbeMode, probe_points, run_probe
+from runner.progress import progress
 from runner.results.records import ModelInfo, ProbeInfo, RunRecord, TaskInfo
 from runner.tasks.folder import Task
 
@@ -167,11 +159,9 @@ def probe_and_score(
     seeds = seeds or [42]
     tried = len(probe_points(problem, probe_mode, seeds[0], grid_points))
     trainings = len(seeds) * (tried + len(task.folds) - 1)
-    with _progress(console, unit="trainings") as progress:
-        bar = progress.add_task(f"{task.name} · {probe_mode} probe", total=trainings)
-        outcome = run_probe(
-            problem, probe_mode, seeds, grid_points, lambda n: progress.advance(bar, n)
-        )
+    with progress(console, unit="trainings") as bars:
+        bar = bars.add_task(f"{task.name} · {probe_mode} probe", total=trainings)
+        outcome = run_probe(problem, probe_mode, seeds, grid_points, lambda n: bars.advance(bar, n))
     scores = outcome.mean_scores()
     seed_scores = outcome.seed_scores()
     return RunRecord(
@@ -230,10 +220,10 @@ def embed_task(
 ) -> dict[str, SplitEmbeddings]:
     """Every split of ``task`` embedded into its store, with a progress bar per split."""
     embedded: dict[str, SplitEmbeddings] = {}
-    with _progress(console) as progress:
+    with progress(console) as bars:
         for split in task.splits:
-            bar = progress.add_task(f"{task.name} · {split}", total=len(task.clips(split)))
-            advance = functools.partial(_advance, progress, bar)
+            bar = bars.add_task(f"{task.name} · {split}", total=len(task.clips(split)))
+            advance = functools.partial(bars.advance, bar)
             embedded[split] = embed_split(
                 running.client, task, split, stores[split], batch_size, on_batch=advance
             )
@@ -271,20 +261,3 @@ def _check_metric(task: Task, metric: Metric) -> None:
             f"{task.path / 'task_metadata.json'}: field 'evaluation': {metric.name} is a "
             f"{metric.kind} metric, but this is a {kind} task"
         )
-
-
-def _advance(progress: Progress, bar: TaskID, clips: int, _audio_seconds: float) -> None:
-    progress.advance(bar, clips)
-
-
-def _progress(console: Console, unit: str = "clips") -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn(unit),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,9 @@ def test_local_engine_run_scores_and_writes_a_record(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "HEAR results" in result.stdout and "toy-1.0.0-full" in result.stdout
+    # Not a terminal: progress comes as log lines, with the model's speed.
+    assert "toy-1.0.0-full · train: started (4 clips)" in result.stderr
+    assert re.search(r"toy-1.0.0-full · test: 4/4 clips, [\d.]+ audio s/s", result.stderr)
     record = json.loads((tmp_path / "results" / "numpy_logmel" / "toy-1.0.0-full.json").read_text())
     assert record["model"]["kind"] == "module" and record["model"]["sample_rate"] == 16000
     assert record["task"]["source_sample_rate"] == 16000 and record["task"]["clips"]["test"] == 4

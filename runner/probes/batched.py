@@ -23,9 +23,11 @@ from runner.probes.mlp import (
     EarlyStopping,
     MLPConfig,
     PredictionType,
+    Probe,
     Selector,
     batch_source,
     default_device,
+    epoch_batches,
 )
 
 BN_EPS = 1e-5
@@ -219,16 +221,13 @@ def _rng() -> np.random.Generator:
     return _generators[key]
 
 
-class PointProbe:
+class PointProbe(Probe):
     """One trained point, used alone for prediction."""
 
     def __init__(self, net: BatchedMLP, kind: PredictionType) -> None:
+        super().__init__()
         self.net = net
         self.kind = kind
-        self.best_epoch = 0
-        self.best_valid_score = float("nan")
-        self.epochs_trained = 0
-        self.seconds = 0.0
 
     @torch.no_grad()
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -291,12 +290,7 @@ def _train_group(
     batch = min(first.batch_size, n)
     take = batch_source(train, device)
     for epoch in range(1, first.max_epochs + 1):
-        order = torch.randperm(n, generator=generator).numpy()
-        for start in range(0, n, batch):
-            idx = order[start : start + batch]
-            if len(idx) < 2:  # BatchNorm needs two rows
-                continue
-            x, y = take(idx)
+        for x, y in epoch_batches(take, n, batch, generator):
             loss = loss_fn(net.forward(x, train=True), y)
             loss.backward()
             optimizer.step()

@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 
 from runner.probes.data import ProbeSplit, Rows
-from runner.probes.mlp import PredictionType, Selector, predict_split
+from runner.probes.mlp import PredictionType, Probe, Selector, predict_split
 
 
 class LinearConfig(BaseModel):
@@ -27,7 +27,7 @@ class LinearConfig(BaseModel):
     seed: int = 42
 
 
-class LinearProbe:
+class LinearProbe(Probe):
     def __init__(
         self,
         model: LogisticRegression | OneVsRestClassifier,
@@ -36,15 +36,12 @@ class LinearProbe:
         kind: PredictionType,
         n_labels: int,
     ) -> None:
+        super().__init__()
         self.model = model
         self.mean = mean
         self.std = std
         self.kind = kind
         self.n_labels = n_labels
-        self.best_epoch = 0
-        self.best_valid_score = float("nan")
-        self.epochs_trained = 0
-        self.seconds = 0.0
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         probs = self.model.predict_proba((x - self.mean) / self.std)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -40,16 +40,18 @@ class MLPConfig(BaseModel):
     initialization: Literal["default", "xavier_uniform", "xavier_normal"] = "xavier_uniform"
 
 
-class Probe(Protocol):
+class Probe:
     """A trained probe, and how its training went."""
 
-    best_epoch: int
-    best_valid_score: float
-    epochs_trained: int
+    def __init__(self) -> None:
+        self.best_epoch = 0
+        self.best_valid_score = float("nan")
+        self.epochs_trained = 0
+        self.seconds = 0.0
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities (multiclass) or per-label probabilities (multilabel)."""
-        ...
+        raise NotImplementedError
 
 
 def predict_split(probe: Probe, split: ProbeSplit) -> np.ndarray:
@@ -93,6 +95,17 @@ def batch_source(train: Rows, device: str) -> Batches:
     return take_device
 
 
+def epoch_batches(
+    take: Batches, n: int, batch: int, generator: torch.Generator
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of shuffled batches; a last batch of one row is skipped (BatchNorm needs two)."""
+    order = torch.randperm(n, generator=generator).numpy()
+    for start in range(0, n, batch):
+        index = order[start : start + batch]
+        if len(index) > 1:
+            yield take(index)
+
+
 @dataclass
 class EarlyStopping:
     """heareval's rule: a check must beat the best so far; stop after ``patience`` that don't."""
@@ -115,16 +128,13 @@ class EarlyStopping:
         return False
 
 
-class TrainedProbe:
+class TrainedProbe(Probe):
     """One fitted torch network."""
 
     def __init__(self, net: torch.nn.Module, kind: PredictionType) -> None:
+        super().__init__()
         self.net = net
         self.kind = kind
-        self.best_epoch = 0
-        self.best_valid_score = float("nan")
-        self.epochs_trained = 0
-        self.seconds = 0.0
 
     @torch.no_grad()
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -194,12 +204,7 @@ def train_mlp(
     take = batch_source(train, device)
     for epoch in range(1, config.max_epochs + 1):
         net.train()
-        order = torch.randperm(n, generator=generator).numpy()
-        for start in range(0, n, batch):
-            idx = order[start : start + batch]
-            if len(idx) < 2:  # BatchNorm needs two rows
-                continue
-            x, y = take(idx)
+        for x, y in epoch_batches(take, n, batch, generator):
             optimizer.zero_grad()
             loss = loss_fn(net(x), y)
             loss.backward()

@@ -156,7 +156,7 @@ def _train(
         probes = list(train_batched(train, valid, kind, select, configs))
     seconds = (time.perf_counter() - started) / len(configs)
     for probe in probes:
-        probe.seconds = seconds  # type: ignore[attr-defined]
+        probe.seconds = seconds
     return probes
 
 
@@ -209,7 +209,7 @@ def _score_fold(
         valid_selection_score=probe.best_valid_score,
         best_epoch=probe.best_epoch,
         epochs_trained=probe.epochs_trained,
-        probe_seconds=round(getattr(probe, "seconds", 0.0), 3),
+        probe_seconds=round(probe.seconds, 3),
     )
 
 

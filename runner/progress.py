@@ -1,0 +1,111 @@
+"""Progress of long work: live bars on a terminal, plain log lines anywhere else (CI, files).
+
+Both take ``add_task(description, total)`` and ``advance(task, n, audio_seconds=0.0)``;
+audio seconds, when given, show as the model's speed (audio seconds per second).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+#: A log line at least this often (seconds), and at every quarter of the work.
+LOG_EVERY = 30.0
+
+
+class _AudioSpeed(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        audio = task.fields.get("audio", 0.0)
+        elapsed = task.elapsed or 0.0
+        if not audio or not elapsed:
+            return Text("")
+        return Text(f"{audio / elapsed:.1f} audio s/s", style="cyan")
+
+
+class LiveProgress:
+    def __init__(self, console: Console, unit: str) -> None:
+        self.bars = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(unit),
+            _AudioSpeed(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        )
+
+    def add_task(self, description: str, total: int | None) -> int:
+        return int(self.bars.add_task(description, total=total, audio=0.0))
+
+    def advance(self, task: int, n: int, audio_seconds: float = 0.0) -> None:
+        audio = self.bars.tasks[self.bars.task_ids.index(TaskID(task))].fields["audio"]
+        self.bars.update(TaskID(task), advance=n, audio=audio + audio_seconds)
+
+    def __enter__(self) -> LiveProgress:
+        self.bars.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.bars.stop()
+
+
+class LogProgress:
+    """One line when a task starts, at each quarter and at least every LOG_EVERY seconds."""
+
+    def __init__(self, console: Console, unit: str) -> None:
+        self.console = console
+        self.unit = unit
+        self.tasks: list[dict[str, Any]] = []
+
+    def add_task(self, description: str, total: int | None) -> int:
+        now = time.monotonic()
+        self.tasks.append({"description": description, "total": total, "done": 0,
+                           "audio": 0.0, "started": now, "logged": now, "quarter": 0})  # fmt: skip
+        self.console.print(f"{description}: started ({total or '?'} {self.unit})", highlight=False)
+        return len(self.tasks) - 1
+
+    def advance(self, task: int, n: int, audio_seconds: float = 0.0) -> None:
+        t = self.tasks[task]
+        t["done"] += n
+        t["audio"] += audio_seconds
+        now = time.monotonic()
+        quarter = 4 * t["done"] // t["total"] if t["total"] else 0
+        if quarter > t["quarter"] or now - t["logged"] >= LOG_EVERY:
+            t["quarter"], t["logged"] = quarter, now
+            self.console.print(self._line(t, now), highlight=False)
+
+    def _line(self, t: dict[str, Any], now: float) -> str:
+        elapsed = now - t["started"]
+        parts = [f"{t['description']}: {t['done']}/{t['total'] or '?'} {self.unit}"]
+        if t["audio"] and elapsed:
+            parts.append(f"{t['audio'] / elapsed:.1f} audio s/s")
+        parts.append(f"{elapsed:.0f} s")
+        if t["total"] and 0 < t["done"] < t["total"]:
+            parts.append(f"about {elapsed * (t['total'] / t['done'] - 1):.0f} s left")
+        return ", ".join(parts)
+
+    def __enter__(self) -> LogProgress:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+
+def progress(console: Console, unit: str = "clips") -> LiveProgress | LogProgress:
+    """Live bars on a terminal, log lines otherwise."""
+    return LiveProgress(console, unit) if console.is_terminal else LogProgress(console, unit)
