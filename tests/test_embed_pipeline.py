@@ -66,3 +66,23 @@ def test_bad_timestamp_output_names_model_and_clip(
     with start("faulty", fault=fault) as model, pytest.raises(ModelError, match=message) as info:
         embed_split(model.client, task, "test", SplitStore(tmp_path / "s"), batch_size=2)
     assert "module faulty" in str(info.value)
+
+
+def test_clips_of_any_length_are_batched_only_with_their_own_length(tmp_path: Path) -> None:
+    """Padding would change a scene embedding (a mean over frames): none is added."""
+    import soundfile as sf
+
+    path = write_task(tmp_path)
+    metadata = json.loads((path / "task_metadata.json").read_text())
+    metadata["sample_duration"] = None
+    (path / "task_metadata.json").write_text(json.dumps(metadata))
+    for i in (1, 3):  # two of the four test clips get shorter
+        audio, rate = sf.read(path / "16000" / "test" / f"{i}.wav")
+        sf.write(path / "16000" / "test" / f"{i}.wav", audio[: rate // 5], rate)
+    task = Task(path)
+    with start("numpy_logmel") as model:
+        together = embed_split(model.client, task, "test", SplitStore(tmp_path / "a"), batch_size=4)
+        alone = embed_split(model.client, task, "test", SplitStore(tmp_path / "b"), batch_size=1)
+    assert together.files == alone.files == ["0.wav", "1.wav", "2.wav", "3.wav"]
+    assert np.allclose(together.embeddings, alone.embeddings, atol=1e-5)
+    assert together.audio_seconds == pytest.approx(0.5 + 0.2 + 0.5 + 0.2)

@@ -10,12 +10,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import soundfile as sf
 
 from runner.contract.client import ModelClient
-from runner.errors import ModelError
+from runner.errors import ModelError, TaskError
 from runner.tasks.audio import fit_length, read_clip
 from runner.tasks.folder import Clip, Task
 
@@ -69,6 +71,19 @@ def embed_split(
         if finished and on_batch is not None:
             on_batch(len(finished), 0.0)
         todo = [i for i in range(len(clips)) if i not in finished]
+        frames: dict[int, int] = {}
+        if n_samples is None:
+            # Clips of any length: a batch holds clips of one length only, so nothing is
+            # padded and each embedding is what the model gives that clip alone (heareval
+            # embeds such tasks one clip at a time). Sorting by length groups them.
+            frames = {i: _frames(task.audio_path(split, clips[i].file, source_rate)) for i in todo}
+            todo.sort(key=lambda i: (frames[i], i))
+
+        def batch_from(start: int) -> list[int]:
+            batch = todo[start : start + batch_size]
+            if frames and batch:
+                batch = [i for i in batch if frames[i] == frames[batch[0]]]
+            return batch
 
         def load(indices: list[int]) -> tuple[np.ndarray, list[int]]:
             audio = [
@@ -129,13 +144,13 @@ def embed_split(
             # Each pending load carries its clips; the batch size may shrink meanwhile.
             pending: tuple[list[int], Future[tuple[np.ndarray, list[int]]]] | None = None
             if todo:
-                pending = (todo[:batch_size], pool.submit(load, todo[:batch_size]))
+                pending = (batch_from(0), pool.submit(load, batch_from(0)))
             start = 0
             while pending is not None:
                 indices, future = pending
                 audio, lengths = future.result()
                 start += len(indices)
-                following = todo[start : start + batch_size]
+                following = batch_from(start)
                 pending = (following, pool.submit(load, following)) if following else None
                 embed_in_pieces(indices, audio, lengths)
         store.assemble([c.file for c in clips], event)
@@ -143,6 +158,14 @@ def embed_split(
     embedded.split = split
     embedded.batch_size = batch_size
     return embedded
+
+
+def _frames(path: Path) -> int:
+    """A file's length in samples, from its header."""
+    try:
+        return int(sf.info(str(path)).frames)
+    except (sf.LibsndfileError, RuntimeError, OSError) as e:
+        raise TaskError(path, f"cannot read audio header: {e}") from None
 
 
 def _check_timestamps(times: np.ndarray, clip_ms: float, file: str, label: str) -> np.ndarray:

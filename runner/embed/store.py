@@ -137,7 +137,8 @@ class SplitStore:
         for clip in range(len(files)):
             b, first, rows = where[clip]
             if b not in loaded:
-                loaded.clear()  # batches come in clip order: hold one at a time
+                if len(loaded) >= 16:  # a few batches mapped at a time
+                    loaded.pop(next(iter(loaded)))
                 loaded[b] = np.load(batches[b]["rows_file"], mmap_mode="r")
             out[row : row + rows] = loaded[b][first : first + rows]
             if event:
