@@ -96,6 +96,14 @@ Gpus = Annotated[
     typer.Option("--gpus", help="GPUs for model containers: all, a count, or device=0,2."),
 ]
 Memory = Annotated[str, typer.Option("--memory", help="Memory limit of each model container.")]
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        help="Model servers sharing the work (default: one per GPU in --gpus, else one).",
+    ),
+]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Clips per model call.")]
 LoadTimeout = Annotated[
     float, typer.Option("--load-timeout", help="Seconds a model may take to load.")
@@ -173,6 +181,7 @@ def run(
     model_options: ModelOptions = None,
     model_path: ModelPath = None,
     gpus: Gpus = None,
+    workers: Workers = None,
     memory: Memory = "8g",
     batch_size: BatchSize = 32,
     load_timeout: LoadTimeout = 600.0,
@@ -190,6 +199,7 @@ def run(
 ) -> None:
     """Embed each task with each model, train a probe and score it on the test split."""
     from runner.embed.store import EmbeddingStore
+    from runner.engines.base import worker_gpus
     from runner.evaluate import evaluate
     from runner.results.table import scores_table
     from runner.tasks.folder import find_tasks
@@ -214,6 +224,7 @@ def run(
         seeds=list(range(seed, seed + seeds)),
         grid_points=grid_points,
         overwrite=policy,
+        gpus=worker_gpus(gpus, workers),
     )
     if json_output:
         out.print_json(json.dumps([r.model_dump(mode="json") for r in records]))
@@ -242,6 +253,7 @@ def embed(
     model_options: ModelOptions = None,
     model_path: ModelPath = None,
     gpus: Gpus = None,
+    workers: Workers = None,
     memory: Memory = "8g",
     batch_size: BatchSize = 32,
     load_timeout: LoadTimeout = 600.0,
@@ -253,6 +265,7 @@ def embed(
     """Embed tasks with one model and write heareval's embeddings folders (for `hear probe`,
     heareval's predictions runner and notebooks that read its files)."""
     from runner.embed.store import EmbeddingStore
+    from runner.engines.base import worker_gpus
     from runner.evaluate import export_embeddings
     from runner.tasks.folder import find_tasks
 
@@ -265,8 +278,9 @@ def embed(
     )  # fmt: skip
     store = EmbeddingStore(cache_dir)
     for path in export_embeddings(
-        engine, sources[0], tasks, out_dir, store, batch_size, err, policy
-    ):
+        engine, sources[0], tasks, out_dir, store, batch_size, err, policy,
+        worker_gpus(gpus, workers),
+    ):  # fmt: skip
         out.print(f"[green]wrote[/] {path}", soft_wrap=True)
 
 

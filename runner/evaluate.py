@@ -39,6 +39,7 @@ def evaluate(
     seeds: list[int] | None = None,
     grid_points: int | None = None,
     overwrite: Overwrite = "only-missing",
+    gpus: list[str | None] | None = None,
 ) -> list[RunRecord]:
     """Evaluate every model on every task; each finished record is written at once.
 
@@ -52,7 +53,7 @@ def evaluate(
     keys = [model_key(source, engine.check(source)) for source in sources]  # checked up front
     records = []
     for source, key in zip(sources, keys, strict=True):
-        with ModelOnDemand(engine, source, key, store, console) as model:
+        with ModelOnDemand(engine, source, key, store, console, gpus) as model:
             for task in tasks:
                 embedded, hello, provenance = embed_or_load(
                     model, task, store, batch_size, console, overwrite
@@ -76,7 +77,8 @@ def model_key(source: ModelSource, identity: str) -> ModelKey:
 
 
 class ModelOnDemand:
-    """Starts the model the first time it is needed, and stops it at the end."""
+    """Starts the model's servers (one per GPU, or ``gpus`` long) the first time they are
+    needed, and stops them at the end."""
 
     def __init__(
         self,
@@ -85,33 +87,49 @@ class ModelOnDemand:
         key: ModelKey,
         store: EmbeddingStore,
         console: Console,
+        gpus: list[str | None] | None = None,
     ) -> None:
         self.engine, self.source, self.key, self.store = engine, source, key, store
         self.console = console
-        self.running: RunningModel | None = None
+        self.gpus = gpus or [None]
+        self.running: list[RunningModel] = []
         self.start_seconds = 0.0
 
-    def get(self) -> RunningModel:
-        if self.running is None:
+    def get(self) -> list[RunningModel]:
+        if not self.running:
+            count = len(self.gpus)
             self.console.print(
                 f"[bold]starting[/] {self.source.display_name} on the {self.engine.name} engine"
+                + (f" ({count} servers)" if count > 1 else "")
             )
             started = time.perf_counter()
-            self.running = self.engine.start(self.source)
+            for gpu in self.gpus:
+                self.running.append(self.engine.start(self.source, gpu))
             self.start_seconds = time.perf_counter() - started
-            hello = self.running.client.hello
+            first = self.running[0]
+            hello = first.client.hello
             assert hello is not None
             self.store.save_model_info(
-                self.key, {"hello": hello.model_dump(), "provenance": self.running.provenance}
+                self.key, {"hello": hello.model_dump(), "provenance": self.provenance()}
             )
         return self.running
+
+    def provenance(self) -> dict[str, Any]:
+        """The first server's provenance; with several, each server's device too."""
+        info = dict(self.running[0].provenance)
+        if len(self.running) > 1:
+            info["servers"] = [
+                {"label": r.label, "device": r.client.hello.device if r.client.hello else None}
+                for r in self.running
+            ]
+        return info
 
     def __enter__(self) -> ModelOnDemand:
         return self
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        if self.running is not None:
-            self.running.close(graceful=exc_type is None)
+        for running in self.running:
+            running.close(graceful=exc_type is None)
 
 
 def embed_or_load(
@@ -137,10 +155,10 @@ def embed_or_load(
             f"{model.source.display_name} on {task.name}: split {missing!r} is not in the "
             f"embedding store ({splits[missing].path}) and --overwrite never computes nothing"
         )
-    running = model.get()
-    hello = running.client.hello
+    servers = model.get()
+    hello = servers[0].client.hello
     assert hello is not None
-    return embed_task(running, task, batch_size, console, splits), hello, running.provenance
+    return embed_task(servers, task, batch_size, console, splits), hello, model.provenance()
 
 
 def probe_and_score(
@@ -206,26 +224,27 @@ def probe_and_score(
             "embed": round(sum(e.seconds for e in embedded.values()), 3),
             "embed_cached": float(all(e.cached for e in embedded.values())),
             "audio_seconds": round(sum(e.audio_seconds for e in embedded.values()), 3),
+            **_throughput(embedded),
             "probe": round(outcome.seconds, 3),
         },
     )
 
 
 def embed_task(
-    running: RunningModel,
+    servers: list[RunningModel],
     task: Task,
     batch_size: int,
     console: Console,
     stores: dict[str, SplitStore],
 ) -> dict[str, SplitEmbeddings]:
-    """Every split of ``task`` embedded into its store, with a progress bar per split."""
+    """Every split of ``task`` embedded into its store by every server, a progress bar each."""
     embedded: dict[str, SplitEmbeddings] = {}
     with progress(console) as bars:
         for split in task.splits:
             bar = bars.add_task(f"{task.name} · {split}", total=len(task.clips(split)))
             advance = functools.partial(bars.advance, bar)
             embedded[split] = embed_split(
-                running.client, task, split, stores[split], batch_size, on_batch=advance
+                [s.client for s in servers], task, split, stores[split], batch_size, advance
             )
             batch_size = embedded[split].batch_size  # kept small after out-of-memory
     return embedded
@@ -240,6 +259,7 @@ def export_embeddings(
     batch_size: int = 32,
     console: Console | None = None,
     overwrite: Overwrite = "only-missing",
+    gpus: list[str | None] | None = None,
 ) -> list[Path]:
     """Embed every task (through the store) and write ``out/<task>`` in heareval's layout."""
     from runner.probes.heareval_dir import write_embeddings_dir
@@ -247,11 +267,20 @@ def export_embeddings(
     console = console or Console(stderr=True)
     key = model_key(source, engine.check(source))
     written = []
-    with ModelOnDemand(engine, source, key, store, console) as model:
+    with ModelOnDemand(engine, source, key, store, console, gpus) as model:
         for task in tasks:
             embedded, _, _ = embed_or_load(model, task, store, batch_size, console, overwrite)
             written.append(write_embeddings_dir(task, embedded, out / task.name))
     return written
+
+
+def _throughput(embedded: dict[str, SplitEmbeddings]) -> dict[str, float]:
+    """Wall time of this run's embedding and audio seconds per second (when it computed any)."""
+    wall = sum(e.wall_seconds for e in embedded.values())
+    audio = sum(e.audio_seconds for e in embedded.values() if e.wall_seconds)
+    if not wall:
+        return {}
+    return {"embed_wall": round(wall, 3), "audio_per_second": round(audio / wall, 2)}
 
 
 def _check_metric(task: Task, metric: Metric) -> None:

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from conftest import ROOT
 
 
@@ -27,7 +28,13 @@ def run_args(digits_task: Path, results: Path, *extra: str) -> list[str]:
 
 def calls(log: Path) -> list[int]:
     """The batch size of every model call logged so far."""
-    return [int(line) for line in log.read_text().split()] if log.exists() else []
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [int(line.split()[0]) for line in lines]
+
+
+def servers(log: Path) -> set[str]:
+    """The process ids of the servers that made the logged calls."""
+    return {line.split()[1] for line in log.read_text().splitlines()}
 
 
 def clips(digits_task: Path) -> int:
@@ -116,3 +123,22 @@ def test_store_is_outside_the_repository_by_default() -> None:
         capture_output=True, text=True, env=env, check=True,
     ).stdout.strip()  # fmt: skip
     assert out.endswith("embeddings") and not out.startswith(str(ROOT))
+
+
+def test_two_servers_share_the_splits_and_agree_with_one(digits_task: Path, tmp_path: Path) -> None:
+    log = tmp_path / "calls"
+    two = hear(*run_args(digits_task, tmp_path / "r2", "--workers", "2", "--batch-size", "4",
+                         "--json", "--cache-dir", str(tmp_path / "c2")),
+               env={"HEAR_TEST_CALL_LOG": str(log)})  # fmt: skip
+    assert two.returncode == 0, two.stderr
+    assert len(servers(log)) == 2 and sum(calls(log)) == clips(digits_task)
+    one = hear(
+        *run_args(digits_task, tmp_path / "r1", "--json", "--cache-dir", str(tmp_path / "c1"))
+    )
+    assert one.returncode == 0, one.stderr
+    [record2], [record1] = json.loads(two.stdout), json.loads(one.stdout)
+    assert len(record2["model"]["engine"]["servers"]) == 2
+    assert record2["scores"] == record1["scores"]  # the same embeddings, in the same order
+    a = sorted((tmp_path / "c2").rglob("train/embeddings.npy"))[0]
+    b = sorted((tmp_path / "c1").rglob("train/embeddings.npy"))[0]
+    assert np.array_equal(np.load(a), np.load(b))

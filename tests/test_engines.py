@@ -20,3 +20,21 @@ def test_gpus_map_to_device_requests_like_docker_run() -> None:
 def test_bad_gpus_value_is_an_error(value: str) -> None:
     with pytest.raises(HearError, match="--gpus"):
         device_requests(value)
+
+
+@pytest.mark.parametrize(
+    ("gpus", "workers", "expected"),
+    [
+        (None, None, [None]),
+        (None, 3, [None, None, None]),
+        ("all", None, [None]),
+        ("all", 2, ["0", "1"]),
+        ("2", None, ["0", "1"]),
+        ("device=0,2", None, ["0", "2"]),
+        ("device=3", 2, ["3", "3"]),
+    ],
+)
+def test_one_server_per_gpu(gpus: str | None, workers: int | None, expected: list) -> None:
+    from runner.engines.base import worker_gpus
+
+    assert worker_gpus(gpus, workers) == expected

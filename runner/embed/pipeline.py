@@ -6,8 +6,9 @@ embeddings, one row per frame, with the frame's clip and time kept beside it.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,10 +41,51 @@ class SplitEmbeddings:
     frame_ms: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
     cached: bool = False  # read back from the store, not computed in this run
     batch_size: int = 0  # the batch size the split ended with (smaller after out-of-memory)
+    wall_seconds: float = 0.0  # wall time this run spent embedding the split (0 when cached)
+
+
+class SplitPlan:
+    """The clips of a split still to embed, handed out batch by batch (to one or more workers).
+
+    Clips already in the store are left out. For tasks whose clips have any length a
+    batch holds clips of one length only, so nothing is padded and each embedding is
+    what the model gives that clip alone (heareval embeds such tasks one clip at a time);
+    sorting by length groups them.
+    """
+
+    def __init__(self, task: Task, split: str, store: SplitStore, source_rate: int) -> None:
+        clips = task.clips(split)
+        finished = store.finished_clips()
+        self.finished = len(finished)
+        self.todo = [i for i in range(len(clips)) if i not in finished]
+        self.frames: dict[int, int] = {}
+        if not task.metadata.sample_duration:
+            self.frames = {
+                i: _frames(task.audio_path(split, clips[i].file, source_rate)) for i in self.todo
+            }
+            self.todo.sort(key=lambda i: (self.frames[i], i))
+        self._next = 0
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def take(self, size: int) -> list[int]:
+        """The next batch of at most ``size`` clips; empty when none is left (or stopped)."""
+        with self._lock:
+            if self._stopped:
+                return []
+            batch = self.todo[self._next : self._next + size]
+            if self.frames and batch:
+                batch = [i for i in batch if self.frames[i] == self.frames[batch[0]]]
+            self._next += len(batch)
+            return batch
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
 
 
 def embed_split(
-    client: ModelClient,
+    clients: ModelClient | Sequence[ModelClient],
     task: Task,
     split: str,
     store: SplitStore,
@@ -53,11 +95,56 @@ def embed_split(
     """Embeddings for every clip of ``split``, in the split's (sorted) file order.
 
     Batches already in ``store`` are kept; the others are embedded and committed one
-    by one, so a stopped run resumes where it stopped. The next batch is decoded and
-    resampled on worker threads while the model works on the current one; a batch the
-    model cannot fit in memory is halved and retried, and later batches stay at the
-    smaller size. The split is assembled on disk and comes back memory-mapped.
-    ``on_batch(n_clips, audio_seconds)`` reports progress (finished batches included).
+    by one, so a stopped run resumes where it stopped. With several model servers
+    (one per GPU), each takes the next batch as soon as it is free. The split is
+    assembled on disk and comes back memory-mapped. ``on_batch(n_clips, audio_seconds)``
+    reports progress (finished batches included).
+    """
+    workers = [clients] if isinstance(clients, ModelClient) else list(clients)
+    assert workers and workers[0].hello is not None
+    source_rate = task.source_rate(workers[0].hello.sample_rate)
+    sizes = [batch_size]
+    started = time.perf_counter()
+    computed = not store.complete
+    if computed:
+        plan = SplitPlan(task, split, store, source_rate)
+        if plan.finished and on_batch is not None:
+            on_batch(plan.finished, 0.0)
+        if len(workers) == 1:
+            sizes = [embed_batches(workers[0], task, split, store, plan, batch_size, on_batch)]
+        else:
+            with ThreadPoolExecutor(max_workers=len(workers)) as pool:
+                futures = [
+                    pool.submit(embed_batches, w, task, split, store, plan, batch_size, on_batch)
+                    for w in workers
+                ]
+                try:
+                    sizes = [f.result() for f in futures]
+                except BaseException:
+                    plan.stop()  # the other workers finish their batch and stop
+                    raise
+        store.assemble([c.file for c in task.clips(split)], task.metadata.embedding_type == "event")
+    embedded = store.load()
+    embedded.split = split
+    embedded.batch_size = min(sizes)
+    embedded.wall_seconds = time.perf_counter() - started if computed else 0.0
+    return embedded
+
+
+def embed_batches(
+    client: ModelClient,
+    task: Task,
+    split: str,
+    store: SplitStore,
+    plan: SplitPlan,
+    batch_size: int,
+    on_batch: Callable[[int, float], None] | None = None,
+) -> int:
+    """One worker: take batches from ``plan`` until none is left; return the final batch size.
+
+    The next batch is decoded and resampled on a thread while the model works on the
+    current one; a batch the model cannot fit in memory is halved and retried, and
+    later batches stay at the smaller size.
     """
     assert client.hello is not None
     rate = client.hello.sample_rate
@@ -66,98 +153,75 @@ def embed_split(
     n_samples = round(duration * rate) if duration else None
     event = task.metadata.embedding_type == "event"
     clips = task.clips(split)
-    if not store.complete:
-        finished = store.finished_clips()
-        if finished and on_batch is not None:
-            on_batch(len(finished), 0.0)
-        todo = [i for i in range(len(clips)) if i not in finished]
-        frames: dict[int, int] = {}
-        if n_samples is None:
-            # Clips of any length: a batch holds clips of one length only, so nothing is
-            # padded and each embedding is what the model gives that clip alone (heareval
-            # embeds such tasks one clip at a time). Sorting by length groups them.
-            frames = {i: _frames(task.audio_path(split, clips[i].file, source_rate)) for i in todo}
-            todo.sort(key=lambda i: (frames[i], i))
 
-        def batch_from(start: int) -> list[int]:
-            batch = todo[start : start + batch_size]
-            if frames and batch:
-                batch = [i for i in batch if frames[i] == frames[batch[0]]]
-            return batch
+    def load(indices: list[int]) -> tuple[np.ndarray, list[int]]:
+        audio = [
+            read_clip(task.audio_path(split, clips[i].file, source_rate), rate, source_rate)
+            for i in indices
+        ]
+        lengths = [n_samples or len(a) for a in audio]
+        return np.stack([fit_length(a, max(lengths)) for a in audio]), lengths
 
-        def load(indices: list[int]) -> tuple[np.ndarray, list[int]]:
-            audio = [
-                read_clip(task.audio_path(split, clips[i].file, source_rate), rate, source_rate)
-                for i in indices
-            ]
-            lengths = [n_samples or len(a) for a in audio]
-            return np.stack([fit_length(a, max(lengths)) for a in audio]), lengths
-
-        def embed(indices: list[int], audio: np.ndarray, lengths: list[int], context: str) -> None:
-            nonlocal batch_size
-            started = time.perf_counter()
-            try:
-                if event:
-                    embeddings, timestamps = client.timestamps(audio, context)
-                else:
-                    embeddings = client.scene(audio, context)
-            except ModelError as e:
-                if e.kind != "out_of_memory" or len(indices) == 1:
-                    raise
-                batch_size = max(1, min(batch_size, len(indices) // 2))
-                embed_in_pieces(indices, audio, lengths)
-                return
-            seconds = time.perf_counter() - started
-            batch = [clips[i] for i in indices]
+    def embed(indices: list[int], audio: np.ndarray, lengths: list[int], context: str) -> None:
+        nonlocal batch_size
+        started = time.perf_counter()
+        try:
             if event:
-                rows, times, counts = [], [], []
-                for row, clip in enumerate(batch):
-                    clip_ms = lengths[row] * 1000.0 / rate
-                    keep = _check_timestamps(timestamps[row], clip_ms, clip.file, client.label)
-                    rows.append(embeddings[row, keep])
-                    times.append(timestamps[row, keep])
-                    counts.append(int(keep.sum()))
-                _check_finite(rows, batch, client.label, context)
-                store.write_batch(
-                    indices, np.concatenate(rows), counts, np.concatenate(times),
-                    sum(lengths) / rate, seconds,
-                )  # fmt: skip
+                embeddings, timestamps = client.timestamps(audio, context)
             else:
-                _check_finite(list(embeddings[:, None, :]), batch, client.label, context)
-                store.write_batch(
-                    indices, embeddings, [1] * len(batch), None, sum(lengths) / rate, seconds
-                )
-            if on_batch is not None:
-                on_batch(len(batch), sum(lengths) / rate)
+                embeddings = client.scene(audio, context)
+        except ModelError as e:
+            if e.kind != "out_of_memory" or len(indices) == 1:
+                raise
+            batch_size = max(1, min(batch_size, len(indices) // 2))
+            embed_in_pieces(indices, audio, lengths)
+            return
+        seconds = time.perf_counter() - started
+        batch = [clips[i] for i in indices]
+        if event:
+            rows, times, counts = [], [], []
+            for row, clip in enumerate(batch):
+                clip_ms = lengths[row] * 1000.0 / rate
+                keep = _check_timestamps(timestamps[row], clip_ms, clip.file, client.label)
+                rows.append(embeddings[row, keep])
+                times.append(timestamps[row, keep])
+                counts.append(int(keep.sum()))
+            _check_finite(rows, batch, client.label, context)
+            store.write_batch(
+                indices, np.concatenate(rows), counts, np.concatenate(times),
+                sum(lengths) / rate, seconds,
+            )  # fmt: skip
+        else:
+            _check_finite(list(embeddings[:, None, :]), batch, client.label, context)
+            store.write_batch(
+                indices, embeddings, [1] * len(batch), None, sum(lengths) / rate, seconds
+            )
+        if on_batch is not None:
+            on_batch(len(batch), sum(lengths) / rate)
 
-        def embed_in_pieces(indices: list[int], audio: np.ndarray, lengths: list[int]) -> None:
-            """Batches of at most the current batch size (it shrinks after out-of-memory)."""
-            i = 0
-            while i < len(indices):
-                part = slice(i, i + batch_size)
-                first, last = indices[part][0] + 1, indices[part][-1] + 1
-                context = f"task {task.name}, split {split}, clips {first}-{last}"
-                embed(indices[part], audio[part], lengths[part], context)
-                i = part.stop
+    def embed_in_pieces(indices: list[int], audio: np.ndarray, lengths: list[int]) -> None:
+        """Batches of at most the current batch size (it shrinks after out-of-memory)."""
+        i = 0
+        while i < len(indices):
+            part = slice(i, i + batch_size)
+            first, last = indices[part][0] + 1, indices[part][-1] + 1
+            context = f"task {task.name}, split {split}, clips {first}-{last}"
+            embed(indices[part], audio[part], lengths[part], context)
+            i = part.stop
 
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            # Each pending load carries its clips; the batch size may shrink meanwhile.
-            pending: tuple[list[int], Future[tuple[np.ndarray, list[int]]]] | None = None
-            if todo:
-                pending = (batch_from(0), pool.submit(load, batch_from(0)))
-            start = 0
-            while pending is not None:
-                indices, future = pending
-                audio, lengths = future.result()
-                start += len(indices)
-                following = batch_from(start)
-                pending = (following, pool.submit(load, following)) if following else None
-                embed_in_pieces(indices, audio, lengths)
-        store.assemble([c.file for c in clips], event)
-    embedded = store.load()
-    embedded.split = split
-    embedded.batch_size = batch_size
-    return embedded
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # Each pending load carries its clips; the batch size may shrink meanwhile.
+        pending: tuple[list[int], Future[tuple[np.ndarray, list[int]]]] | None = None
+        first_batch = plan.take(batch_size)
+        if first_batch:
+            pending = (first_batch, pool.submit(load, first_batch))
+        while pending is not None:
+            indices, future = pending
+            audio, lengths = future.result()
+            following = plan.take(batch_size)
+            pending = (following, pool.submit(load, following)) if following else None
+            embed_in_pieces(indices, audio, lengths)
+    return batch_size
 
 
 def _frames(path: Path) -> int:

@@ -10,6 +10,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from runner.contract.client import CallBudget, ModelClient
+from runner.errors import HearError
 
 
 class ModelSource(BaseModel):
@@ -106,7 +107,32 @@ class Engine(Protocol):
         identifies its build (an image id; a module and its interpreter), for the cache."""
         ...
 
-    def start(self, source: ModelSource) -> RunningModel: ...
+    def start(self, source: ModelSource, gpu: str | None = None) -> RunningModel:
+        """Start a server; ``gpu``, a device id, gives it that one GPU."""
+        ...
+
+
+def worker_gpus(gpus: str | None, workers: int | None) -> list[str | None]:
+    """The GPU of each model server: one server per listed GPU (or ``workers`` of them).
+
+    ``--gpus device=0,2`` or ``--gpus 2`` start a server per GPU; ``--gpus all`` one server
+    seeing every GPU, unless ``--workers N`` asks for N servers on GPUs 0..N-1. Without
+    GPUs, ``workers`` servers share the CPU.
+    """
+    if gpus is None or (gpus == "all" and not workers):
+        return [None] * (workers or 1)
+    if gpus == "all":
+        ids = [str(i) for i in range(workers or 1)]
+    elif gpus.isdigit():
+        ids = [str(i) for i in range(int(gpus))]
+    elif gpus.startswith("device="):
+        ids = [d for d in gpus.removeprefix("device=").split(",") if d]
+    else:
+        raise HearError(f"--gpus {gpus!r}: expected all, a count, or device=ID[,ID...]")
+    if not ids:
+        raise HearError(f"--gpus {gpus!r}: names no GPU")
+    count = workers or len(ids)
+    return [ids[i % len(ids)] for i in range(count)]
 
 
 _LIVE: set[RunningModel] = set()

@@ -131,14 +131,15 @@ class DockerEngine:
             raise HearError(f"the docker engine runs images, not modules ({source.ref})")
         return str(self.inspect_image(source.ref).id)
 
-    def start(self, source: ModelSource) -> RunningModel:
+    def start(self, source: ModelSource, gpu: str | None = None) -> RunningModel:
+        """Start a container; ``gpu`` (a device id) gives it that one GPU instead of --gpus."""
         self.check(source)
         image = self.inspect_image(source.ref)
         run_dir = Path(tempfile.mkdtemp(prefix="hear-run-"))
         run_dir.chmod(0o777)  # the container runs as an unprivileged user of its own
         socket_path = run_dir / "model.sock"
         name = f"hear-{_slug(source.ref)}-{secrets.token_hex(3)}"
-        container = self._create(image, source, name, run_dir)
+        container = self._create(image, source, name, run_dir, gpu)
         label = f"container {name} (image {source.ref})"
 
         def remove() -> None:
@@ -176,10 +177,16 @@ class DockerEngine:
         running.provenance["hello"] = hello.model_dump()
         return running
 
-    def _create(self, image: Any, source: ModelSource, name: str, run_dir: Path) -> Any:
+    def _create(
+        self, image: Any, source: ModelSource, name: str, run_dir: Path, gpu: str | None
+    ) -> Any:
         from docker.errors import DockerException
 
-        sandbox = self.sandbox
+        sandbox = (
+            self.sandbox
+            if gpu is None
+            else self.sandbox.model_copy(update={"gpus": f"device={gpu}"})
+        )
         user = image.attrs.get("Config", {}).get("User") or ""
         if user in ("", "0", "root") or user.startswith(("0:", "root:")):
             user = UNPRIVILEGED_USER

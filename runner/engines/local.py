@@ -36,11 +36,14 @@ class LocalEngine:
             raise HearError(f"the local engine runs modules, not images ({source.ref})")
         return f"{source.ref} @ {Path(self.python).absolute()}"
 
-    def start(self, source: ModelSource) -> RunningModel:
+    def start(self, source: ModelSource, gpu: str | None = None) -> RunningModel:
+        """Start a server process; ``gpu`` (a device id) pins it to that CUDA device."""
         self.check(source)
         host_end, server_end = socket.socketpair()
         log_fd, log_name = tempfile.mkstemp(prefix="hear-server-", suffix=".log")
         env = {**os.environ, **source.environment()}
+        if gpu is not None:
+            env["HEAR_DEVICE"] = f"cuda:{gpu}"
         # The server comes from its own folder: the model's interpreter need not have hear-runner.
         paths = [str(package.package_root()), os.getcwd(), env.get("PYTHONPATH", "")]
         env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)

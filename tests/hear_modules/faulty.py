@@ -34,11 +34,12 @@ def _features(audio):
 
 
 def _log_call(audio):
-    """With HEAR_TEST_CALL_LOG set, append each call's batch size: tests count model calls."""
+    """With HEAR_TEST_CALL_LOG set, append each call's batch size and the server's process id:
+    tests count model calls, and see which server made them."""
     path = os.environ.get("HEAR_TEST_CALL_LOG")
     if path:
         with open(path, "a") as log:
-            log.write(f"{audio.shape[0]}\n")
+            log.write(f"{audio.shape[0]} {os.getpid()}\n")
 
 
 def get_scene_embeddings(audio, model):
