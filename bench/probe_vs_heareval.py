@@ -476,6 +476,12 @@ def _fmt(x, nd=1):
     return "-" if x is None else f"{x:.{nd}f}"
 
 
+def _cpu(run: dict) -> float | None:
+    if run.get("user_s") is None or run.get("sys_s") is None:
+        return None
+    return run["user_s"] + run["sys_s"]
+
+
 def markdown(report: dict) -> str:
     m = report["machine"]
     lines = [
@@ -490,14 +496,16 @@ def markdown(report: dict) -> str:
         f"hear-runner commit {report['git']['commit']}"
         f"{' (runner/ had uncommitted changes)' if report['git']['runner_dirty'] else ''}.",
         "",
-        "Wall: the whole subprocess (start-up included). Max RSS: `/usr/bin/time -v` "
+        "Wall: the whole subprocess (start-up included). CPU: user + system seconds of "
+        "the process tree (less sensitive than wall time to other load on the machine; "
+        "the 1-minute load average before each run is in the JSON). Max RSS: `/usr/bin/time -v` "
         "(largest single process). Tree PSS: sampled peak of the summed PSS of the process "
         "tree (DataLoader workers included). Score: the primary metric on test "
         "(mean over folds for k-fold tasks, ± std over folds).",
         "",
-        "| task | rows × dim | tool | status | wall s | max RSS MiB | tree PSS MiB "
+        "| task | rows × dim | tool | status | wall s | CPU s | max RSS MiB | tree PSS MiB "
         "| metric | test score | Δ vs heareval | speedup vs heareval |",
-        "|---|---|---|---|---:|---:|---:|---|---:|---:|---:|",
+        "|---|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for task in report["tasks"]:
         info = task["folder_info"]
@@ -521,7 +529,7 @@ def markdown(report: dict) -> str:
             status = r["status"] if r["status"] != "timeout" else f"timeout ({r['wall_s']:.0f} s)"
             lines.append(
                 f"| {info['task_name']} | {info['rows']} × {info['dim']} | {tool} | {status} "
-                f"| {_fmt(r['wall_s'])} | {_fmt(r['max_rss_mib'], 0)} "
+                f"| {_fmt(r['wall_s'])} | {_fmt(_cpu(r))} | {_fmt(r['max_rss_mib'], 0)} "
                 f"| {_fmt(r['tree_pss_peak_mib'], 0)} | {info['primary_metric']} | {score} "
                 f"| {delta} | {speed} |"
             )
@@ -536,7 +544,14 @@ def markdown(report: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("embed_dirs", nargs="+", type=Path)
+    ap.add_argument("embed_dirs", nargs="*", type=Path)
+    ap.add_argument(
+        "--render",
+        type=Path,
+        default=None,
+        help="only rewrite the markdown table from this results JSON (to --md, default: "
+        "the JSON's path with .md)",
+    )
     ap.add_argument(
         "--modes",
         default="fast,faithful,linear",
@@ -584,6 +599,13 @@ def main() -> None:
     )
     ap.add_argument("--settle-max", type=float, default=300.0, help="longest such wait, s")
     args = ap.parse_args()
+    if args.render is not None:
+        md = args.md or args.render.with_suffix(".md")
+        md.write_text(markdown(json.loads(args.render.read_text())))
+        print(f"[bench] wrote {md}")
+        return
+    if not args.embed_dirs:
+        ap.error("give at least one EMBED_DIR")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.md = args.md or args.out.with_suffix(".md")
     args.heareval_venv = args.heareval_venv.absolute()
