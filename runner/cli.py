@@ -96,6 +96,15 @@ Gpus = Annotated[
     typer.Option("--gpus", help="GPUs for model containers: all, a count, or device=0,2."),
 ]
 Memory = Annotated[str, typer.Option("--memory", help="Memory limit of each model container.")]
+Transport = Annotated[
+    str,
+    typer.Option(
+        "--transport",
+        help="How the host talks to model containers: socket (a Unix socket in a shared "
+        "folder; fast), stdio (the attach stream; for a remote engine or hear in a "
+        "container), or auto.",
+    ),
+]
 Workers = Annotated[
     int | None,
     typer.Option(
@@ -182,6 +191,7 @@ def run(
     model_path: ModelPath = None,
     gpus: Gpus = None,
     workers: Workers = None,
+    transport: Transport = "auto",
     memory: Memory = "8g",
     batch_size: BatchSize = 32,
     load_timeout: LoadTimeout = 600.0,
@@ -209,7 +219,7 @@ def run(
     tasks = find_tasks(tasks_dir, task)
     engine, sources = _engine_and_sources(
         model_image, model_module, model_python, model_options, model_path, gpus, memory,
-        load_timeout, call_timeout, call_timeout_per_second,
+        load_timeout, call_timeout, call_timeout_per_second, transport,
     )  # fmt: skip
     records = evaluate(
         engine,
@@ -254,6 +264,7 @@ def embed(
     model_path: ModelPath = None,
     gpus: Gpus = None,
     workers: Workers = None,
+    transport: Transport = "auto",
     memory: Memory = "8g",
     batch_size: BatchSize = 32,
     load_timeout: LoadTimeout = 600.0,
@@ -274,7 +285,7 @@ def embed(
     engine, sources = _engine_and_sources(
         [model_image] if model_image else None, [model_module] if model_module else None,
         model_python, model_options, model_path, gpus, memory,
-        load_timeout, call_timeout, call_timeout_per_second,
+        load_timeout, call_timeout, call_timeout_per_second, transport,
     )  # fmt: skip
     store = EmbeddingStore(cache_dir)
     for path in export_embeddings(
@@ -599,6 +610,7 @@ def _engine_and_sources(
     load_timeout: float,
     call_timeout: float,
     call_timeout_per_second: float,
+    transport: str = "auto",
 ) -> tuple[Any, list[Any]]:
     """The engine the model options ask for, and a source per named model."""
     from runner.engines.base import EngineSettings, ModelSource
@@ -618,7 +630,10 @@ def _engine_and_sources(
     if model_image:
         from runner.engines.docker import DockerEngine, Sandbox
 
-        engine = DockerEngine(settings, Sandbox(memory=memory, gpus=gpus))
+        if transport not in ("auto", "socket", "stdio"):
+            raise HearError(f"--transport {transport!r}: expected auto, socket or stdio")
+        sandbox = Sandbox(memory=memory, gpus=gpus, transport=transport)  # type: ignore[arg-type]
+        engine = DockerEngine(settings, sandbox)
         refs, kind = model_image, "image"
     else:
         from runner.engines.local import LocalEngine

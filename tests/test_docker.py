@@ -226,3 +226,30 @@ def test_interrupted_run_removes_its_container(
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signum, stderr
     assert "interrupted" in stderr
+
+
+def test_attach_stream_transport_carries_the_same_frames(
+    docker_client, numpy_image, no_leftover_containers
+):
+    """The fallback for a remote engine or a runner in a container: stdin and stdout."""
+    from runner.engines.docker import Sandbox
+
+    audio = np.random.default_rng(0).standard_normal((4, 16000)).astype(np.float32)
+    source = ModelSource(kind="image", ref=numpy_image)
+    with DockerEngine(sandbox=Sandbox(transport="socket")).start(source) as model:
+        over_socket = model.client.scene(audio)
+        frames, times = model.client.timestamps(audio)
+    with DockerEngine(sandbox=Sandbox(transport="stdio")).start(source) as model:
+        assert np.array_equal(model.client.scene(audio), over_socket)
+        stdio_frames, stdio_times = model.client.timestamps(audio)
+    assert np.array_equal(stdio_frames, frames) and np.array_equal(stdio_times, times)
+
+
+def test_attach_stream_reports_a_dead_server_with_its_last_words(docker_client, numpy_image):
+    from runner.engines.docker import Sandbox
+
+    tag = _faulty_image(docker_client, numpy_image)
+    source = ModelSource(kind="image", ref=tag, options={"fault": "exit"})
+    engine = DockerEngine(sandbox=Sandbox(transport="stdio"))
+    with engine.start(source) as model, pytest.raises(ModelDied, match="exited with code 7"):
+        model.client.scene(np.zeros((2, 1600), np.float32))

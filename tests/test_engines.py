@@ -38,3 +38,18 @@ def test_one_server_per_gpu(gpus: str | None, workers: int | None, expected: lis
     from runner.engines.base import worker_gpus
 
     assert worker_gpus(gpus, workers) == expected
+
+
+def test_transport_falls_back_to_the_attach_stream_where_files_are_not_shared(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    from runner.engines.docker import pick_transport
+
+    monkeypatch.setenv("DOCKER_HOST", "tcp://gpu-box:2376")
+    assert pick_transport("auto", str(tmp_path)) == "stdio"  # a remote engine
+    assert pick_transport("socket") == "socket"
+    monkeypatch.delenv("DOCKER_HOST")
+    assert pick_transport("auto", str(tmp_path)) == "socket"  # its data root is here
+    assert pick_transport("auto", str(tmp_path / "elsewhere")) == "stdio"  # hear in a container
+    with pytest.raises(HearError, match="--transport 'pipe'"):
+        pick_transport("pipe")

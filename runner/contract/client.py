@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import io
-import socket
 import time
 from collections.abc import Callable
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, Protocol, cast
 
 import numpy as np
 from pydantic import ValidationError
@@ -33,6 +32,15 @@ class CallBudget:
         return self.base_seconds + self.per_audio_second * n_samples_total / sample_rate
 
 
+class Stream(Protocol):
+    """What the client needs of its connection: a socket, or the Docker attach stream."""
+
+    def settimeout(self, timeout: float | None) -> None: ...
+    def recv_into(self, buffer: Any, nbytes: int = 0) -> int: ...
+    def sendall(self, data: bytes) -> None: ...
+    def close(self) -> None: ...
+
+
 class ModelClient:
     """Talks to one model server over a connected stream socket.
 
@@ -43,7 +51,7 @@ class ModelClient:
 
     def __init__(
         self,
-        sock: socket.socket,
+        sock: Stream,
         label: str,
         post_mortem: Callable[[], str],
         kill: Callable[[], None],
@@ -56,7 +64,7 @@ class ModelClient:
         self.budget = budget or CallBudget()
         self._deadline_reader = _DeadlineReader(sock)
         self.reader = cast(BinaryIO, io.BufferedReader(self._deadline_reader, 1 << 20))
-        self.writer = cast(BinaryIO, sock.makefile("wb", buffering=0))
+        self.writer = cast(BinaryIO, _SendAll(sock))
         self.hello: Hello | None = None
         self._next_id = 0
 
@@ -244,10 +252,24 @@ class ModelClient:
                 )
 
 
+class _SendAll(io.RawIOBase):
+    """Unbuffered writes that send every byte (a partial socket write is not an option)."""
+
+    def __init__(self, sock: Stream) -> None:
+        self.sock = sock
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.sock.sendall(data)
+        return memoryview(data).nbytes
+
+
 class _DeadlineReader(io.RawIOBase):
     """Socket reads that share one deadline (socket timeouts alone are per recv)."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: Stream) -> None:
         self.sock = sock
         self.deadline: float | None = None
 

@@ -9,18 +9,20 @@ Ctrl-C, and interpreter exit.
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import shutil
 import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from runner.contract import wire
 from runner.contract.client import ModelClient
+from runner.engines.attach import AttachStream, attach
 from runner.engines.base import EngineSettings, ModelSource, RunningModel
 from runner.errors import HearError, ImageError, ModelDied
 
@@ -41,6 +43,23 @@ class Sandbox(BaseModel):
     memory: str | None = "8g"
     pids_limit: int = 1024
     gpus: str | None = None
+    # socket: a Unix socket in a bind-mounted run folder (fast; host and engine share a
+    # filesystem). stdio: the attach stream (a remote engine, or hear inside a container).
+    transport: Literal["auto", "socket", "stdio"] = "auto"
+
+
+def pick_transport(choice: str, docker_root: str | None = None) -> Literal["socket", "stdio"]:
+    """``auto``: the Unix socket when the engine shares this host's files (a local engine
+    whose data root is visible here), else the attach stream (a remote DOCKER_HOST, or
+    hear in a container talking to its host's engine)."""
+    if choice in ("socket", "stdio"):
+        return choice  # type: ignore[return-value]
+    if choice != "auto":
+        raise HearError(f"--transport {choice!r}: expected auto, socket or stdio")
+    host = os.environ.get("DOCKER_HOST", "")
+    if host and not host.startswith("unix://"):
+        return "stdio"
+    return "socket" if docker_root and Path(docker_root).is_dir() else "stdio"
 
 
 def connect() -> Any:
@@ -86,8 +105,13 @@ class DockerEngine:
         client: Any = None,
     ) -> None:
         self.settings = settings or EngineSettings()
-        self.sandbox = sandbox or Sandbox()
         self.docker = client or connect()
+        self.sandbox = sandbox or Sandbox()
+        if self.sandbox.transport == "auto":
+            root = self.docker.info().get("DockerRootDir")
+            self.sandbox = self.sandbox.model_copy(
+                update={"transport": pick_transport("auto", root)}
+            )
 
     # -- images --------------------------------------------------------------------
     def inspect_image(self, ref: str) -> Any:
@@ -147,11 +171,17 @@ class DockerEngine:
                 container.remove(force=True)
             shutil.rmtree(run_dir, ignore_errors=True)
 
+        stream: Any = None
         try:
+            if self.sandbox.transport == "stdio":
+                stream = AttachStream(attach(self.docker.api, container.id))  # before start
             container.start()
             deadline = time.monotonic() + self.settings.load_timeout  # socket and hello share it
-            sock = self._connect(container, socket_path, label, deadline)
+            if stream is None:
+                stream = self._connect(container, socket_path, label, deadline)
         except BaseException:
+            if stream is not None:
+                stream.close()
             remove()
             raise
 
@@ -160,14 +190,15 @@ class DockerEngine:
                 container.kill()
 
         def post_mortem() -> str:
-            return _post_mortem(container)
+            last = stream.last_stderr_line() if isinstance(stream, AttachStream) else ""
+            return _post_mortem(container, last)
 
         def stop() -> None:
             with contextlib.suppress(Exception):
                 container.wait(timeout=5)
             remove()
 
-        client = ModelClient(sock, label, post_mortem, kill, self.settings.budget())
+        client = ModelClient(stream, label, post_mortem, kill, self.settings.budget())
         running = RunningModel(client, self._provenance(image, source, container), stop)
         try:
             hello = client.wait_hello(max(deadline - time.monotonic(), 1.0))
@@ -190,7 +221,10 @@ class DockerEngine:
         user = image.attrs.get("Config", {}).get("User") or ""
         if user in ("", "0", "root") or user.startswith(("0:", "root:")):
             user = UNPRIVILEGED_USER
-        environment = {**source.environment(), "HEAR_SOCKET": f"{SOCKET_DIR}/model.sock"}
+        stdio = sandbox.transport == "stdio"
+        environment = source.environment()
+        if not stdio:
+            environment["HEAR_SOCKET"] = f"{SOCKET_DIR}/model.sock"
         if sandbox.gpus is None:
             environment.setdefault("HEAR_DEVICE", "cpu")
         try:
@@ -208,9 +242,13 @@ class DockerEngine:
                 mem_limit=sandbox.memory,
                 pids_limit=sandbox.pids_limit,
                 device_requests=device_requests(sandbox.gpus),
-                volumes={str(run_dir): {"bind": SOCKET_DIR, "mode": "rw"}},
+                volumes={} if stdio else {str(run_dir): {"bind": SOCKET_DIR, "mode": "rw"}},
                 labels={RUNNER_LABEL: "1", "org.hear.source": source.ref},
-                log_config={"type": "json-file", "config": {"max-size": "10m"}},
+                # The attach stream carries binary frames: a log driver would store them all.
+                log_config={"type": "none"}
+                if stdio
+                else {"type": "json-file", "config": {"max-size": "10m"}},
+                stdin_open=stdio,
             )
         except DockerException as e:
             raise HearError(
@@ -250,7 +288,7 @@ class DockerEngine:
         }
 
 
-def _post_mortem(container: Any) -> str:
+def _post_mortem(container: Any, last_line: str = "") -> str:
     """Exit code, OOM kill and the last log line of a container that stopped answering."""
     try:
         result = container.wait(timeout=5)
@@ -269,7 +307,7 @@ def _post_mortem(container: Any) -> str:
             ln for ln in container.logs(tail=20).decode(errors="replace").splitlines() if ln.strip()
         ]
     except Exception:
-        lines = []
+        lines = [last_line] if last_line else []  # no log driver: the attach stream's stderr
     if lines:
         parts.append(f"last output: {lines[-1].strip()}")
     return "; ".join(parts)
