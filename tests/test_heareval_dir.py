@@ -219,3 +219,15 @@ def test_probe_holds_each_split_once(tmp_path: Path, mode: str) -> None:
     assert growth < data * 1.1 + 48 * 2**20, (
         f"grew {growth / 2**20:.0f} MiB for {data / 2**20:.0f} MiB"
     )
+
+
+def test_seeds_are_recorded_with_each_seeds_score(tmp_path: Path) -> None:
+    write_task(tmp_path / "tasks")
+    result = hear("run", "--model-module", "numpy_logmel", "--tasks-dir", str(tmp_path / "tasks"),
+                  "--results-dir", str(tmp_path / "r"), "--grid-points", "1", "--seeds", "2",
+                  "--seed", "7", "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    [record] = json.loads(result.stdout)
+    assert record["probe"]["seeds"] == [7, 8] and len(record["seed_scores"]) == 2
+    assert [f["seed"] for f in record["folds"]] == [7, 8]
+    assert record["test_score"] == pytest.approx(np.mean(record["seed_scores"]))
