@@ -33,6 +33,9 @@ from runner.probes.mlp import (
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
 
+#: On a CPU, the most weights one batched network holds (4M floats: 16 MB, within a cache).
+CPU_GROUP_PARAMS = 4 * 2**20
+
 #: Settings all points of one batched network share (the rest may differ per point).
 SHARED = ("hidden_layers", "hidden_dim", "dropout", "batch_size", "max_epochs", "check_every")
 
@@ -250,15 +253,33 @@ def train_batched(
     configs: list[MLPConfig],
     device: str | None = None,
 ) -> list[PointProbe]:
-    """Train every config; one probe per config, in the order given."""
+    """Train every config; one probe per config, in the order given.
+
+    Configs that share a shape train as one network: all of them on a GPU, where each
+    small kernel costs as much as a large one; on a CPU as many as keep their weights
+    within CPU_GROUP_PARAMS, since beyond the cache a batched step is slower than
+    the same steps one network at a time.
+    """
     device = device or default_device()
+    n_in, n_out = valid.embeddings.shape[1], valid.targets.shape[1]
     probes: dict[int, PointProbe] = {}
     order = sorted(range(len(configs)), key=lambda i: _shared(configs[i]))
     for _, members in groupby(order, key=lambda i: _shared(configs[i])):
         indices = list(members)
-        group = _train_group(train, valid, kind, select, [configs[i] for i in indices], device)
-        probes.update(zip(indices, group, strict=True))
+        size = len(indices)
+        if device == "cpu":
+            size = max(1, CPU_GROUP_PARAMS // _parameters(n_in, n_out, configs[indices[0]]))
+        for start in range(0, len(indices), size):
+            chunk = indices[start : start + size]
+            group = _train_group(train, valid, kind, select, [configs[i] for i in chunk], device)
+            probes.update(zip(chunk, group, strict=True))
     return [probes[i] for i in range(len(configs))]
+
+
+def _parameters(n_in: int, n_out: int, config: MLPConfig) -> int:
+    """Weights of one point's network."""
+    h = config.hidden_dim
+    return n_in * h + (config.hidden_layers - 1) * h * h + h * n_out
 
 
 def _shared(config: MLPConfig) -> tuple[object, ...]:
