@@ -507,6 +507,8 @@ def markdown(report: dict) -> str:
         "| metric | test score | Δ vs heareval | speedup vs heareval |",
         "|---|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
+    for src in report.get("merged_from", []):
+        lines.insert(-3, f"Merged from `{src['file']}` ({src['generated']}: `{src['command']}`).\n")
     for task in report["tasks"]:
         info = task["folder_info"]
         base = next((r for r in task["runs"] if r["tool"] == "heareval"), None)
@@ -539,6 +541,69 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def annotate(task: dict, timeout: float | None) -> None:
+    """Notes, score deltas, speedups and shape differences against the heareval run."""
+    info = task["folder_info"]
+    task["notes"] = []
+    if not info["metadata_has_splits"]:
+        task["notes"].append(
+            f'{info["task_name"]}: task_metadata.json has no "splits" (heareval\'s '
+            f"runner reads it); the copies given to both tools got "
+            f'"splits": {json.dumps(info["splits_added_to_copies"])}.'
+        )
+    base = next((r for r in task["runs"] if r["tool"] == "heareval"), None)
+    for r in task["runs"]:
+        if base is None or r is base:
+            continue
+        if "predicted_scores" in r and "predicted_scores" in base:
+            r["shape_diff_vs_heareval"] = shape_diff(
+                r["predicted_scores"], base["predicted_scores"]
+            )
+            # Keys only hear probe writes are additions; anything else is a mismatch.
+            mismatch = {
+                k: v for k, v in r["shape_diff_vs_heareval"].items()
+                if v != "only in hear probe"
+                and not (isinstance(v, dict) and not v.get("missing in hear probe")
+                         and set(v) == {"missing in hear probe", "only in hear probe"})
+            }  # fmt: skip
+            if mismatch:
+                task["notes"].append(
+                    f"{info['task_name']}, hear probe --mode {r['mode']}: "
+                    f"test.predicted-scores.json differs in shape from heareval's: "
+                    f"{json.dumps(mismatch)}"
+                )
+        if r.get("score") is not None and base.get("score") is not None:
+            r["delta_vs_heareval"] = r["score"] - base["score"]
+        if base["status"] == "ok" and r["status"] == "ok":
+            r["speedup_vs_heareval"] = base["wall_s"] / r["wall_s"]
+    if base is not None and base["status"] == "timeout":
+        task["notes"].append(
+            f"{info['task_name']}: heareval was stopped after {base['wall_s']:.0f} s "
+            f"(--timeout {timeout or 0:.0f}) without finishing."
+        )
+
+
+def merge(reports: list[dict], sources: list[Path]) -> dict:
+    """One report from several: runs of the same task folder are put together (heareval's
+    first) and annotated again; the first report's machine and versions head the table."""
+    out = dict(reports[0])
+    out["merged_from"] = [
+        {"file": str(p), "generated": r["generated"], "command": r["command"], "git": r["git"]}
+        for p, r in zip(sources, reports, strict=True)
+    ]
+    by_task: dict[str, dict] = {}
+    for report in reports:
+        for task in report["tasks"]:
+            key = task["folder_info"]["task_name"]
+            merged = by_task.setdefault(key, {"folder_info": task["folder_info"], "runs": []})
+            merged["runs"] += task["runs"]
+    for task in by_task.values():
+        task["runs"].sort(key=lambda r: r["tool"] != "heareval")
+        annotate(task, None)
+    out["tasks"] = list(by_task.values())
+    return out
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -548,9 +613,10 @@ def main() -> None:
     ap.add_argument(
         "--render",
         type=Path,
+        nargs="+",
         default=None,
-        help="only rewrite the markdown table from this results JSON (to --md, default: "
-        "the JSON's path with .md)",
+        help="only rewrite the markdown table from these results JSONs (merged by task; "
+        "to --md, default: the first JSON's path with .md)",
     )
     ap.add_argument(
         "--modes",
@@ -600,8 +666,9 @@ def main() -> None:
     ap.add_argument("--settle-max", type=float, default=300.0, help="longest such wait, s")
     args = ap.parse_args()
     if args.render is not None:
-        md = args.md or args.render.with_suffix(".md")
-        md.write_text(markdown(json.loads(args.render.read_text())))
+        md = args.md or args.render[0].with_suffix(".md")
+        reports = [json.loads(p.read_text()) for p in args.render]
+        md.write_text(markdown(reports[0] if len(reports) == 1 else merge(reports, args.render)))
         print(f"[bench] wrote {md}")
         return
     if not args.embed_dirs:
@@ -669,42 +736,7 @@ def main() -> None:
             task["runs"].append(run_tool("heareval", None, folder, args, env, args.logs))
         for mode in modes:
             task["runs"].append(run_tool("hear", mode, folder, args, env, args.logs))
-        if not info["metadata_has_splits"]:
-            task["notes"].append(
-                f'{info["task_name"]}: task_metadata.json has no "splits" (heareval\'s '
-                f"runner reads it); the copies given to both tools got "
-                f'"splits": {json.dumps(info["splits_added_to_copies"])}.'
-            )
-        base = next((r for r in task["runs"] if r["tool"] == "heareval"), None)
-        for r in task["runs"]:
-            if base is None or r is base:
-                continue
-            if "predicted_scores" in r and "predicted_scores" in base:
-                r["shape_diff_vs_heareval"] = shape_diff(
-                    r["predicted_scores"], base["predicted_scores"]
-                )
-                # Keys only hear probe writes are additions; anything else is a mismatch.
-                mismatch = {
-                    k: v for k, v in r["shape_diff_vs_heareval"].items()
-                    if v != "only in hear probe"
-                    and not (isinstance(v, dict) and not v.get("missing in hear probe")
-                             and set(v) == {"missing in hear probe", "only in hear probe"})
-                }  # fmt: skip
-                if mismatch:
-                    task["notes"].append(
-                        f"{info['task_name']}, hear probe --mode {r['mode']}: "
-                        f"test.predicted-scores.json differs in shape from heareval's: "
-                        f"{json.dumps(mismatch)}"
-                    )
-            if r.get("score") is not None and base.get("score") is not None:
-                r["delta_vs_heareval"] = r["score"] - base["score"]
-            if base["status"] == "ok" and r["status"] == "ok":
-                r["speedup_vs_heareval"] = base["wall_s"] / r["wall_s"]
-        if base is not None and base["status"] == "timeout":
-            task["notes"].append(
-                f"{info['task_name']}: heareval was stopped after {base['wall_s']:.0f} s "
-                f"(--timeout {args.timeout:.0f}) without finishing."
-            )
+        annotate(task, args.timeout)
         report["tasks"].append(task)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")  # after every task
