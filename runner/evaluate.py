@@ -72,8 +72,9 @@ def evaluate(
 
 def model_key(source: ModelSource, identity: str) -> ModelKey:
     return ModelKey(
-        source.display_name, identity, tuple(sorted(source.options.items())), source.model_path
-    )
+        source.display_name, identity, tuple(sorted(source.options.items())), source.model_path,
+        source.max_clip_seconds,
+    )  # fmt: skip
 
 
 class ModelOnDemand:
@@ -115,13 +116,9 @@ class ModelOnDemand:
         return self.running
 
     def provenance(self) -> dict[str, Any]:
-        """The first server's provenance; with several, each server's device too."""
+        """The first server's provenance, and each server's device and peak memory so far."""
         info = dict(self.running[0].provenance)
-        if len(self.running) > 1:
-            info["servers"] = [
-                {"label": r.label, "device": r.client.hello.device if r.client.hello else None}
-                for r in self.running
-            ]
+        info["servers"] = [_server_info(r) for r in self.running]
         return info
 
     def __enter__(self) -> ModelOnDemand:
@@ -130,6 +127,19 @@ class ModelOnDemand:
     def __exit__(self, exc_type: object, *_: object) -> None:
         for running in self.running:
             running.close(graceful=exc_type is None)
+
+
+def _server_info(running: RunningModel) -> dict[str, Any]:
+    hello, usage = running.client.hello, running.client.usage
+    return {
+        "label": running.label,
+        "device": hello.device if hello else None,
+        "device_name": hello.device_name if hello else None,
+        "peak_rss_bytes": usage.peak_rss_bytes,
+        "peak_gpu_bytes": usage.peak_gpu_bytes,
+        "calls": usage.calls,  # since the server started (it may have served earlier tasks)
+        "model_seconds": round(usage.model_seconds, 3),
+    }
 
 
 def embed_or_load(
@@ -158,7 +168,10 @@ def embed_or_load(
     servers = model.get()
     hello = servers[0].client.hello
     assert hello is not None
-    return embed_task(servers, task, batch_size, console, splits), hello, model.provenance()
+    embedded = embed_task(
+        servers, task, batch_size, console, splits, model.source.max_clip_seconds
+    )
+    return embedded, hello, model.provenance()
 
 
 def probe_and_score(
@@ -187,6 +200,7 @@ def probe_and_score(
             name=source.display_name,
             kind=source.kind,
             options=source.options,
+            max_clip_seconds=source.max_clip_seconds,
             sample_rate=hello.sample_rate,
             scene_embedding_size=hello.scene_embedding_size,
             timestamp_embedding_size=hello.timestamp_embedding_size,
@@ -236,6 +250,7 @@ def embed_task(
     batch_size: int,
     console: Console,
     stores: dict[str, SplitStore],
+    max_clip_seconds: float | None = None,
 ) -> dict[str, SplitEmbeddings]:
     """Every split of ``task`` embedded into its store by every server, a progress bar each."""
     embedded: dict[str, SplitEmbeddings] = {}
@@ -244,8 +259,9 @@ def embed_task(
             bar = bars.add_task(f"{task.name} · {split}", total=len(task.clips(split)))
             advance = functools.partial(bars.advance, bar)
             embedded[split] = embed_split(
-                [s.client for s in servers], task, split, stores[split], batch_size, advance
-            )
+                [s.client for s in servers], task, split, stores[split], batch_size, advance,
+                max_clip_seconds,
+            )  # fmt: skip
             batch_size = embedded[split].batch_size  # kept small after out-of-memory
     return embedded
 

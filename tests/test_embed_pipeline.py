@@ -86,3 +86,47 @@ def test_clips_of_any_length_are_batched_only_with_their_own_length(tmp_path: Pa
     assert together.files == alone.files == ["0.wav", "1.wav", "2.wav", "3.wav"]
     assert np.allclose(together.embeddings, alone.embeddings, atol=1e-5)
     assert together.audio_seconds == pytest.approx(0.5 + 0.2 + 0.5 + 0.2)
+
+
+def long_task(root: Path, seconds: float, event: bool) -> Task:
+    """Four noise clips of ``seconds`` per split (a scene or an event task)."""
+    import soundfile as sf
+
+    task = event_task(root) if event else Task(write_task(root))
+    metadata = json.loads((task.path / "task_metadata.json").read_text())
+    metadata["sample_duration"] = seconds
+    (task.path / "task_metadata.json").write_text(json.dumps(metadata))
+    rng = np.random.default_rng(0)
+    for wav in task.path.glob("16000/*/*.wav"):
+        sf.write(wav, rng.uniform(-0.5, 0.5, round(seconds * 16000)).astype(np.float32), 16000)
+    return Task(task.path)
+
+
+def test_long_clips_are_embedded_in_chunks_with_exact_timestamps(tmp_path: Path) -> None:
+    """faulty's frames see only their own 50 ms: chunked and whole must agree exactly."""
+    task = long_task(tmp_path, 4.2, event=True)
+    with start("faulty") as model:
+        whole = embed_split(model.client, task, "test", SplitStore(tmp_path / "a"))
+        # 1.33 s chunks: the next chunk starts on the frame grid, at 1.30 s.
+        chunked = embed_split(
+            model.client, task, "test", SplitStore(tmp_path / "b"), max_clip_seconds=1.33
+        )
+    assert whole.frame_ms.tolist() == chunked.frame_ms.tolist()
+    assert np.bincount(chunked.frame_clip).tolist() == [84] * 4  # 0 to 4150 ms every 50 ms
+    assert np.array_equal(whole.embeddings, chunked.embeddings)
+    assert chunked.batch_size == 1  # clips that long go one at a time
+
+
+def test_a_clip_out_of_memory_alone_is_halved_into_chunks(tmp_path: Path) -> None:
+    """The model cannot take more than 1.5 s: 4.2 s clips go in four 1.05 s chunks."""
+    import faulty
+    import soundfile as sf
+
+    task = long_task(tmp_path, 4.2, event=False)
+    with start("faulty", fault="oom_long") as model:
+        result = embed_split(model.client, task, "test", SplitStore(tmp_path / "s"), batch_size=4)
+    for row, file in enumerate(result.files):
+        audio, _ = sf.read(task.path / "16000" / "test" / file, dtype="float32")
+        chunks = audio.reshape(4, -1)  # 4 x 16800 samples
+        expected = faulty._features(chunks).mean(0)  # equal lengths: a plain mean
+        assert np.allclose(result.embeddings[row], expected, atol=1e-6)

@@ -137,7 +137,12 @@ def test_two_servers_share_the_splits_and_agree_with_one(digits_task: Path, tmp_
     )
     assert one.returncode == 0, one.stderr
     [record2], [record1] = json.loads(two.stdout), json.loads(one.stdout)
-    assert len(record2["model"]["engine"]["servers"]) == 2
+    servers2 = record2["model"]["engine"]["servers"]
+    assert len(servers2) == 2
+    # Each server reports its peak memory (a Python process with numpy: tens of MB) and its
+    # share of the calls; together they made every call.
+    assert all(s["peak_rss_bytes"] > 10_000_000 for s in servers2)
+    assert sum(s["calls"] for s in servers2) == len(calls(log))
     assert record2["scores"] == record1["scores"]  # the same embeddings, in the same order
     a = sorted((tmp_path / "c2").rglob("train/embeddings.npy"))[0]
     b = sorted((tmp_path / "c1").rglob("train/embeddings.npy"))[0]

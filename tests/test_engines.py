@@ -23,21 +23,39 @@ def test_bad_gpus_value_is_an_error(value: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("gpus", "workers", "expected"),
+    ("gpus", "workers", "detected", "expected"),
     [
-        (None, None, [None]),
-        (None, 3, [None, None, None]),
-        ("all", None, [None]),
-        ("all", 2, ["0", "1"]),
-        ("2", None, ["0", "1"]),
-        ("device=0,2", None, ["0", "2"]),
-        ("device=3", 2, ["3", "3"]),
+        (None, None, None, [None]),
+        (None, 3, None, [None, None, None]),
+        ("all", None, None, [None]),  # GPUs not countable here: one server sees them all
+        ("all", None, 4, ["0", "1", "2", "3"]),
+        ("all", 6, 4, ["0", "1", "2", "3", "0", "1"]),
+        ("all", 2, None, ["0", "1"]),
+        ("2", None, None, ["0", "1"]),
+        ("device=0,2", None, None, ["0", "2"]),
+        ("device=3", 2, None, ["3", "3"]),
     ],
 )
-def test_one_server_per_gpu(gpus: str | None, workers: int | None, expected: list) -> None:
+def test_one_server_per_gpu(
+    gpus: str | None, workers: int | None, detected: int | None, expected: list
+) -> None:
     from runner.engines.base import worker_gpus
 
-    assert worker_gpus(gpus, workers) == expected
+    assert worker_gpus(gpus, workers, lambda: detected) == expected
+
+
+def test_gpus_are_counted_with_nvidia_smi(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """A stand-in nvidia-smi (this machine has no GPU), printing what the real one prints."""
+    from runner.engines.base import count_gpus
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert count_gpus() is None
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text(
+        "#!/bin/sh\necho 'GPU 0: NVIDIA H200 (UUID: GPU-1)'\necho 'GPU 1: NVIDIA H200 (UUID: GPU-2)'\n"
+    )
+    fake.chmod(0o755)
+    assert count_gpus() == 2
 
 
 def test_transport_falls_back_to_the_attach_stream_where_files_are_not_shared(

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from runner.contract import wire
-from runner.contract.messages import ErrorReply, Hello
+from runner.contract.messages import ErrorReply, Hello, Usage
 from runner.errors import ModelDied, ModelError, ModelTimeout
 
 
@@ -66,6 +66,7 @@ class ModelClient:
         self.reader = cast(BinaryIO, io.BufferedReader(self._deadline_reader, 1 << 20))
         self.writer = cast(BinaryIO, _SendAll(sock))
         self.hello: Hello | None = None
+        self.usage = Usage()
         self._next_id = 0
 
     # -- lifecycle -----------------------------------------------------------------
@@ -88,6 +89,7 @@ class ModelClient:
                 f"{self.label} sent an invalid hello: field '{field}': {first['msg']}",
                 "bad_request",
             ) from None
+        self.usage.update(header)
         return self.hello
 
     def shutdown(self, timeout: float = 5.0) -> None:
@@ -163,6 +165,7 @@ class ModelClient:
             raise ModelError(
                 f"{self.label} answered request {header.get('id')} to request {request_id}"
             )
+        self.usage.update(header)
         return header, arrays
 
     def _send(

@@ -28,6 +28,28 @@ class Hello(BaseModel):
     audio_format: str = "unknown"
     load_seconds: float = 0.0
     versions: dict[str, str] = {}
+    device_name: str | None = None  # the GPU's name, when the model runs on one
+    peak_rss_bytes: int | None = None  # after loading the model
+    peak_gpu_bytes: int | None = None
+
+
+class Usage(BaseModel):
+    """What a server has used so far: updated from the hello and from every reply."""
+
+    calls: int = 0
+    model_seconds: float = 0.0  # time inside the model's functions, as the server measured it
+    peak_rss_bytes: int | None = None
+    peak_gpu_bytes: int | None = None
+
+    def update(self, header: dict[str, object]) -> None:
+        for name in ("peak_rss_bytes", "peak_gpu_bytes"):
+            value = header.get(name)
+            if isinstance(value, int):
+                setattr(self, name, max(value, getattr(self, name) or 0))
+        seconds = header.get("seconds")
+        if isinstance(seconds, (int, float)):
+            self.calls += 1
+            self.model_seconds += float(seconds)
 
 
 class ErrorReply(BaseModel):

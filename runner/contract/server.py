@@ -22,6 +22,7 @@ import importlib
 import json
 import os
 import platform
+import resource
 import socket
 import sys
 import time
@@ -142,7 +143,21 @@ class Host:
             "audio_format": self.audio_format,
             "load_seconds": round(self.load_seconds, 3),
             "versions": _versions(self.module_name),
+            **self.resources(),
         }
+
+    def resources(self) -> dict[str, Any]:
+        """Peak memory so far: the process's resident set and, for torch on CUDA, the GPU's.
+
+        Sent with the hello and every reply, so the host can record what a model needed.
+        """
+        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+        found: dict[str, Any] = {"peak_rss_bytes": int(peak_kib) * 1024}
+        torch = sys.modules.get("torch")
+        if torch is not None and self.device.startswith("cuda") and torch.cuda.is_available():
+            found["peak_gpu_bytes"] = int(torch.cuda.max_memory_allocated())
+            found["device_name"] = str(torch.cuda.get_device_name())
+        return found
 
     def _to_model(self, audio: np.ndarray) -> Any:
         if self.audio_format == "torch":
@@ -280,7 +295,8 @@ def serve(reader: BinaryIO, writer: BinaryIO, host: Host) -> None:
             host.free_memory()
             write_frame(writer, failure)
             continue
-        reply = {"op": op, "id": request_id, "seconds": round(time.perf_counter() - started, 6)}
+        seconds = round(time.perf_counter() - started, 6)
+        reply = {"op": op, "id": request_id, "seconds": seconds, **host.resources()}
         write_frame(writer, reply, result)
 
 

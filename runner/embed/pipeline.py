@@ -6,6 +6,7 @@ embeddings, one row per frame, with the frame's clip and time kept beside it.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -91,6 +92,7 @@ def embed_split(
     store: SplitStore,
     batch_size: int = 32,
     on_batch: Callable[[int, float], None] | None = None,
+    max_clip_seconds: float | None = None,
 ) -> SplitEmbeddings:
     """Embeddings for every clip of ``split``, in the split's (sorted) file order.
 
@@ -98,7 +100,8 @@ def embed_split(
     by one, so a stopped run resumes where it stopped. With several model servers
     (one per GPU), each takes the next batch as soon as it is free. The split is
     assembled on disk and comes back memory-mapped. ``on_batch(n_clips, audio_seconds)``
-    reports progress (finished batches included).
+    reports progress (finished batches included). Clips longer than
+    ``max_clip_seconds`` are embedded in chunks (see :class:`Chunker`).
     """
     workers = [clients] if isinstance(clients, ModelClient) else list(clients)
     assert workers and workers[0].hello is not None
@@ -110,14 +113,15 @@ def embed_split(
         plan = SplitPlan(task, split, store, source_rate)
         if plan.finished and on_batch is not None:
             on_batch(plan.finished, 0.0)
+        work = functools.partial(
+            embed_batches, task=task, split=split, store=store, plan=plan,
+            batch_size=batch_size, on_batch=on_batch, max_clip_seconds=max_clip_seconds,
+        )  # fmt: skip
         if len(workers) == 1:
-            sizes = [embed_batches(workers[0], task, split, store, plan, batch_size, on_batch)]
+            sizes = [work(workers[0])]
         else:
             with ThreadPoolExecutor(max_workers=len(workers)) as pool:
-                futures = [
-                    pool.submit(embed_batches, w, task, split, store, plan, batch_size, on_batch)
-                    for w in workers
-                ]
+                futures = [pool.submit(work, w) for w in workers]
                 try:
                     sizes = [f.result() for f in futures]
                 except BaseException:
@@ -139,12 +143,15 @@ def embed_batches(
     plan: SplitPlan,
     batch_size: int,
     on_batch: Callable[[int, float], None] | None = None,
+    max_clip_seconds: float | None = None,
 ) -> int:
     """One worker: take batches from ``plan`` until none is left; return the final batch size.
 
     The next batch is decoded and resampled on a thread while the model works on the
     current one; a batch the model cannot fit in memory is halved and retried, and
-    later batches stay at the smaller size.
+    later batches stay at the smaller size. A single clip the model cannot fit is
+    embedded in chunks (halved until they fit), as is any clip longer than
+    ``max_clip_seconds``.
     """
     assert client.hello is not None
     rate = client.hello.sample_rate
@@ -162,17 +169,30 @@ def embed_batches(
         lengths = [n_samples or len(a) for a in audio]
         return np.stack([fit_length(a, max(lengths)) for a in audio]), lengths
 
+    chunker = Chunker(client, rate, event, max_clip_seconds)
+
     def embed(indices: list[int], audio: np.ndarray, lengths: list[int], context: str) -> None:
         nonlocal batch_size
         started = time.perf_counter()
+        timestamps = np.zeros((0, 0))
         try:
-            if event:
+            if chunker.needed(max(lengths)):
+                if len(indices) > 1:  # clips that long go one by one
+                    batch_size = 1
+                    embed_in_pieces(indices, audio, lengths)
+                    return
+                embeddings, timestamps = chunker.embed(audio[0, : lengths[0]], context)
+            elif event:
                 embeddings, timestamps = client.timestamps(audio, context)
             else:
                 embeddings = client.scene(audio, context)
         except ModelError as e:
-            if e.kind != "out_of_memory" or len(indices) == 1:
+            if e.kind != "out_of_memory":
                 raise
+            if len(indices) == 1:
+                chunker.shrink(lengths[0], context)  # raises when chunks cannot get smaller
+                embed(indices, audio, lengths, context)
+                return
             batch_size = max(1, min(batch_size, len(indices) // 2))
             embed_in_pieces(indices, audio, lengths)
             return
@@ -222,6 +242,80 @@ def embed_batches(
             pending = (following, pool.submit(load, following)) if following else None
             embed_in_pieces(indices, audio, lengths)
     return batch_size
+
+
+class Chunker:
+    """Embeds one clip that is too long for the model in a single call, chunk by chunk.
+
+    Timestamp embeddings: chunks start at multiples of the model's hop (learned from
+    the first chunk), each chunk's timestamps are shifted by its exact start, and a
+    chunk keeps only the frames before the next chunk's start, so the clip's
+    timestamps stay regular across the seams. Scene embeddings: the mean of the
+    chunks' scene embeddings, weighted by their length (the HEAR API has no way to
+    pool a clip it cannot take whole). Frames next to a seam see less context than
+    they would unchunked.
+    """
+
+    #: Chunks are never made shorter than this when halving after out-of-memory.
+    MIN_SECONDS = 1.0
+
+    def __init__(
+        self, client: ModelClient, rate: int, event: bool, max_seconds: float | None
+    ) -> None:
+        self.client, self.rate, self.event = client, rate, event
+        self.max_samples = round(max_seconds * rate) if max_seconds else None
+        self._lock = threading.Lock()
+
+    def needed(self, n_samples: int) -> bool:
+        return self.max_samples is not None and n_samples > self.max_samples
+
+    def shrink(self, n_samples: int, context: str) -> None:
+        """After out-of-memory on one clip (or chunk): halve the chunk length."""
+        with self._lock:
+            current = min(self.max_samples or n_samples, n_samples)
+            smaller = current // 2
+            if smaller < self.MIN_SECONDS * self.rate:
+                raise ModelError(
+                    f"{self.client.label} ran out of memory on {current / self.rate:.1f} s of "
+                    f"audio ({context}), even split into chunks",
+                    "out_of_memory",
+                )
+            self.max_samples = smaller
+
+    def embed(self, audio: np.ndarray, context: str) -> tuple[np.ndarray, np.ndarray]:
+        """(1, D) scene, or (1, T, D) frames and (1, T) times in ms, for a 1-d clip."""
+        assert self.max_samples is not None
+        chunk = self.max_samples
+        if not self.event:
+            parts, weights = [], []
+            for start in range(0, len(audio), chunk):
+                piece = audio[start : start + chunk]
+                parts.append(self.client.scene(piece[None], self._where(context, start))[0])
+                weights.append(len(piece))
+            return np.average(parts, axis=0, weights=weights)[None].astype(np.float32), np.zeros(0)
+        rows, times = [], []
+        start, step, hop = 0, 0, 0.0
+        while True:
+            piece = audio[start : start + chunk]
+            frames, stamps = self.client.timestamps(piece[None], self._where(context, start))
+            frames, stamps = frames[0], stamps[0]
+            if not step:  # later chunks start on the model's frame grid
+                hop = float(np.median(np.diff(stamps))) if len(stamps) > 1 else 0.0
+                hop_samples = hop * self.rate / 1000
+                step = round(chunk // hop_samples * hop_samples) if hop_samples else 0
+                step = step or chunk
+            last = start + len(piece) >= len(audio)
+            if not last:  # the frames before the next chunk's first one
+                keep = stamps < step * 1000 / self.rate - hop / 2
+                frames, stamps = frames[keep], stamps[keep]
+            rows.append(frames)
+            times.append(stamps + start * 1000 / self.rate)
+            if last:
+                return np.concatenate(rows)[None], np.concatenate(times)[None]
+            start += step
+
+    def _where(self, context: str, start: int) -> str:
+        return f"{context}, chunk at {start / self.rate:.1f} s"
 
 
 def _frames(path: Path) -> int:

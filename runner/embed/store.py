@@ -53,18 +53,19 @@ class ModelKey:
     identity: str  # image id, or module @ interpreter
     options: tuple[tuple[str, Any], ...] = ()
     model_path: str | None = None
+    max_clip_seconds: float | None = None  # chunking changes embeddings
 
     @property
     def digest(self) -> str:
-        blob = json.dumps(
-            {
-                "identity": self.identity,
-                "contract": CONTRACT_VERSION,
-                "options": dict(self.options),
-                "model_path": self.model_path,
-            },
-            sort_keys=True,
-        )
+        fields = {
+            "identity": self.identity,
+            "contract": CONTRACT_VERSION,
+            "options": dict(self.options),
+            "model_path": self.model_path,
+        }
+        if self.max_clip_seconds:
+            fields["max_clip_seconds"] = self.max_clip_seconds
+        blob = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @property

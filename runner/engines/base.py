@@ -22,6 +22,8 @@ class ModelSource(BaseModel):
     ref: str
     options: dict[str, Any] = {}
     model_path: str | None = None
+    #: Clips longer than this are embedded in chunks (see runner.embed.pipeline.Chunker).
+    max_clip_seconds: float | None = None
 
     @property
     def display_name(self) -> str:
@@ -112,17 +114,23 @@ class Engine(Protocol):
         ...
 
 
-def worker_gpus(gpus: str | None, workers: int | None) -> list[str | None]:
+def worker_gpus(
+    gpus: str | None, workers: int | None, detect: Callable[[], int | None] | None = None
+) -> list[str | None]:
     """The GPU of each model server: one server per listed GPU (or ``workers`` of them).
 
-    ``--gpus device=0,2`` or ``--gpus 2`` start a server per GPU; ``--gpus all`` one server
-    seeing every GPU, unless ``--workers N`` asks for N servers on GPUs 0..N-1. Without
-    GPUs, ``workers`` servers share the CPU.
+    ``--gpus device=0,2``, ``--gpus 2`` and ``--gpus all`` start a server per GPU (``all``
+    counts this host's GPUs with nvidia-smi; where it cannot, one server sees them all);
+    ``--workers N`` asks for N servers spread over them. Without GPUs, ``workers``
+    servers share the CPU.
     """
-    if gpus is None or (gpus == "all" and not workers):
+    if gpus is None:
         return [None] * (workers or 1)
     if gpus == "all":
-        ids = [str(i) for i in range(workers or 1)]
+        found = (detect or count_gpus)()
+        if not found and not workers:
+            return [None]  # the engine's "all": one server with every GPU
+        ids = [str(i) for i in range(found or workers or 1)]
     elif gpus.isdigit():
         ids = [str(i) for i in range(int(gpus))]
     elif gpus.startswith("device="):
@@ -133,6 +141,22 @@ def worker_gpus(gpus: str | None, workers: int | None) -> list[str | None]:
         raise HearError(f"--gpus {gpus!r}: names no GPU")
     count = workers or len(ids)
     return [ids[i % len(ids)] for i in range(count)]
+
+
+def count_gpus() -> int | None:
+    """This host's NVIDIA GPUs, from ``nvidia-smi -L``; None where it cannot say."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("nvidia-smi"):
+        return None
+    try:
+        listing = subprocess.run(
+            ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sum(line.startswith("GPU ") for line in listing.splitlines()) or None
 
 
 _LIVE: set[RunningModel] = set()

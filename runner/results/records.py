@@ -19,6 +19,7 @@ class ModelInfo(BaseModel):
     name: str  # the image or module as the user named it
     kind: str  # image | module
     options: dict[str, Any] = {}
+    max_clip_seconds: float | None = None  # longer clips were embedded in chunks
     sample_rate: int
     scene_embedding_size: int
     timestamp_embedding_size: int

@@ -42,9 +42,16 @@ def _log_call(audio):
             log.write(f"{audio.shape[0]} {os.getpid()}\n")
 
 
+def _check_length(audio, model):
+    """The "oom_long" fault: no memory for more than 1.5 s of audio in one call."""
+    if model.fault == "oom_long" and audio.shape[1] > 1.5 * model.sample_rate:
+        raise MemoryError("clip too long for this model (deliberate fault)")
+
+
 def get_scene_embeddings(audio, model):
     audio = np.asarray(audio)
     _log_call(audio)
+    _check_length(audio, model)
     if model.fault == "raise_on_3" and audio.shape[0] == 3:
         raise ValueError("cannot embed a batch of three (deliberate fault)")
     if model.fault == "wrong_size":
@@ -67,6 +74,7 @@ def get_scene_embeddings(audio, model):
 def get_timestamp_embeddings(audio, model):
     audio = np.asarray(audio)
     _log_call(audio)
+    _check_length(audio, model)
     n, samples = audio.shape
     hop = model.sample_rate // 20
     starts = np.arange(0, samples, hop)
