@@ -237,6 +237,7 @@ def probe_and_score(
         timings={
             "embed": round(sum(e.seconds for e in embedded.values()), 3),
             "embed_cached": float(all(e.cached for e in embedded.values())),
+            "clips_embedded": sum(e.clips_embedded for e in embedded.values()),
             "audio_seconds": round(sum(e.audio_seconds for e in embedded.values()), 3),
             **_throughput(embedded),
             "probe": round(outcome.seconds, 3),

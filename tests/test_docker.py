@@ -140,41 +140,51 @@ def test_container_killed_mid_run_names_the_container(
     assert "\n" not in message
 
 
-def test_container_killed_during_hear_run_ends_with_one_line(
-    numpy_image, docker_client, digits_task, tmp_path, no_leftover_containers
-):
-    """Kill the container while `hear run` is using it; the CLI names it and cleans up."""
+def test_container_killed_during_hear_run_ends_with_one_line_and_resumes(
+    numpy_image, docker_client, digits_task, tmp_path, empty_embedding_store,
+    no_leftover_containers,
+):  # fmt: skip
+    """Kill the container while `hear run` is using it: the CLI names it and cleans up, and
+    the same command run again embeds only the clips no finished batch holds."""
     import time
 
     tag = _faulty_image(docker_client, numpy_image)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runner", "run", "--model-image", tag,
-         "--batch-size", "1", "--model-options", '{"fault": "slow"}',
-         "--tasks-dir", str(digits_task.parent), "--results-dir", str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    args = [sys.executable, "-m", "runner", "run", "--model-image", tag,
+            "--batch-size", "1", "--model-options", '{"fault": "slow"}', "--probe", "linear",
+            "--tasks-dir", str(digits_task.parent), "--results-dir", str(tmp_path)]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     killed: list[str] = []
 
     def killer() -> None:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not killed:
-            for c in docker_client.containers.list(filters={"label": "org.hear.runner=1"}):
-                if c.name.startswith("hear-faulty"):
-                    time.sleep(0.5)
-                    c.kill()
-                    killed.append(c.name)
-                    return
-            time.sleep(0.05)
+            if len(list(empty_embedding_store.rglob("batch-*.json"))) >= 3:
+                for c in docker_client.containers.list(filters={"label": "org.hear.runner=1"}):
+                    if c.name.startswith("hear-faulty"):
+                        c.kill()
+                        killed.append(c.name)
+                        return
+            time.sleep(0.02)
 
     thread = threading.Thread(target=killer)
     thread.start()
     _, stderr = proc.communicate(timeout=300)
     thread.join()
-    assert killed, "the container was never seen running"
+    assert killed, "the container was never killed"
     assert proc.returncode == 1
     error_lines = [ln for ln in stderr.splitlines() if ln.startswith("error:")]
     assert len(error_lines) == 1, stderr
     assert killed[0] in error_lines[0] and "code 137" in error_lines[0]
+
+    finished = sum(
+        len(json.loads(p.read_text())["clips"]) for p in empty_embedding_store.rglob("batch-*.json")
+    )
+    assert finished >= 3
+    again = subprocess.run([*args, "--json"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    [record] = json.loads(again.stdout)
+    total = sum(record["task"]["clips"].values())
+    assert record["timings"]["clips_embedded"] == total - finished
 
 
 def test_run_record_survives_for_finished_tasks(numpy_image, digits_task, tmp_path):

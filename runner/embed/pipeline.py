@@ -43,6 +43,7 @@ class SplitEmbeddings:
     cached: bool = False  # read back from the store, not computed in this run
     batch_size: int = 0  # the batch size the split ended with (smaller after out-of-memory)
     wall_seconds: float = 0.0  # wall time this run spent embedding the split (0 when cached)
+    clips_embedded: int = 0  # clips this run sent to the model (the others were in the store)
 
 
 class SplitPlan:
@@ -132,6 +133,7 @@ def embed_split(
     embedded.split = split
     embedded.batch_size = min(sizes)
     embedded.wall_seconds = time.perf_counter() - started if computed else 0.0
+    embedded.clips_embedded = len(plan.todo) if computed else 0
     return embedded
 
 
