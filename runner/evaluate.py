@@ -168,9 +168,7 @@ def embed_or_load(
     servers = model.get()
     hello = servers[0].client.hello
     assert hello is not None
-    embedded = embed_task(
-        servers, task, batch_size, console, splits, model.source.max_clip_seconds
-    )
+    embedded = embed_task(servers, task, batch_size, console, splits, model.source.max_clip_seconds)
     return embedded, hello, model.provenance()
 
 
