@@ -23,3 +23,9 @@ def hear_register_tasks(register: Callable[[Any], None]) -> None:
 @hookspec
 def hear_register_metrics(register: Callable[[Any], None]) -> None:
     """Register scoring functions: ``register(Metric(...))`` for each metric name."""
+
+
+@hookspec
+def hear_register_models(register: Callable[[Any], None]) -> None:
+    """Register named models: ``register(ModelSpec(...))`` for each model (its image and how
+    to build it); the runner fills in the registering plugin."""

@@ -72,6 +72,14 @@ def register(plugin: Any, name: str) -> None:
             f"plugin {name!r} implements a hook this runner does not define: {e}"
         ) from None
     _collected.cache_clear()
+    _collected_by_plugin.cache_clear()
+
+
+def unregister(name: str) -> None:
+    """Remove an in-process plugin registered with :func:`register`."""
+    manager().unregister(name=name)
+    _collected.cache_clear()
+    _collected_by_plugin.cache_clear()
 
 
 def plugins() -> list[PluginInfo]:
@@ -96,3 +104,20 @@ def _collected(hook: str) -> tuple[Any, ...]:
 def collect(hook: str) -> list[Any]:
     """Everything registered through ``hook`` (e.g. ``hear_register_metrics``)."""
     return list(_collected(hook))
+
+
+@cache
+def _collected_by_plugin(hook: str) -> tuple[tuple[str, Any, Any], ...]:
+    pm = manager()
+    items: list[tuple[str, Any, Any]] = []
+    # Called plugin by plugin, in registration order, so each item is known by its plugin.
+    for impl in getattr(pm.hook, hook).get_hookimpls():
+        found: list[Any] = []
+        impl.function(**{arg: found.append for arg in impl.argnames})
+        items += [(impl.plugin_name, impl.plugin, item) for item in found]
+    return tuple(items)
+
+
+def collect_by_plugin(hook: str) -> list[tuple[str, Any, Any]]:
+    """``(plugin name, plugin object, item)`` for everything registered through ``hook``."""
+    return list(_collected_by_plugin(hook))
