@@ -1,0 +1,1 @@
+"""Built-in named models of hear-runner (``hear models list``), registered as a plugin."""
