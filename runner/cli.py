@@ -27,8 +27,9 @@ app = typer.Typer(
     name="hear",
     help=(
         "Evaluate audio embedding models on HEAR tasks. Each model runs in its own "
-        "Docker image (or, with --model-module, in a local process) behind a small "
-        "versioned contract; the host embeds the audio, trains probes and scores them."
+        "Docker image (named with --model, see `hear models list`, or --model-image; or, "
+        "with --model-module, in a local process) behind a small versioned contract; the "
+        "host embeds the audio, trains probes and scores them."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -37,8 +38,12 @@ app = typer.Typer(
 image_app = typer.Typer(help="Build model images offline.", no_args_is_help=True)
 cache_app = typer.Typer(help="The embedding store: list and remove.", no_args_is_help=True)
 tasks_app = typer.Typer(help="Prepare the task folders that plugins provide.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Named models that plugins register (for --model): their images.", no_args_is_help=True
+)
 app.add_typer(image_app, name="image")
 app.add_typer(tasks_app, name="tasks")
+app.add_typer(models_app, name="models")
 app.add_typer(cache_app, name="cache")
 
 # Piped output is not squeezed into 80 columns: tables stay readable in logs and CI.
@@ -67,6 +72,15 @@ ModelImage = Annotated[
     typer.Option(
         "--model-image",
         help="Docker image serving a HEAR module (FROM hear/base). Repeat to compare models.",
+    ),
+]
+ModelName = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model",
+        help="A named model (hear models list): its image, built from its plugin's image "
+        "folder if not here, with its options under --model-options. Repeatable; combines "
+        "with --model-image.",
     ),
 ]
 ModelModule = Annotated[
@@ -179,6 +193,7 @@ Seeds = Annotated[
 
 @app.command()
 def run(
+    model: ModelName = None,
     model_image: ModelImage = None,
     model_module: ModelModule = None,
     model_python: ModelPython = None,
@@ -219,7 +234,7 @@ def run(
     tasks = find_tasks(tasks_dir, task)
     engine, sources = _engine_and_sources(
         model_image, model_module, model_python, model_options, model_path, gpus, memory,
-        load_timeout, call_timeout, call_timeout_per_second, transport,
+        load_timeout, call_timeout, call_timeout_per_second, transport, model_names=model,
     )  # fmt: skip
     records = evaluate(
         engine,
@@ -250,6 +265,14 @@ def embed(
             "--out", help="Folder to write <task>/ into, in heareval's embeddings layout."
         ),
     ],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="A named model (hear models list): its image, built from its plugin's image "
+            "folder if not here.",
+        ),
+    ] = None,
     model_image: Annotated[
         str | None, typer.Option("--model-image", help="Docker image serving a HEAR module.")
     ] = None,
@@ -280,12 +303,15 @@ def embed(
     from runner.evaluate import export_embeddings
     from runner.tasks.folder import find_tasks
 
+    if model and model_image:
+        raise HearError("hear embed writes one model: name it with --model or --model-image")
     policy = _overwrite(overwrite)
     tasks = find_tasks(tasks_dir, task)
     engine, sources = _engine_and_sources(
         [model_image] if model_image else None, [model_module] if model_module else None,
         model_python, model_options, model_path, gpus, memory,
         load_timeout, call_timeout, call_timeout_per_second, transport,
+        model_names=[model] if model else None,
     )  # fmt: skip
     store = EmbeddingStore(cache_dir)
     for path in export_embeddings(
@@ -406,6 +432,45 @@ def list_plugins(
         table.add_column(column)
     for i in infos:
         table.add_row(i.name, i.module, i.distribution or "", i.version or "", ", ".join(i.hooks))
+    out.print(table)
+
+
+@models_app.command("list")
+def models_list(
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the specs as JSON (present: null if unknown).")
+    ] = False,
+) -> None:
+    """List the named models plugins register (for --model): image, whether the Docker engine
+    has it, GPU, sample rate, plugin (--json adds the folder a missing image is built from)."""
+    from runner.models import is_present, model_specs
+
+    specs = model_specs()
+    present: dict[str, bool | None] = {s.name: None for s in specs}
+    with contextlib.suppress(Exception):  # no engine: "unknown", the listing still works
+        import docker
+
+        client = docker.from_env(timeout=10)
+        client.ping()
+        present = {s.name: is_present(client, s.image) for s in specs}
+    if json_output:
+        rows = [{**s.model_dump(mode="json"), "present": present[s.name]} for s in specs]
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title="hear models", header_style="bold")
+    for column in ("name", "image", "present", "gpu", "rate", "plugin", "description"):
+        table.add_column(column, justify="right" if column == "rate" else "left")
+    for s in specs:
+        here = present[s.name]
+        table.add_row(
+            s.name,
+            s.image,
+            "unknown" if here is None else "yes" if here else "no",
+            "yes" if s.gpu else "no",
+            str(s.sample_rate or ""),
+            s.plugin,
+            s.description,
+        )
     out.print(table)
 
 
@@ -611,14 +676,25 @@ def _engine_and_sources(
     call_timeout: float,
     call_timeout_per_second: float,
     transport: str = "auto",
+    model_names: list[str] | None = None,
 ) -> tuple[Any, list[Any]]:
     """The engine the model options ask for, and a source per named model."""
     from runner.engines.base import EngineSettings, ModelSource
 
-    if bool(model_image) == bool(model_module):
+    if model_names and model_module:
         raise HearError(
-            "name the model with --model-image (Docker) or --model-module (local), not both"
+            "--model names a Docker image: it cannot be combined with --model-module (local)"
         )
+    if bool(model_image or model_names) == bool(model_module):
+        raise HearError(
+            "name the model with --model or --model-image (Docker) or --model-module (local), "
+            "not both"
+        )
+    specs = []
+    if model_names:
+        from runner.models import find_models
+
+        specs = find_models(model_names)  # unknown names fail before Docker is asked
     options = _json_object(model_options, "--model-options")
     settings = EngineSettings(
         load_timeout=load_timeout,
@@ -627,14 +703,28 @@ def _engine_and_sources(
     )
     engine: Any
     kind: Literal["image", "module"]
-    if model_image:
+    if model_image or specs:
         from runner.engines.docker import DockerEngine, Sandbox
+        from runner.models import ensure_image
 
         if transport not in ("auto", "socket", "stdio"):
             raise HearError(f"--transport {transport!r}: expected auto, socket or stdio")
         sandbox = Sandbox(memory=memory, gpus=gpus, transport=transport)  # type: ignore[arg-type]
         engine = DockerEngine(settings, sandbox)
-        refs, kind = model_image, "image"
+        named = []
+        for spec in specs:
+            if spec.gpu and not gpus:
+                err.print(f"[dim]•[/] model {spec.name} wants a GPU: without --gpus it runs on CPU")
+            tag = ensure_image(engine.docker, spec, say=lambda m: err.print(f"[dim]•[/] {m}"))
+            named.append(
+                ModelSource(kind="image", ref=tag, options={**spec.options, **options},
+                            model_path=model_path)
+            )  # fmt: skip
+        images = [
+            ModelSource(kind="image", ref=r, options=options, model_path=model_path)
+            for r in model_image or []
+        ]
+        return engine, named + images
     else:
         from runner.engines.local import LocalEngine
 
