@@ -10,9 +10,11 @@ starting the image (``docker inspect``), and recorded with every result.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -39,7 +41,13 @@ class BuildResult(BaseModel):
     labels: dict[str, str]
 
 
+RUNNER_TAG = "hear/runner:latest"
+
+
 def default_tag(folder: Path) -> str:
+    """hear/<folder name>; the repository's root (the runner's own Dockerfile) is hear/runner."""
+    if (folder / "pyproject.toml").is_file():
+        return RUNNER_TAG
     return f"hear/{folder.resolve().name}:latest"
 
 
@@ -156,16 +164,51 @@ def _existing(docker: Any, tag: str) -> Any:
 def _input_hash(folder: Path, base_id: str) -> str:
     """Everything a build depends on: the folder's files, the server's sources, the base."""
     digest = hashlib.sha256(base_id.encode())
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    for path in files:
+    for path in _context_files(folder):
         digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
     for name in package.FILES:
         digest.update(name.encode() + b"\0" + (package.sources() / name).read_bytes())
     return digest.hexdigest()[:32]
 
 
+def _context_files(folder: Path) -> list[Path]:
+    """The folder's files that go into the build, less those its ``.dockerignore`` names.
+
+    ``.dockerignore`` lines are glob patterns matched against each path relative to the
+    folder and against every folder above it (``.venv`` leaves out all of ``.venv/``);
+    ``__pycache__`` and a stale ``wheels/`` are always left out.
+    """
+    ignore = folder / ".dockerignore"
+    patterns = ["__pycache__", "wheels"]
+    if ignore.is_file():
+        for line in ignore.read_text().splitlines():
+            line = line.strip().strip("/")
+            if line and not line.startswith("#"):
+                patterns.append(line)
+
+    def ignored(relative: Path) -> bool:
+        for i in range(1, len(relative.parts) + 1):
+            part = relative.parts[:i]
+            if any(
+                fnmatch.fnmatch("/".join(part), p) or fnmatch.fnmatch(part[-1], p)
+                for p in patterns
+            ):
+                return True
+        return False
+
+    found = []
+    for root, dirs, files in os.walk(folder):
+        here = Path(root).relative_to(folder)
+        dirs[:] = sorted(d for d in dirs if not ignored(here / d))
+        found += [Path(root) / f for f in sorted(files) if not ignored(here / f)]
+    return found
+
+
 def _stage(folder: Path, context: Path, say: Callable[[str], None]) -> None:
-    shutil.copytree(folder, context, ignore=shutil.ignore_patterns("__pycache__", "wheels"))
+    for path in _context_files(folder):
+        target = context / path.relative_to(folder)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
     package.copy_package(context)
     requirements = context / "requirements.txt"
     if not requirements.exists():

@@ -1,0 +1,53 @@
+"""The runner's own image (top-level Dockerfile) drives sibling model containers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(scope="module")
+def runner_image(docker_client) -> str:
+    """hear/runner, built offline by `hear image build .` (reused when unchanged)."""
+    from runner.build.builder import build_image
+
+    return build_image(docker_client, ROOT, say=lambda m: None).tag
+
+
+def test_runner_image_context_leaves_out_the_virtualenv_and_tests() -> None:
+    from runner.build.builder import _context_files
+
+    files = {str(p.relative_to(ROOT)) for p in _context_files(ROOT)}
+    assert {"Dockerfile", "requirements.txt", "runner/cli.py", "images/naive/Dockerfile"} <= files
+    assert not any(f.startswith((".venv/", "tests/", ".git/", "bench/")) for f in files)
+
+
+def test_runner_in_a_container_scores_a_model_in_a_sibling_container(
+    docker_client, runner_image: str, naive_image: str, digits_task: Path, tmp_path: Path,
+    no_leftover_containers,
+) -> None:  # fmt: skip
+    """No filesystem shared with the engine: the model is reached over stdin/stdout."""
+    results = tmp_path / "results"
+    results.mkdir()
+    stdout = docker_client.containers.run(
+        runner_image,
+        ["run", "--model-image", naive_image, "--tasks-dir", "/tasks", "--task",
+         digits_task.name, "--results-dir", "/results", "--probe", "linear", "--json"],
+        volumes={
+            "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
+            str(digits_task.parent): {"bind": "/tasks", "mode": "ro"},
+            str(results): {"bind": "/results", "mode": "rw"},
+        },
+        remove=True, stdout=True, stderr=False,
+    )  # fmt: skip
+    [record] = json.loads(stdout)
+    assert record["model"]["engine"]["sandbox"]["transport"] == "stdio"
+    assert record["model"]["engine"]["image_id"] == docker_client.images.get(naive_image).id
+    assert record["test_score"] > 0.5  # naive on spoken digits is well above chance (0.1)
+    [written] = results.rglob("*.json")
+    assert json.loads(written.read_text())["test_score"] == record["test_score"]
