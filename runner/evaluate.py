@@ -193,7 +193,7 @@ def probe_and_score(
         outcome = run_probe(problem, probe_mode, seeds, grid_points, lambda n: bars.advance(bar, n))
     scores = outcome.mean_scores()
     seed_scores = outcome.seed_scores()
-    return RunRecord(
+    record = RunRecord(
         model=ModelInfo(
             name=source.display_name,
             kind=source.kind,
@@ -241,6 +241,8 @@ def probe_and_score(
             "probe": round(outcome.seconds, 3),
         },
     )
+    record.keep_predictions(problem.labels, outcome.predictions)
+    return record
 
 
 def embed_task(

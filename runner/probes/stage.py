@@ -29,6 +29,7 @@ from runner.probes.data import ProbeProblem, ProbeSplit, Rows
 from runner.probes.grid import GRID_POINTS, heareval_grid
 from runner.probes.linear import LinearConfig, train_linear
 from runner.probes.mlp import MLPConfig, PredictionType, Probe, Selector, predict_split, train_mlp
+from runner.results.predictions import FoldPredictions
 from runner.results.records import FoldResult
 
 ProbeMode = Literal["fast", "faithful", "linear"]
@@ -49,6 +50,11 @@ class ProbeOutcome:
     primary: str
     seconds: float = 0.0
     metrics: list[str] = field(default_factory=list)
+    predictions: list[FoldPredictions] = field(default_factory=list)  # each fold's test split
+
+    def add(self, scored: tuple[FoldResult, FoldPredictions]) -> None:
+        self.folds.append(scored[0])
+        self.predictions.append(scored[1])
 
     def mean_scores(self) -> dict[str, dict[str, float]]:
         return {
@@ -129,10 +135,10 @@ def run_probe(
                 {**c.model_dump(), "valid_selection_score": p.best_valid_score}
                 for c, p in zip(tried, probes, strict=True)
             ]
-        outcome.folds.append(_score_fold(problem, first, probes[best], metrics, seed))
+        outcome.add(_score_fold(problem, first, probes[best], metrics, seed))
         for fold in problem.folds[1:]:
             (probe,) = _train(problem, fold, mode, [tried[best]], metrics)
-            outcome.folds.append(_score_fold(problem, fold, probe, metrics, seed))
+            outcome.add(_score_fold(problem, fold, probe, metrics, seed))
             if on_trained:
                 on_trained(1)
     outcome.seconds = time.perf_counter() - started
@@ -172,8 +178,10 @@ def _selector(problem: ProbeProblem, valid: ProbeSplit, primary: Metric) -> Sele
 
 def _score_fold(
     problem: ProbeProblem, fold: Any, probe: Probe, metrics: list[Metric], seed: int
-) -> FoldResult:
-    """Score the fold's valid and test splits with the trained probe."""
+) -> tuple[FoldResult, FoldPredictions]:
+    """Score the fold's valid and test splits with the trained probe; keep the test's output."""
+    test = problem.splits[fold.test]
+    kept = FoldPredictions(fold=fold.name, seed=seed, files=list(test.files))
     scores: dict[str, dict[str, float]] = {}
     details: dict[str, Any] = {}
     losses: dict[str, float] = {}
@@ -193,10 +201,14 @@ def _score_fold(
             full = {m.name: scoring.score(m, predictions, chosen) for m in metrics}
             scores[role] = {name: _first(value) for name, value in full.items()}
             details[role] = full
+            if role == "test":
+                kept.events, kept.reference = scoring.events(predictions, chosen), split.reference
         else:
             scores[role] = {
                 m.name: float(m.score(split.targets, predictions, problem.labels)) for m in metrics
             }
+            if role == "test":
+                kept.targets, kept.scores = split.targets, predictions
     return FoldResult(
         fold=fold.name,
         seed=seed,
@@ -210,7 +222,7 @@ def _score_fold(
         best_epoch=probe.best_epoch,
         epochs_trained=probe.epochs_trained,
         probe_seconds=round(probe.seconds, 3),
-    )
+    ), kept
 
 
 def _first(value: Any) -> float:

@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from runner import __version__
 from runner.contract.wire import CONTRACT_VERSION
+from runner.results.predictions import FoldPredictions, predictions_path, save_predictions
 
 
 class ModelInfo(BaseModel):
@@ -96,6 +97,12 @@ class RunRecord(BaseModel):
     scores: dict[str, dict[str, float]]  # "valid" | "test" -> metric -> mean over folds
     folds: list[FoldResult]
     timings: dict[str, float]  # seconds per stage
+    predictions_file: str | None = None  # each fold's test predictions, beside this record
+    _predictions: tuple[list[str], list[FoldPredictions]] | None = PrivateAttr(default=None)
+
+    def keep_predictions(self, labels: list[str], folds: list[FoldPredictions]) -> None:
+        """Have :meth:`write` save these test predictions beside the record."""
+        self._predictions = (labels, folds)
 
     def path_in(self, results_dir: Path) -> Path:
         return results_dir / _slug(self.model.name) / f"{self.task.name}.json"
@@ -104,6 +111,9 @@ class RunRecord(BaseModel):
         """Write atomically: a reader never sees half a record."""
         path = self.path_in(results_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
+        if self._predictions is not None:
+            saved = save_predictions(predictions_path(path), *self._predictions)
+            self.predictions_file = saved.name
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w") as handle:
             handle.write(self.model_dump_json(indent=2))
