@@ -128,7 +128,7 @@ def test_plugins_lists_built_ins_with_versions() -> None:
 
 
 def test_plugin_block_list_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HEAR_DISABLE_PLUGINS", "mini,hear2021")
+    monkeypatch.setenv("HEAR_DISABLE_PLUGINS", "mini,hear2021,models")
     result = hear("plugins", "--json")
     assert [p["name"] for p in json.loads(result.stdout)] == ["core_metrics"]
 

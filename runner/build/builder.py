@@ -162,12 +162,15 @@ def _existing(docker: Any, tag: str) -> Any:
 
 
 def _input_hash(folder: Path, base_id: str) -> str:
-    """Everything a build depends on: the folder's files, the server's sources, the base."""
+    """Everything a build depends on: the folder's files, the base, and for an image that
+    copies the contract server (hear/base) the server's sources; images built on hear/base
+    see a changed server through the base's id."""
     digest = hashlib.sha256(base_id.encode())
     for path in _context_files(folder):
         digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
-    for name in package.FILES:
-        digest.update(name.encode() + b"\0" + (package.sources() / name).read_bytes())
+    if "hear_contract" in (folder / "Dockerfile").read_text():  # images/base copies the server
+        for name in package.FILES:
+            digest.update(name.encode() + b"\0" + (package.sources() / name).read_bytes())
     return digest.hexdigest()[:32]
 
 
