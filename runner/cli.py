@@ -128,6 +128,15 @@ Workers = Annotated[
     ),
 ]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Clips per model call.")]
+MaxClipSeconds = Annotated[
+    float | None,
+    typer.Option(
+        "--max-clip-seconds",
+        min=0.5,
+        help="Embed clips longer than this in chunks (timestamps kept exact). Clips a model "
+        "runs out of memory on alone are chunked without it.",
+    ),
+]
 LoadTimeout = Annotated[
     float, typer.Option("--load-timeout", help="Seconds a model may take to load.")
 ]
@@ -209,6 +218,7 @@ def run(
     transport: Transport = "auto",
     memory: Memory = "8g",
     batch_size: BatchSize = 32,
+    max_clip_seconds: MaxClipSeconds = None,
     load_timeout: LoadTimeout = 600.0,
     call_timeout: CallTimeout = 60.0,
     call_timeout_per_second: CallTimeoutPerSecond = 10.0,
@@ -235,6 +245,7 @@ def run(
     engine, sources = _engine_and_sources(
         model_image, model_module, model_python, model_options, model_path, gpus, memory,
         load_timeout, call_timeout, call_timeout_per_second, transport, model_names=model,
+        max_clip_seconds=max_clip_seconds,
     )  # fmt: skip
     records = evaluate(
         engine,
@@ -290,6 +301,7 @@ def embed(
     transport: Transport = "auto",
     memory: Memory = "8g",
     batch_size: BatchSize = 32,
+    max_clip_seconds: MaxClipSeconds = None,
     load_timeout: LoadTimeout = 600.0,
     call_timeout: CallTimeout = 60.0,
     call_timeout_per_second: CallTimeoutPerSecond = 10.0,
@@ -311,7 +323,7 @@ def embed(
         [model_image] if model_image else None, [model_module] if model_module else None,
         model_python, model_options, model_path, gpus, memory,
         load_timeout, call_timeout, call_timeout_per_second, transport,
-        model_names=[model] if model else None,
+        model_names=[model] if model else None, max_clip_seconds=max_clip_seconds,
     )  # fmt: skip
     store = EmbeddingStore(cache_dir)
     for path in export_embeddings(
@@ -677,6 +689,7 @@ def _engine_and_sources(
     call_timeout_per_second: float,
     transport: str = "auto",
     model_names: list[str] | None = None,
+    max_clip_seconds: float | None = None,
 ) -> tuple[Any, list[Any]]:
     """The engine the model options ask for, and a source per named model."""
     from runner.engines.base import EngineSettings, ModelSource
@@ -724,13 +737,17 @@ def _engine_and_sources(
             ModelSource(kind="image", ref=r, options=options, model_path=model_path)
             for r in model_image or []
         ]
-        return engine, named + images
+        sources = named + images
     else:
         from runner.engines.local import LocalEngine
 
         engine = LocalEngine(settings, model_python or sys.executable)
         refs, kind = model_module or [], "module"
-    sources = [ModelSource(kind=kind, ref=r, options=options, model_path=model_path) for r in refs]
+        sources = [
+            ModelSource(kind=kind, ref=r, options=options, model_path=model_path) for r in refs
+        ]
+    if max_clip_seconds:
+        sources = [s.model_copy(update={"max_clip_seconds": max_clip_seconds}) for s in sources]
     return engine, sources
 
 

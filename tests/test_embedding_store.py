@@ -147,3 +147,16 @@ def test_two_servers_share_the_splits_and_agree_with_one(digits_task: Path, tmp_
     a = sorted((tmp_path / "c2").rglob("train/embeddings.npy"))[0]
     b = sorted((tmp_path / "c1").rglob("train/embeddings.npy"))[0]
     assert np.array_equal(np.load(a), np.load(b))
+
+
+def test_max_clip_seconds_chunks_clips_and_keys_the_store(digits_task: Path, tmp_path: Path) -> None:
+    duration = json.loads((digits_task / "task_metadata.json").read_text())["sample_duration"]
+    log = tmp_path / "calls"
+    chunked = hear(*run_args(digits_task, tmp_path / "r", "--json", "--max-clip-seconds",
+                             str(duration / 2)), env={"HEAR_TEST_CALL_LOG": str(log)})  # fmt: skip
+    assert chunked.returncode == 0, chunked.stderr
+    [record] = json.loads(chunked.stdout)
+    assert record["model"]["max_clip_seconds"] == duration / 2
+    assert set(calls(log)) == {1} and len(calls(log)) == 2 * clips(digits_task)  # two chunks each
+    whole = hear(*run_args(digits_task, tmp_path / "r", "--json"))
+    assert whole.returncode == 0 and "starting" in whole.stderr  # not served from the chunked key
