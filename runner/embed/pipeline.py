@@ -7,6 +7,7 @@ embeddings, one row per frame, with the frame's clip and time kept beside it.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +26,9 @@ from runner.tasks.folder import Clip, Task
 
 if TYPE_CHECKING:
     from runner.embed.store import SplitStore
+
+#: Threads decoding and resampling the next batch while the model embeds the current one.
+DECODE_THREADS = min(4, os.cpu_count() or 1)
 
 #: Timestamps must advance by a regular hop, to within this many milliseconds.
 HOP_TOLERANCE_MS = 1.0
@@ -149,7 +153,7 @@ def embed_batches(
 ) -> int:
     """One worker: take batches from ``plan`` until none is left; return the final batch size.
 
-    The next batch is decoded and resampled on a thread while the model works on the
+    The next batch is decoded and resampled by a few threads while the model works on the
     current one; a batch the model cannot fit in memory is halved and retried, and
     later batches stay at the smaller size. A single clip the model cannot fit is
     embedded in chunks (halved until they fit), as is any clip longer than
@@ -163,11 +167,11 @@ def embed_batches(
     event = task.metadata.embedding_type == "event"
     clips = task.clips(split)
 
+    def read(i: int) -> np.ndarray:
+        return read_clip(task.audio_path(split, clips[i].file, source_rate), rate, source_rate)
+
     def load(indices: list[int]) -> tuple[np.ndarray, list[int]]:
-        audio = [
-            read_clip(task.audio_path(split, clips[i].file, source_rate), rate, source_rate)
-            for i in indices
-        ]
+        audio = list(decoders.map(read, indices))  # libsndfile and soxr release the GIL
         lengths = [n_samples or len(a) for a in audio]
         return np.stack([fit_length(a, max(lengths)) for a in audio]), lengths
 
@@ -231,7 +235,10 @@ def embed_batches(
             embed(indices[part], audio[part], lengths[part], context)
             i = part.stop
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with (
+        ThreadPoolExecutor(max_workers=1) as pool,
+        ThreadPoolExecutor(max_workers=DECODE_THREADS, thread_name_prefix="decode") as decoders,
+    ):
         # Each pending load carries its clips; the batch size may shrink meanwhile.
         pending: tuple[list[int], Future[tuple[np.ndarray, list[int]]]] | None = None
         first_batch = plan.take(batch_size)
