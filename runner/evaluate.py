@@ -19,10 +19,13 @@ from runner.engines.base import Engine, ModelSource, RunningModel
 from runner.errors import HearError
 from runner.metrics import Metric, get_metric
 from runner.probes.data import ProbeProblem
+from runner.probes.heareval_dir import predicted_scores
 from runner.probes.mlp import default_device
 from runner.probes.stage import ProbeMode, probe_points, run_probe
 from runner.progress import progress
+from runner.results.predictions import FoldPredictions
 from runner.results.records import ModelInfo, ProbeInfo, RunRecord, TaskInfo
+from runner.results.stats import Interval, bootstrap_interval
 from runner.tasks.folder import Task
 
 
@@ -242,7 +245,27 @@ def probe_and_score(
         },
     )
     record.keep_predictions(problem.labels, outcome.predictions)
+    record.keep_heareval_scores(predicted_scores(problem, outcome))
+    interval = add_interval(record, problem.labels, outcome.predictions)
+    if interval.seconds > 5:
+        console.print(
+            f"{task.name} · bootstrap interval: {interval.resamples} resamples of "
+            f"{record.primary_metric} in {interval.seconds:.0f} s"
+        )
     return record
+
+
+def add_interval(
+    record: RunRecord, labels: list[str], predictions: list[FoldPredictions]
+) -> Interval:
+    """Set the record's bootstrap interval of its primary test score over test clips
+    (runner.results.stats, default resamples and seed); timed as ``timings["bootstrap"]``."""
+    interval = bootstrap_interval(labels, predictions, get_metric(record.primary_metric))
+    if interval.low is not None and interval.high is not None:
+        record.test_score_ci = (interval.low, interval.high)
+    record.bootstrap = interval.settings()
+    record.timings["bootstrap"] = round(interval.seconds, 3)
+    return interval
 
 
 def embed_task(

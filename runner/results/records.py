@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import platform
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from runner import __version__
 from runner.contract.wire import CONTRACT_VERSION
 from runner.results.predictions import FoldPredictions, predictions_path, save_predictions
+
+# heareval's test.predicted-scores.json for the record's run goes in a folder per (model,
+# task) beside the record: RESULTS/<model>/<task>/test.predicted-scores.json, the path
+# heareval's runner writes under EMBEDDINGS_DIR, so scripts that collect its scores by
+# <dir>/<model>/<task>/test.predicted-scores.json read a results folder as they are.
+HEAREVAL_SCORES = "test.predicted-scores.json"
 
 
 class ModelInfo(BaseModel):
@@ -50,8 +59,19 @@ class ProbeInfo(BaseModel):
     device: str = "cpu"
 
 
+def _none_as_nan(value: Any) -> Any:
+    """Scores as records before Infinity/NaN were kept wrote them: null for inf or NaN."""
+    if isinstance(value, dict):
+        return {k: _none_as_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_none_as_nan(v) for v in value]
+    return float("nan") if value is None else value
+
+
 class FoldResult(BaseModel):
     """One train/valid/test arrangement: for k-fold tasks, one per fold."""
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")
 
     fold: str
     seed: int = 42
@@ -67,6 +87,8 @@ class FoldResult(BaseModel):
     epochs_trained: int
     probe_seconds: float
 
+    _scores_nan = field_validator("scores", mode="before")(_none_as_nan)
+
 
 class RunRecord(BaseModel):
     """Scores under heareval's metric names.
@@ -80,29 +102,41 @@ class RunRecord(BaseModel):
     runner_version: str = __version__
     contract_version: int = CONTRACT_VERSION
     created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    host: dict[str, Any] = Field(
-        default_factory=lambda: {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        }
-    )
+    host: dict[str, Any] = Field(default_factory=lambda: host_info())
     model: ModelInfo
     task: TaskInfo
     probe: ProbeInfo
     primary_metric: str
     test_score: float
     test_score_std: float | None = None
+    # Percentile bootstrap interval of test_score over test clips (runner.results.stats),
+    # and how it was drawn (resamples, seed, level, method, seconds).
+    test_score_ci: tuple[float, float] | None = None
+    bootstrap: dict[str, Any] | None = None
     seed_scores: list[float] = []
     seed_std: float | None = None
     scores: dict[str, dict[str, float]]  # "valid" | "test" -> metric -> mean over folds
     folds: list[FoldResult]
     timings: dict[str, float]  # seconds per stage
     predictions_file: str | None = None  # each fold's test predictions, beside this record
+    heareval_scores_file: str | None = None  # <task>/test.predicted-scores.json (heareval's)
     _predictions: tuple[list[str], list[FoldPredictions]] | None = PrivateAttr(default=None)
+    _heareval_scores: dict[str, Any] | None = PrivateAttr(default=None)
+
+    # inf and NaN are real scores (d_prime of a perfect label, AUC of an absent one): kept
+    # as JSON's Infinity/NaN constants, as Python's json module (and heareval) writes them.
+    model_config = ConfigDict(ser_json_inf_nan="constants")
+    _scores_nan = field_validator("scores", "test_score", "seed_scores", mode="before")(
+        _none_as_nan
+    )
 
     def keep_predictions(self, labels: list[str], folds: list[FoldPredictions]) -> None:
         """Have :meth:`write` save these test predictions beside the record."""
         self._predictions = (labels, folds)
+
+    def keep_heareval_scores(self, scores: dict[str, Any]) -> None:
+        """Have :meth:`write` save heareval's ``test.predicted-scores.json`` content beside it."""
+        self._heareval_scores = scores
 
     def path_in(self, results_dir: Path) -> Path:
         return results_dir / _slug(self.model.name) / f"{self.task.name}.json"
@@ -114,11 +148,100 @@ class RunRecord(BaseModel):
         if self._predictions is not None:
             saved = save_predictions(predictions_path(path), *self._predictions)
             self.predictions_file = saved.name
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(self.model_dump_json(indent=2))
-        os.replace(tmp, path)
+        if self._heareval_scores is not None:
+            folder = path.with_name(path.name.removesuffix(".json"))
+            folder.mkdir(exist_ok=True)
+            _write_atomically(folder / HEAREVAL_SCORES, json.dumps(self._heareval_scores, indent=4))
+            self.heareval_scores_file = f"{folder.name}/{HEAREVAL_SCORES}"
+        _write_atomically(path, self.model_dump_json(indent=2))
         return path
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def host_info() -> dict[str, Any]:
+    """Where the probe ran: platform, CPU, memory, GPUs, torch. Measured once per process."""
+    return json.loads(json.dumps(_host_info()))  # a copy the caller may change
+
+
+@functools.cache
+def _host_info() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "hostname": platform.node(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "memory_bytes": _memory_bytes(),
+    }
+    info.update(_torch_info())
+    return info
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "Hardware", "cpu model"):
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _torch_info() -> dict[str, Any]:
+    """torch's version and the CUDA GPUs it sees (the probe's devices)."""
+    try:
+        import torch
+    except ImportError:
+        return {"torch": None, "gpus": []}
+    gpus = []
+    try:
+        if torch.cuda.is_available():
+            for i in range(torch.cuda.device_count()):
+                props = torch.cuda.get_device_properties(i)
+                gpus.append({"name": props.name, "memory_bytes": int(props.total_memory)})
+    except Exception:  # a broken driver must not stop a record being written
+        pass
+    return {"torch": torch.__version__, "cuda": torch.version.cuda, "gpus": gpus}
+
+
+def find_records(results_dir: Path) -> Iterator[tuple[Path, RunRecord | None]]:
+    """Every result record under ``results_dir`` (any depth), in path order.
+
+    Sidecars (predictions, heareval's score files), hidden files and JSON that is not a
+    record (no ``test_score`` and ``model``: a run manifest, say) are passed over;
+    a record that does not validate comes with None.
+    """
+    for path in sorted(results_dir.rglob("*.json")):
+        if path.name.startswith(".") or path.name == HEAREVAL_SCORES:
+            continue
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError):
+            yield path, None
+            continue
+        if not (isinstance(raw, dict) and "test_score" in raw and "model" in raw):
+            continue
+        try:
+            yield path, RunRecord.model_validate(raw)
+        except ValidationError:
+            yield path, None
 
 
 def _slug(name: str) -> str:
