@@ -527,6 +527,69 @@ def list_plugins(
     out.print(table)
 
 
+ResultsDir = Annotated[
+    Path,
+    typer.Option("--results-dir", help="The folder `hear run` wrote its records into (searched "
+                 "at any depth)."),
+]  # fmt: skip
+
+
+@app.command()
+def leaderboard(
+    results_dir: ResultsDir = Path("hear-results"),
+    fmt: Annotated[
+        str, typer.Option("--format", help="table (rich), csv, json or markdown.")
+    ] = "table",
+) -> None:
+    """Models by tasks: each task's primary test score with its 95% bootstrap interval, and
+    HEAR's normalized aggregate (per-task z-scores across models clipped to [-1, 1], averaged
+    over the tasks a model has). Missing cells are shown as missing; of several records of one
+    (model, task) the newest is used."""
+    from rich.markup import escape
+
+    from runner.results.leaderboard import FORMATS, build_leaderboard, render, to_table
+
+    if fmt not in FORMATS:
+        raise HearError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    board = build_leaderboard(results_dir)
+    if fmt == "table":
+        out.print(to_table(board))
+        for note in board.notes:
+            err.print(f"[dim]•[/] {escape(note)}", soft_wrap=True)
+    else:
+        sys.stdout.write(render(board, fmt))
+
+
+@app.command()
+def compare(
+    model_a: Annotated[str, typer.Argument(help="Model A, named as in its records.")],
+    model_b: Annotated[str, typer.Argument(help="Model B.")],
+    results_dir: ResultsDir = Path("hear-results"),
+    resamples: Annotated[
+        int | None,
+        typer.Option(
+            "--resamples", min=1, help="Bootstrap resamples (default: 1000 scene, 200 event)."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap draws.")] = 0,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """A paired bootstrap per task both models have: the difference A - B of the primary
+    test score on the same resampled test clips, its 95% interval, a two-sided p-value and a
+    verdict (A better, B better, or a tie where p >= 0.05)."""
+    from rich.markup import escape
+
+    from runner.results.compare import compare_models, to_json, to_table
+
+    rows, notes = compare_models(results_dir, model_a, model_b, resamples, seed)
+    if json_output:
+        out.print_json(json.dumps(to_json(model_a, model_b, rows, notes)))
+        return
+    out.print(to_table(model_a, model_b, rows))
+    for note in notes:
+        err.print(f"[dim]•[/] {escape(note)}", soft_wrap=True)
+
+
 @models_app.command("list")
 def models_list(
     json_output: Annotated[
