@@ -262,10 +262,178 @@ def run(
         overwrite=policy,
         gpus=worker_gpus(gpus, workers),
     )
+    _write_manifest(
+        engine, sources, tasks, records, results_dir,
+        {"memory": memory, "gpus": gpus, "workers": workers, "transport": transport,
+         "load_timeout": load_timeout, "call_timeout": call_timeout,
+         "call_timeout_per_second": call_timeout_per_second},
+        {"mode": mode, "seeds": list(range(seed, seed + seeds)), "grid_points": grid_points,
+         "batch_size": batch_size},
+    )  # fmt: skip
     if json_output:
         out.print_json(json.dumps([r.model_dump(mode="json") for r in records]))
     else:
         out.print(scores_table(records))
+
+
+def _write_manifest(
+    engine: Any,
+    sources: list[Any],
+    tasks: list[Any],
+    records: list[Any],
+    results_dir: Path,
+    settings: dict[str, Any],
+    probe: dict[str, Any],
+    rerun_of: Path | None = None,
+) -> Path:
+    """The run's manifest (for `hear rerun`), beside its records."""
+    from runner.results.manifest import ManifestEngine, ManifestProbe, build_manifest
+
+    manifest = build_manifest(
+        ManifestEngine(engine=engine.name, python=getattr(engine, "python", None), **settings),
+        sources, [engine.check(s) for s in sources], tasks, ManifestProbe(**probe), records,
+        results_dir, rerun_of,
+    )  # fmt: skip
+    path = manifest.write(results_dir)
+    err.print(f"[green]wrote[/] {path} (hear rerun {path} repeats this run)", soft_wrap=True)
+    return path
+
+
+@app.command()
+def report(
+    results_dir: Annotated[
+        Path, typer.Option("--results-dir", help="The folder `hear run` wrote its records into.")
+    ] = Path("hear-results"),
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The HTML file to write.")
+    ] = Path("report.html"),
+    timeline_files: Annotated[
+        int, typer.Option("--timeline-files", min=1, help="Test files per event timeline.")
+    ] = 3,
+) -> None:
+    """Write one self-contained HTML page of the results (opens with no network): the
+    leaderboard with intervals, a score chart per task, quality against embedding cost,
+    event timelines (predicted against true) and confusion matrices of multiclass scene tasks.
+    """
+    from runner.report import write_report
+
+    written = write_report(results_dir, output, timeline_files)
+    plots = ", ".join(f"{len(ids)} {kind}" for kind, ids in written.plots.items())
+    for note in written.notes:
+        err.print(f"[dim]•[/] {note}", soft_wrap=True)
+    out.print(
+        f"[green]wrote[/] {written.path}: {len(written.models)} models, {len(written.tasks)} "
+        f"tasks; plots: {plots}",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def rerun(
+    manifest_path: Annotated[
+        Path, typer.Argument(help="A run manifest: <results-dir>/manifests/<time>.json.")
+    ],
+    results_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--results-dir",
+            help="Where the rerun's records go. Default: <the run's results dir>-rerun-<manifest "
+            "name>, beside it (the run's records are kept).",
+        ),
+    ] = None,
+    tasks_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--tasks-dir",
+            help="Find the task folders here by name (default: the paths the manifest names).",
+        ),
+    ] = None,
+    allow_changes: Annotated[
+        bool,
+        typer.Option(
+            "--allow-changes",
+            help="Run even where an image id or a task's content hash differs from the manifest.",
+        ),
+    ] = False,
+    tolerance: Annotated[
+        float,
+        typer.Option("--tolerance", min=0, help="Largest absolute score difference that matches."),
+    ] = 1e-9,
+    cache_dir: CacheDir = ...,  # type: ignore[assignment]
+    overwrite: Annotated[
+        str,
+        typer.Option(
+            "--overwrite",
+            help="always (default): embed again; only-missing: reuse the embedding store "
+            "(a re-score of the probes only); never: the store only.",
+        ),
+    ] = "always",
+) -> None:
+    """Run a manifest's models, tasks and options again and compare the scores with the
+    ones it kept. Refuses an image whose id, or a task whose content hash, is not the
+    manifest's (unless --allow-changes). Exit code 0 when every test score of every
+    (model, task) matches within --tolerance, 1 when one differs or is missing."""
+    from runner.embed.store import EmbeddingStore
+    from runner.engines.base import worker_gpus
+    from runner.evaluate import evaluate
+    from runner.results.manifest import RunManifest, changes, compare
+    from runner.tasks.folder import Task
+
+    manifest = RunManifest.load(manifest_path)
+    policy = _overwrite(overwrite)
+    settings = manifest.engine
+    images = [m.ref for m in manifest.models if m.kind == "image"]
+    modules = [m.ref for m in manifest.models if m.kind == "module"]
+    engine, _ = _engine_and_sources(
+        images or None, modules or None, settings.python, None, None, settings.gpus,
+        settings.memory, settings.load_timeout, settings.call_timeout,
+        settings.call_timeout_per_second, settings.transport,
+    )  # fmt: skip
+    sources = manifest.sources()
+    tasks = [Task(tasks_dir / t.name if tasks_dir else Path(t.path)) for t in manifest.tasks]
+    changed = changes(manifest, [engine.check(s) for s in sources], tasks)
+    if changed and not allow_changes:
+        raise HearError(
+            f"{manifest_path}: not the same inputs (--allow-changes runs anyway): "
+            + "; ".join(changed)
+        )
+    for line in changed:
+        err.print(f"[yellow]changed[/] {line}", soft_wrap=True)
+    kept = Path(manifest.results_dir)
+    target = results_dir or kept.with_name(f"{kept.name}-rerun-{manifest_path.stem}")
+    probe = manifest.probe
+    records = evaluate(
+        engine, sources, tasks, target, EmbeddingStore(cache_dir), probe.batch_size, err,
+        on_record=lambda r, p: err.print(f"[green]wrote[/] {p}", soft_wrap=True),
+        probe_mode=_probe_mode(probe.mode), seeds=probe.seeds, grid_points=probe.grid_points,
+        overwrite=policy, gpus=worker_gpus(settings.gpus, settings.workers),
+    )  # fmt: skip
+    _write_manifest(
+        engine, sources, tasks, records, target,
+        settings.model_dump(exclude={"engine", "python"}), probe.model_dump(), manifest_path,
+    )  # fmt: skip
+    rows = compare(manifest, records, tolerance)
+    table = Table(title=f"hear rerun {manifest_path.name}: test scores", header_style="bold")
+    for column in ("model", "task", "metric", "manifest", "rerun", "max |diff|", "same"):
+        left = column in ("model", "task", "metric")
+        table.add_column(column, justify="left" if left else "right")
+    for row in rows:
+        table.add_row(
+            row.model, row.task, row.metric, _score_text(row.old), _score_text(row.new),
+            "—" if row.difference is None else f"{row.difference:.2e}",
+            "[green]yes[/]" if row.match else "[red]no[/]",
+        )  # fmt: skip
+    out.print(table)
+    differ = sum(not r.match for r in rows)
+    if differ:
+        out.print(f"[red]{differ} of {len(rows)} (model, task) scores differ[/] "
+                  f"(tolerance {tolerance:g})")  # fmt: skip
+        raise typer.Exit(1)
+    out.print(f"[green]all {len(rows)} (model, task) scores match[/] (tolerance {tolerance:g})")
+
+
+def _score_text(value: float | str | None) -> str:
+    return "missing" if value is None else value if isinstance(value, str) else f"{value:.6f}"
 
 
 @app.command()
