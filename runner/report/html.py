@@ -499,7 +499,9 @@ def _hardware(raw: dict[str, Any]) -> str:
         value = raw.get(key)
         if isinstance(value, dict):
             for k, v in value.items():
-                if isinstance(v, str | int | float) and not isinstance(v, bool):
+                if k.endswith("_bytes") and isinstance(v, int | float) and v > 0:
+                    parts.append(f"{k.removesuffix('_bytes')}: {v / 2**30:.1f} GiB")
+                elif isinstance(v, str | int | float) and not isinstance(v, bool):
                     parts.append(f"{k}: {v}")
                 elif isinstance(v, list | dict) and v:
                     parts.append(f"{k}: {json.dumps(v)[:120]}")
