@@ -21,7 +21,7 @@ def run(tasks_dir: Path, task: str, results: Path) -> dict:
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    [path] = results.rglob("*.json")
+    [path] = (results / "numpy_logmel").glob("*.json")
     return {"path": path, **json.loads(path.read_text())}
 
 
