@@ -90,7 +90,7 @@ def test_report_renders_every_plot_in_headless_chromium(
     report_seconds = time.perf_counter() - started
     html = out.read_text()
     assert not re.search(r"https?://", html), "the report must open with no network"
-    assert "<script" not in html.lower() or "src=" not in html.lower()
+    assert "<script" not in html.lower() and "<link" not in html.lower()  # all inline
 
     with Browser(CHROMIUM, tmp_path / "profile") as browser:
         page = browser.open(out.as_uri())
