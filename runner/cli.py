@@ -74,6 +74,14 @@ ModelImage = Annotated[
         help="Docker image serving a HEAR module (FROM hear/base). Repeat to compare models.",
     ),
 ]
+OneModelName = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="A named model (hear models list): its image, built from its plugin's image "
+        "folder if not here.",
+    ),
+]
 ModelName = Annotated[
     list[str] | None,
     typer.Option(
@@ -444,14 +452,7 @@ def embed(
             "--out", help="Folder to write <task>/ into, in heareval's embeddings layout."
         ),
     ],
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            help="A named model (hear models list): its image, built from its plugin's image "
-            "folder if not here.",
-        ),
-    ] = None,
+    model: OneModelName = None,
     model_image: Annotated[
         str | None, typer.Option("--model-image", help="Docker image serving a HEAR module.")
     ] = None,
@@ -598,6 +599,7 @@ def score(
 
 @app.command("validate")
 def validate_model(
+    model: OneModelName = None,
     model_image: Annotated[
         str | None, typer.Option("--model-image", help="Docker image to validate (FROM hear/base).")
     ] = None,
@@ -643,8 +645,10 @@ def validate_model(
         engine, sources = _engine_and_sources(
             [model_image] if model_image else None, [model_module] if model_module else None,
             model_python, model_options, model_path, gpus, memory, load_timeout, 60.0, 10.0,
-            transport,
+            transport, model_names=[model] if model else None,
         )  # fmt: skip
+        if len(sources) != 1:
+            raise HearError("hear validate checks one model: name it once")
         engine.check(sources[0])  # a missing or non-contract image: nothing to check
     except HearError as e:
         e.exit_code = 2
