@@ -75,6 +75,30 @@ def naive_image(docker_client) -> str:
 
 
 @pytest.fixture(scope="session")
+def crepe_image(docker_client, naive_image: str) -> str:
+    """hear/torchcrepe: HEAR 2021's CREPE baseline (reused when unchanged)."""
+    from runner.build.builder import build_image
+
+    return build_image(docker_client, ROOT / "images" / "torchcrepe", say=lambda m: None).tag
+
+
+@pytest.fixture(scope="session")
+def crepe_tiny_image(docker_client, crepe_image: str) -> str:
+    """hear/torchcrepe-tiny, built FROM hear/torchcrepe."""
+    from runner.build.builder import build_image
+
+    return build_image(docker_client, ROOT / "images" / "torchcrepe-tiny", say=lambda m: None).tag
+
+
+@pytest.fixture(scope="session")
+def whisper_image(docker_client, naive_image: str) -> str:
+    """hear/whisper: Whisper tiny.en's encoder through CTranslate2 (numpy 2, no torch)."""
+    from runner.build.builder import build_image
+
+    return build_image(docker_client, ROOT / "images" / "whisper", say=lambda m: None).tag
+
+
+@pytest.fixture(scope="session")
 def numpy_image(docker_client, naive_image: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A numpy-only HEAR module wrapped the plain way: FROM hear/base + ENV HEAR_MODULE."""
     import shutil

@@ -17,21 +17,6 @@ ROOT = Path(__file__).parent.parent
 RATE = 16000
 
 
-@pytest.fixture(scope="module")
-def crepe_tiny_image(docker_client, naive_image: str) -> str:
-    """hear/torchcrepe-tiny built FROM hear/torchcrepe (reused when unchanged).
-
-    hear/torchcrepe (2 GB of wheels) is built only when absent: rebuilding it whenever the
-    contract server's sources change would cost minutes per test session.
-    """
-    from runner.build.builder import build_image
-    from runner.models import is_present
-
-    if not is_present(docker_client, "hear/torchcrepe:latest"):
-        build_image(docker_client, ROOT / "images" / "torchcrepe", say=lambda m: None)
-    return build_image(docker_client, ROOT / "images" / "torchcrepe-tiny", say=lambda m: None).tag
-
-
 def tone(midi: int, seconds: float, amplitude: float = 0.5) -> np.ndarray:
     t = np.arange(int(seconds * RATE)) / RATE
     f0 = 440.0 * 2 ** ((midi - 69) / 12)

@@ -73,17 +73,9 @@ def _speech() -> tuple[str, list[tuple[str, np.ndarray]]]:
     pytest.skip("no speech: install asterisk-core-sounds-en-wav or espeak-ng")
 
 
-@pytest.fixture(scope="session")
-def whisper_build(docker_client):
-    from runner.build.builder import build_image
-
-    build_image(docker_client, ROOT / "images" / "base", say=lambda m: None)
-    return build_image(docker_client, FOLDER, say=lambda m: None)
-
-
 @pytest.fixture
-def whisper(whisper_build, no_leftover_containers):
-    with DockerEngine().start(ModelSource(kind="image", ref=whisper_build.tag)) as model:
+def whisper(whisper_image, no_leftover_containers):
+    with DockerEngine().start(ModelSource(kind="image", ref=whisper_image)) as model:
         yield model.client
 
 
@@ -121,8 +113,8 @@ def test_log_mel_equals_whispers_torch_code():
 
 
 @pytest.mark.docker
-def test_image_builds_with_contract_labels_and_no_torch(whisper_build, docker_client):
-    labels = docker_client.images.get(whisper_build.tag).labels
+def test_image_builds_with_contract_labels_and_no_torch(whisper_image, docker_client):
+    labels = docker_client.images.get(whisper_image).labels
     assert labels["org.hear.contract"] == "1"
     assert labels["org.hear.model"] == "hear_whisper"
     assert labels["org.hear.sample_rate"] == "16000"
@@ -133,7 +125,7 @@ def test_image_builds_with_contract_labels_and_no_torch(whisper_build, docker_cl
         "import importlib.util as u; print(u.find_spec('torch'), u.find_spec('ctranslate2').name)"
     )
     out = docker_client.containers.run(
-        whisper_build.tag, ["-c", probe], entrypoint="python3", network_mode="none", remove=True
+        whisper_image, ["-c", probe], entrypoint="python3", network_mode="none", remove=True
     )
     assert out.decode().split() == ["None", "ctranslate2"]
 
@@ -258,11 +250,11 @@ def _locked(folder: str) -> list[str]:
 
 @pytest.mark.docker
 def test_naive_and_whisper_locks_cannot_share_an_environment(
-    docker_client, naive_image, whisper_build, tmp_path
+    docker_client, naive_image, whisper_image, tmp_path
 ):
     wheelhouse = tmp_path / "wheels"
     wheelhouse.mkdir()
-    for image, folder in ((naive_image, "naive"), (whisper_build.tag, "whisper")):
+    for image, folder in ((naive_image, "naive"), (whisper_image, "whisper")):
         requirements = ROOT / "images" / folder / "requirements.txt"
         _metadata_wheelhouse(docker_client, image, requirements, wheelhouse)
     naive, whisper = _locked("naive"), _locked("whisper")
