@@ -23,10 +23,10 @@ from pydantic import BaseModel, Field, ValidationError
 
 from runner import __version__
 from runner.contract.wire import CONTRACT_VERSION
+from runner.engines.base import ModelSource
 from runner.errors import HearError
 
 if TYPE_CHECKING:
-    from runner.engines.base import ModelSource
     from runner.results.records import RunRecord
     from runner.tasks.folder import Task
 
@@ -34,15 +34,12 @@ MANIFEST_VERSION = 1
 FOLDER = "manifests"
 
 
-class ManifestModel(BaseModel):
-    kind: Literal["image", "module"]
-    ref: str  # the image tag or module name the run was given
-    options: dict[str, Any] = {}
-    model_path: str | None = None
-    max_clip_seconds: float | None = None
+class ManifestModel(ModelSource):
+    """The model as the run named it (a ModelSource), and what it turned out to be."""
+
     identity: str  # the engine's: an image id, or "module @ interpreter"
     image_id: str | None = None
-    repo_digests: list[str] = []
+    repo_digests: list[str] = Field(default_factory=list)
 
 
 class ManifestTask(BaseModel):
@@ -138,18 +135,8 @@ class RunManifest(BaseModel):
         return manifest
 
     def sources(self) -> list[ModelSource]:
-        from runner.engines.base import ModelSource
-
-        return [
-            ModelSource(
-                kind=m.kind,
-                ref=m.ref,
-                options=m.options,
-                model_path=m.model_path,
-                max_clip_seconds=m.max_clip_seconds,
-            )
-            for m in self.models
-        ]
+        fields = set(ModelSource.model_fields)
+        return [ModelSource(**m.model_dump(include=fields)) for m in self.models]
 
 
 def build_manifest(
@@ -171,11 +158,7 @@ def build_manifest(
         image = source.kind == "image"
         models.append(
             ManifestModel(
-                kind=source.kind,
-                ref=source.ref,
-                options=source.options,
-                model_path=source.model_path,
-                max_clip_seconds=source.max_clip_seconds,
+                **source.model_dump(),
                 identity=identity,
                 image_id=identity if image else None,
                 repo_digests=list(provenance.get("repo_digests") or []) if image else [],
