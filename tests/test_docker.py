@@ -194,7 +194,9 @@ def test_run_record_survives_for_finished_tasks(numpy_image, digits_task, tmp_pa
         "--results-dir", str(tmp_path), "--probe", "linear",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    records = list(Path(tmp_path).rglob("*.json"))
+    from runner.results.records import find_records
+
+    records = [path for path, _ in find_records(Path(tmp_path))]
     assert len(records) == 1 and "top1_acc" in records[0].read_text()
     assert "HEAR results" in result.stdout and digits_task.name in result.stdout
 

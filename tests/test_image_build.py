@@ -90,3 +90,20 @@ def test_rebuild_on_the_fallback_base_does_not_ask_the_registry_again(
     said: list[str] = []
     again = build_image(docker_client, folder, "hear-test/fallback2:latest", say=said.append)
     assert not again.rebuilt and not any("pull" in m for m in said)
+
+
+def test_template_wraps_a_pip_installable_hear_package_as_its_readme_says(
+    docker_client, naive_image, tmp_path
+):
+    """images/template/README.md's steps, followed literally, with hearbaseline (from PyPI)."""
+    import shutil
+
+    root = Path(__file__).parent.parent / "images"
+    folder = tmp_path / "my-model"
+    shutil.copytree(root / "template", folder)  # step 1
+    shutil.copy(root / "naive" / "requirements.txt", folder / "requirements.txt")  # step 2
+    dockerfile = folder / "Dockerfile"  # step 3
+    dockerfile.write_text(dockerfile.read_text().replace("your_package.module", "hearbaseline.naive"))
+    result = build_image(docker_client, folder, "hear-test/template:1", say=lambda m: None)  # step 5
+    assert result.labels["org.hear.model"] == "hearbaseline.naive"
+    assert result.labels["org.hear.scene_embedding_size"] == "4096"

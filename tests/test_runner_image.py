@@ -49,5 +49,7 @@ def test_runner_in_a_container_scores_a_model_in_a_sibling_container(
     assert record["model"]["engine"]["sandbox"]["transport"] == "stdio"
     assert record["model"]["engine"]["image_id"] == docker_client.images.get(naive_image).id
     assert record["test_score"] > 0.5  # naive on spoken digits is well above chance (0.1)
-    [written] = results.rglob("*.json")
+    from runner.results.records import find_records
+
+    [(written, _)] = find_records(results)
     assert json.loads(written.read_text())["test_score"] == record["test_score"]
