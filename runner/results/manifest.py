@@ -223,6 +223,26 @@ class Comparison(BaseModel):
     match: bool
 
 
+def _agreement(
+    kept: dict[str, float | str], scores: dict[str, float], tolerance: float
+) -> tuple[float | None, bool]:
+    """The largest difference over the test metrics (None where a value is not a number
+    on one side), and whether every metric agrees within ``tolerance``."""
+    now = {k: _value(v) for k, v in scores.items()}
+    worst: float | None = 0.0
+    match = set(now) == set(kept)
+    for metric, old_value in kept.items():
+        value = now.get(metric)
+        if isinstance(old_value, float | int) and isinstance(value, float | int):
+            gap = abs(value - old_value)
+            worst = None if worst is None else max(worst, gap)
+            match = match and gap <= tolerance
+        else:  # "nan", "inf", missing: the same word, or a change
+            match = match and value == old_value
+            worst = worst if value == old_value else None
+    return worst, match
+
+
 def compare(
     manifest: RunManifest, records: list[RunRecord], tolerance: float = 1e-9
 ) -> list[Comparison]:
@@ -232,38 +252,17 @@ def compare(
     rows = []
     for kept in manifest.results:
         record = new.get((kept.model, kept.task))
-        if record is None:
-            rows.append(
-                Comparison(
-                    model=kept.model,
-                    task=kept.task,
-                    metric=kept.primary_metric,
-                    old=kept.test_score,
-                    new=None,
-                    difference=None,
-                    match=False,
-                )
-            )
-            continue
-        now = {k: _value(v) for k, v in record.scores.get("test", {}).items()}
-        worst: float | None = 0.0
-        match = set(now) == set(kept.test)
-        for metric, old_value in kept.test.items():
-            value = now.get(metric)
-            if isinstance(old_value, float | int) and isinstance(value, float | int):
-                gap = abs(value - old_value)
-                worst = None if worst is None else max(worst, gap)
-                match = match and gap <= tolerance
-            else:  # "nan", "inf", missing: the same word, or a change
-                match = match and value == old_value
-                worst = worst if value == old_value else None
+        worst: float | None = None
+        match = False
+        if record is not None:
+            worst, match = _agreement(kept.test, record.scores.get("test", {}), tolerance)
         rows.append(
             Comparison(
                 model=kept.model,
                 task=kept.task,
                 metric=kept.primary_metric,
                 old=kept.test_score,
-                new=_value(record.test_score),
+                new=_value(record.test_score) if record is not None else None,
                 difference=worst,
                 match=match,
             )
