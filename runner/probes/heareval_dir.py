@@ -131,11 +131,12 @@ def predicted_scores(problem: ProbeProblem, outcome: ProbeOutcome) -> dict[str, 
         results[fold.test] = entry
     if len(results) > 1:
         keys = next(iter(results.values())).keys()
-        results["aggregated_scores"] = {
-            f"{key}_{stat}": float(fn([r[key] for r in results.values()]))
-            for key in keys
-            for stat, fn in (("mean", np.mean), ("std", lambda v: np.std(v, ddof=1)))
-        }
+        with np.errstate(invalid="ignore"):  # an infinite d' has a NaN spread, as in heareval
+            results["aggregated_scores"] = {
+                f"{key}_{stat}": float(fn([r[key] for r in results.values()]))
+                for key in keys
+                for stat, fn in (("mean", np.mean), ("std", lambda v: np.std(v, ddof=1)))
+            }
     first = outcome.folds[0]
     postprocessing = first.details.get("postprocessing")
     results.update(
