@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -51,6 +50,9 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from machine import cmd, git_state
+from machine import machine as bench_machine
 
 REPO = Path(__file__).resolve().parent.parent
 MODULE = "hearbaseline.torchcrepe"
@@ -268,33 +270,9 @@ def _busy(pattern: str) -> bool:
     return bool(result.stdout.strip())
 
 
-def _cmd(args: list[str], **kwargs: object) -> str | None:
-    try:
-        result = subprocess.run(args, capture_output=True, text=True, timeout=120, **kwargs)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() if result.returncode == 0 else None
-
-
-def _proc_field(path: str, prefix: str) -> str | None:
-    try:
-        text = Path(path).read_text()
-    except OSError:
-        return None
-    line = next((x for x in text.splitlines() if x.startswith(prefix)), None)
-    return line.split(":", 1)[1].strip() if line else None
-
-
 def machine() -> dict:
-    mem_kib = _proc_field("/proc/meminfo", "MemTotal:")
-    return {
-        "cpu_model": _proc_field("/proc/cpuinfo", "model name"),
-        "nproc": os.cpu_count(),
-        "memory_gib": round(int(mem_kib.split()[0]) / 1024**2, 1) if mem_kib else None,
-        "platform": platform.platform(),
-        "host_python": platform.python_version(),
-        "docker_server": _cmd(["docker", "version", "--format", "{{.Server.Version}}"]),
-    }
+    docker = cmd(["docker", "version", "--format", "{{.Server.Version}}"])
+    return {**bench_machine(), "docker_server": docker}
 
 
 THREADS_PY = "import torch; print(torch.get_num_threads(), torch.get_num_interop_threads())"
@@ -302,9 +280,9 @@ THREADS_PY = "import torch; print(torch.get_num_threads(), torch.get_num_interop
 
 def default_threads(python: str, image: str | None) -> dict:
     """torch's default thread counts as each path's interpreter sees them."""
-    out = {"local": _cmd([python, "-W", "ignore", "-c", THREADS_PY])}
+    out = {"local": cmd([python, "-W", "ignore", "-c", THREADS_PY])}
     if image:
-        out["docker"] = _cmd([
+        out["docker"] = cmd([
             "docker", "run", "--rm", "--network", "none", "--entrypoint", "python3",
             image, "-W", "ignore", "-c", THREADS_PY,
         ])  # fmt: skip
@@ -316,15 +294,6 @@ def _relative(path: str) -> str:
         return str(Path(path).relative_to(REPO))
     except ValueError:
         return path
-
-
-def git_state() -> dict:
-    dirty = _cmd(["git", "-C", str(REPO), "status", "--porcelain", "--", "runner"])
-    return {
-        "commit": _cmd(["git", "-C", str(REPO), "rev-parse", "HEAD"]),
-        "runner_dirty": bool(dirty),
-        "runner_dirty_files": dirty.splitlines() if dirty else [],
-    }
 
 
 # ---------------------------------------------------------------- report
@@ -571,7 +540,7 @@ def main() -> int:
         "machine": machine(),
         "versions": versions,
         "image_id": image_id,
-        "git": git_state(),
+        "git": git_state("runner"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

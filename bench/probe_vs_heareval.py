@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -45,6 +44,9 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from machine import cmd, machine
+from machine import git_state as checkout_state
 
 REPO = Path(__file__).resolve().parent.parent
 TIME = Path("/usr/bin/time")
@@ -351,7 +353,7 @@ def shape_diff(ours: dict, theirs: dict) -> dict:
 # ---------------------------------------------------------------- tools
 
 
-def hear_cmd(args) -> list[str]:
+def hearcmd(args) -> list[str]:
     if args.hear_src is None:
         return [str(args.hear)]
     return [str(args.hear.parent / "python"), "-c", FROM_SRC, str(args.hear_src)]
@@ -370,7 +372,7 @@ def run_tool(tool: str, mode: str | None, folder: Path, args, env: dict, logs: P
             extra = args.heareval_args.split()
             cmd = [python, "-m", "heareval.predictions.runner", *extra, str(copy)]
         else:
-            cmd = [*hear_cmd(args), "probe", str(copy), "--mode", mode]
+            cmd = [*hearcmd(args), "probe", str(copy), "--mode", mode]
         log = logs / f"{folder.name}.{tool}{'' if mode is None else '-' + mode}.log"
         result = {"tool": tool, "mode": mode, "command": cmd, "log": str(log)}
         result["settle_wait_s"] = settle(args.settle_load, args.settle_max)
@@ -396,38 +398,6 @@ def run_tool(tool: str, mode: str | None, folder: Path, args, env: dict, logs: P
 
 
 # ---------------------------------------------------------------- environment
-
-
-def _cmd(cmd: list[str]) -> str | None:
-    try:
-        return (
-            subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout.strip() or None
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _proc_field(path: str, prefix: str) -> str | None:
-    try:
-        text = Path(path).read_text()
-    except OSError:
-        return None
-    line = next((x for x in text.splitlines() if x.startswith(prefix)), None)
-    return line.split(":", 1)[1].strip() if line else None
-
-
-def machine() -> dict:
-    model = _proc_field("/proc/cpuinfo", "model name")
-    mem_kib = _proc_field("/proc/meminfo", "MemTotal:")
-    mem = round(int(mem_kib.split()[0]) / 1024**2, 1) if mem_kib else None
-    return {
-        "cpu_model": model,
-        "nproc": int(_cmd(["nproc"]) or 0) or os.cpu_count(),
-        "os_cpu_count": os.cpu_count(),
-        "memory_gib": mem,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
 
 
 VERSIONS_PY = (
@@ -462,11 +432,7 @@ def git_state(hear_src: Path | None) -> dict:
             "runner_dirty": False,
             "source": str(hear_src),
         }
-    head = _cmd(["git", "-C", str(REPO), "rev-parse", "HEAD"])
-    dirty = _cmd(
-        ["git", "-C", str(REPO), "status", "--porcelain", "--", "runner", "pyproject.toml"]
-    )
-    return {"commit": head, "runner_dirty": bool(dirty), "source": str(REPO)}
+    return checkout_state("runner", "pyproject.toml")
 
 
 # ---------------------------------------------------------------- report
@@ -717,7 +683,7 @@ def main() -> None:
                 env,
             ),
             "hear_venv": {
-                "hear": _cmd([*hear_cmd(args), "--version"]),
+                "hear": cmd([*hearcmd(args), "--version"]),
                 "hear_src": None if args.hear_src is None else str(args.hear_src),
                 **versions(
                     args.hear.parent / "python",
