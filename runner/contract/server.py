@@ -143,6 +143,7 @@ class Host:
             "audio_format": self.audio_format,
             "load_seconds": round(self.load_seconds, 3),
             "versions": _versions(self.module_name),
+            **self._device_name(),
             **self.resources(),
         }
 
@@ -153,11 +154,22 @@ class Host:
         """
         peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
         found: dict[str, Any] = {"peak_rss_bytes": int(peak_kib) * 1024}
+        torch = self._torch_on_cuda()
+        if torch is not None:
+            found["peak_gpu_bytes"] = int(torch.cuda.max_memory_allocated())
+        return found
+
+    def _device_name(self) -> dict[str, str]:
+        """The GPU's name, for the hello (torch on CUDA only)."""
+        torch = self._torch_on_cuda()
+        return {"device_name": str(torch.cuda.get_device_name())} if torch is not None else {}
+
+    def _torch_on_cuda(self) -> Any:
+        """torch, when the model already imported it and runs on CUDA; else None."""
         torch = sys.modules.get("torch")
         if torch is not None and self.device.startswith("cuda") and torch.cuda.is_available():
-            found["peak_gpu_bytes"] = int(torch.cuda.max_memory_allocated())
-            found["device_name"] = str(torch.cuda.get_device_name())
-        return found
+            return torch
+        return None
 
     def _to_model(self, audio: np.ndarray) -> Any:
         if self.audio_format == "torch":

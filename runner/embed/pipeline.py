@@ -262,7 +262,7 @@ class Chunker:
     timestamps stay regular across the seams. Scene embeddings: the mean of the
     chunks' scene embeddings, weighted by their length (the HEAR API has no way to
     pool a clip it cannot take whole). Frames next to a seam see less context than
-    they would unchunked.
+    they would unchunked. One per model server: a halved chunk length stays with it.
     """
 
     #: Chunks are never made shorter than this when halving after out-of-memory.
@@ -273,23 +273,21 @@ class Chunker:
     ) -> None:
         self.client, self.rate, self.event = client, rate, event
         self.max_samples = round(max_seconds * rate) if max_seconds else None
-        self._lock = threading.Lock()
 
     def needed(self, n_samples: int) -> bool:
         return self.max_samples is not None and n_samples > self.max_samples
 
     def shrink(self, n_samples: int, context: str) -> None:
         """After out-of-memory on one clip (or chunk): halve the chunk length."""
-        with self._lock:
-            current = min(self.max_samples or n_samples, n_samples)
-            smaller = current // 2
-            if smaller < self.MIN_SECONDS * self.rate:
-                raise ModelError(
-                    f"{self.client.label} ran out of memory on {current / self.rate:.1f} s of "
-                    f"audio ({context}), even split into chunks",
-                    "out_of_memory",
-                )
-            self.max_samples = smaller
+        current = min(self.max_samples or n_samples, n_samples)
+        smaller = current // 2
+        if smaller < self.MIN_SECONDS * self.rate:
+            raise ModelError(
+                f"{self.client.label} ran out of memory on {current / self.rate:.1f} s of "
+                f"audio ({context}), even split into chunks",
+                "out_of_memory",
+            )
+        self.max_samples = smaller
 
     def embed(self, audio: np.ndarray, context: str) -> tuple[np.ndarray, np.ndarray]:
         """(1, D) scene, or (1, T, D) frames and (1, T) times in ms, for a 1-d clip."""
