@@ -30,6 +30,7 @@ import numpy as np
 from runner.embed.pipeline import SplitEmbeddings
 from runner.errors import TaskError
 from runner.events import reference_events
+from runner.files import atomic_write
 from runner.probes.data import ProbeProblem, ProbeSplit
 from runner.probes.stage import ProbeOutcome
 from runner.tasks.folder import METADATA_FILE, VOCABULARY_FILE, Task
@@ -156,9 +157,7 @@ def predicted_scores(problem: ProbeProblem, outcome: ProbeOutcome) -> dict[str, 
 
 def write_predicted_scores(problem: ProbeProblem, outcome: ProbeOutcome) -> Path:
     path = problem.source / SCORES_FILE
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(predicted_scores(problem, outcome), indent=4))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(predicted_scores(problem, outcome), indent=4))
     return path
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ from typing import Any
 
 from runner import __version__
 from runner.errors import HearError
+from runner.files import atomic_output
 from runner.report.charts import (
     CostPoint,
     Timeline,
@@ -82,12 +82,9 @@ def write_report(
         raise HearError(f"{results_dir}: no result records (<model>/<task>.json) here")
     page = Page(entries, results_dir, timeline_files, image_sizes or docker_image_sizes)
     html = page.render(skipped)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    with atomic_output(output, "w") as handle:
         handle.write(html)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, output)
+        os.chmod(handle.name, 0o644)
     return Report(output, page.models, page.tasks, page.plots, page.notes)
 
 

@@ -11,10 +11,8 @@ same work again, and compares the new scores with the kept ones.
 from __future__ import annotations
 
 import math
-import os
 import platform
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,6 +23,7 @@ from runner import __version__
 from runner.contract.wire import CONTRACT_VERSION
 from runner.engines.base import ModelSource
 from runner.errors import HearError
+from runner.files import atomic_write
 
 if TYPE_CHECKING:
     from runner.results.records import RunRecord
@@ -107,10 +106,7 @@ class RunManifest(BaseModel):
         path, n = folder / f"{stamp}.json", 2
         while path.exists():
             path, n = folder / f"{stamp}-{n}.json", n + 1
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(self.model_dump_json(indent=2))
-        os.replace(tmp, path)
+        atomic_write(path, self.model_dump_json(indent=2))
         return path
 
     @classmethod

@@ -10,13 +10,13 @@ names and events) next to the record's JSON.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from runner.files import atomic_save
 
 SUFFIX = ".predictions.npz"
 
@@ -54,11 +54,7 @@ def save_predictions(path: Path, labels: list[str], folds: list[FoldPredictions]
     for i, f in enumerate(folds):
         arrays[f"targets_{i}"] = f.targets.astype(np.uint8)
         arrays[f"scores_{i}"] = f.scores.astype(np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as handle:
-        np.savez_compressed(handle, **arrays)
-    os.replace(tmp, path)
+    atomic_save(path, lambda handle: np.savez_compressed(handle, **arrays))
     return path
 
 

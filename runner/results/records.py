@@ -6,7 +6,6 @@ import functools
 import json
 import os
 import platform
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from runner import __version__
 from runner.contract.wire import CONTRACT_VERSION
+from runner.files import atomic_write
 from runner.results.predictions import FoldPredictions, predictions_path, save_predictions
 
 # heareval's test.predicted-scores.json for the record's run goes in a folder per (model,
@@ -151,17 +151,10 @@ class RunRecord(BaseModel):
         if self._heareval_scores is not None:
             folder = path.with_name(path.name.removesuffix(".json"))
             folder.mkdir(exist_ok=True)
-            _write_atomically(folder / HEAREVAL_SCORES, json.dumps(self._heareval_scores, indent=4))
+            atomic_write(folder / HEAREVAL_SCORES, json.dumps(self._heareval_scores, indent=4))
             self.heareval_scores_file = f"{folder.name}/{HEAREVAL_SCORES}"
-        _write_atomically(path, self.model_dump_json(indent=2))
+        atomic_write(path, self.model_dump_json(indent=2))
         return path
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 def host_info() -> dict[str, Any]:
