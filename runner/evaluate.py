@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,9 +10,10 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 
 from runner.contract.messages import Hello
-from runner.embed.pipeline import SplitEmbeddings, embed_split
+from runner.embed.pipeline import SplitEmbeddings, embed_split, split_stamps
 from runner.embed.store import EmbeddingStore, ModelKey, Overwrite, SplitStore
 from runner.engines.base import Engine, ModelSource, RunningModel
 from runner.errors import HearError
@@ -153,17 +153,41 @@ def embed_or_load(
     console: Console,
     overwrite: Overwrite = "only-missing",
 ) -> tuple[dict[str, SplitEmbeddings], Hello, dict[str, Any]]:
-    """The task's embeddings (from the store, or computed), the model's hello and provenance."""
+    """The task's embeddings (from the store, or computed), the model's hello and provenance.
+
+    Before the model starts, every clip is stat-ed: a clip that vanished is an error naming
+    it, and a stored split is served only if its clips' files and its own files' checksums
+    are what the store recorded (see runner.embed.store); the rest is embedded.
+    """
+
+    def say(message: str) -> None:
+        console.print(f"[yellow]store[/] {escape(message)}", soft_wrap=True)
+
+    splits = {split: store.split(model.key, task, split, say) for split in task.splits}
     if overwrite == "always":
-        shutil.rmtree(store.task_dir(model.key, task), ignore_errors=True)
-    splits = {split: store.split(model.key, task, split) for split in task.splits}
+        for split_store in splits.values():
+            with split_store.locked():
+                split_store.clear()
     info = store.model_info(model.key)
-    if info and all(s.complete for s in splits.values()):
-        console.print(f"[green]cached[/] {task.name}: every split's embeddings are in the store")
-        embedded = {name: s.load() for name, s in splits.items()}
-        return embedded, Hello.model_validate(info["hello"]), info["provenance"]
+    stored: dict[str, SplitEmbeddings] = {}
+    if info is not None:
+        rate = task.source_rate(Hello.model_validate(info["hello"]).sample_rate)
+        stamps = {split: split_stamps(task, split, rate) for split in task.splits}
+        for split, split_store in splits.items():
+            if split_store.complete:
+                with split_store.locked():
+                    files = [c.file for c in task.clips(split)]
+                    split_store.reconcile(files, stamps[split])
+                    if split_store.complete:
+                        stored[split] = split_store.load()
+                        stored[split].split = split
+        if len(stored) == len(splits):
+            console.print(
+                f"[green]cached[/] {task.name}: every split's embeddings are in the store"
+            )
+            return stored, Hello.model_validate(info["hello"]), info["provenance"]
     if overwrite == "never":
-        missing = next(name for name, s in splits.items() if not s.complete)
+        missing = next(name for name in splits if name not in stored)
         raise HearError(
             f"{model.source.display_name} on {task.name}: split {missing!r} is not in the "
             f"embedding store ({splits[missing].path}) and --overwrite never computes nothing"
@@ -171,7 +195,9 @@ def embed_or_load(
     servers = model.get()
     hello = servers[0].client.hello
     assert hello is not None
-    embedded = embed_task(servers, task, batch_size, console, splits, model.source.max_clip_seconds)
+    embedded = embed_task(
+        servers, task, batch_size, console, splits, model.source.max_clip_seconds, stored
+    )
     return embedded, hello, model.provenance()
 
 
@@ -239,6 +265,8 @@ def probe_and_score(
             "embed": round(sum(e.seconds for e in embedded.values()), 3),
             "embed_cached": float(all(e.cached for e in embedded.values())),
             "clips_embedded": sum(e.clips_embedded for e in embedded.values()),
+            "clips_from_store": sum(e.clips_from_store for e in embedded.values()),
+            "clips_changed": sum(e.clips_changed for e in embedded.values()),
             "audio_seconds": round(sum(e.audio_seconds for e in embedded.values()), 3),
             **_throughput(embedded),
             "probe": round(outcome.seconds, 3),
@@ -275,11 +303,15 @@ def embed_task(
     console: Console,
     stores: dict[str, SplitStore],
     max_clip_seconds: float | None = None,
+    stored: dict[str, SplitEmbeddings] | None = None,
 ) -> dict[str, SplitEmbeddings]:
-    """Every split of ``task`` embedded into its store by every server, a progress bar each."""
-    embedded: dict[str, SplitEmbeddings] = {}
+    """Every split of ``task`` embedded into its store by every server, a progress bar each
+    (the splits in ``stored``, already checked and loaded from the store, are kept as they are)."""
+    embedded: dict[str, SplitEmbeddings] = dict(stored or {})
     with progress(console) as bars:
         for split in task.splits:
+            if split in embedded:
+                continue
             bar = bars.add_task(f"{task.name} · {split}", total=len(task.clips(split)))
             advance = functools.partial(bars.advance, bar)
             embedded[split] = embed_split(

@@ -21,7 +21,7 @@ import soundfile as sf
 
 from runner.contract.client import ModelClient
 from runner.errors import ModelError, TaskError
-from runner.tasks.audio import fit_length, read_clip
+from runner.tasks.audio import Stamp, fit_length, read_clip_stamped, stat_clip
 from runner.tasks.folder import Clip, Task
 
 if TYPE_CHECKING:
@@ -48,6 +48,8 @@ class SplitEmbeddings:
     batch_size: int = 0  # the batch size the split ended with (smaller after out-of-memory)
     wall_seconds: float = 0.0  # wall time this run spent embedding the split (0 when cached)
     clips_embedded: int = 0  # clips this run sent to the model (the others were in the store)
+    clips_from_store: int = 0  # clips whose embeddings came from the store
+    clips_changed: int = 0  # stored clips embedded again because their audio file changed
 
 
 class SplitPlan:
@@ -101,8 +103,10 @@ def embed_split(
 ) -> SplitEmbeddings:
     """Embeddings for every clip of ``split``, in the split's (sorted) file order.
 
-    Batches already in ``store`` are kept; the others are embedded and committed one
-    by one, so a stopped run resumes where it stopped. With several model servers
+    Batches already in ``store`` are kept (unless their clips' files changed, or their
+    files fail their checksums); the others are embedded and committed one by one, so a
+    stopped run resumes where it stopped. The split is locked meanwhile (another run
+    using the same store waits for it). With several model servers
     (one per GPU), each takes the next batch as soon as it is free. The split is
     assembled on disk and comes back memory-mapped. ``on_batch(n_clips, audio_seconds)``
     reports progress (finished batches included). Clips longer than
@@ -113,32 +117,42 @@ def embed_split(
     source_rate = task.source_rate(workers[0].hello.sample_rate)
     sizes = [batch_size]
     started = time.perf_counter()
-    computed = not store.complete
-    if computed:
-        plan = SplitPlan(task, split, store, source_rate)
-        if plan.finished and on_batch is not None:
-            on_batch(plan.finished, 0.0)
-        work = functools.partial(
-            embed_batches, task=task, split=split, store=store, plan=plan,
-            batch_size=batch_size, on_batch=on_batch, max_clip_seconds=max_clip_seconds,
-        )  # fmt: skip
-        if len(workers) == 1:
-            sizes = [work(workers[0])]
-        else:
-            with ThreadPoolExecutor(max_workers=len(workers)) as pool:
-                futures = [pool.submit(work, w) for w in workers]
-                try:
-                    sizes = [f.result() for f in futures]
-                except BaseException:
-                    plan.stop()  # the other workers finish their batch and stop
-                    raise
-        store.assemble([c.file for c in task.clips(split)], task.metadata.embedding_type == "event")
-    embedded = store.load()
+    files = [c.file for c in task.clips(split)]
+    with store.locked():
+        store.reconcile(files, split_stamps(task, split, source_rate))
+        computed = not store.complete
+        if computed:
+            plan = SplitPlan(task, split, store, source_rate)
+            if plan.finished and on_batch is not None:
+                on_batch(plan.finished, 0.0)
+            work = functools.partial(
+                embed_batches, task=task, split=split, store=store, plan=plan,
+                batch_size=batch_size, on_batch=on_batch, max_clip_seconds=max_clip_seconds,
+            )  # fmt: skip
+            if len(workers) == 1:
+                sizes = [work(workers[0])]
+            else:
+                with ThreadPoolExecutor(max_workers=len(workers)) as pool:
+                    futures = [pool.submit(work, w) for w in workers]
+                    try:
+                        sizes = [f.result() for f in futures]
+                    except BaseException:
+                        plan.stop()  # the other workers finish their batch and stop
+                        raise
+            store.assemble(files, task.metadata.embedding_type == "event")
+        embedded = store.load()
     embedded.split = split
     embedded.batch_size = min(sizes)
     embedded.wall_seconds = time.perf_counter() - started if computed else 0.0
     embedded.clips_embedded = len(plan.todo) if computed else 0
+    embedded.clips_from_store = len(files) - embedded.clips_embedded
+    embedded.clips_changed = len(store.changed)
     return embedded
+
+
+def split_stamps(task: Task, split: str, source_rate: int) -> list[Stamp]:
+    """Every clip file's size and mtime (a stat each, nothing read); a missing one is named."""
+    return [stat_clip(task.audio_path(split, c.file, source_rate)) for c in task.clips(split)]
 
 
 def embed_batches(
@@ -167,8 +181,12 @@ def embed_batches(
     event = task.metadata.embedding_type == "event"
     clips = task.clips(split)
 
+    stamps: dict[int, Stamp] = {}  # the bytes each clip was decoded from, for its batch record
+
     def read(i: int) -> np.ndarray:
-        return read_clip(task.audio_path(split, clips[i].file, source_rate), rate, source_rate)
+        path = task.audio_path(split, clips[i].file, source_rate)
+        audio, stamps[i] = read_clip_stamped(path, rate, source_rate)
+        return audio
 
     def load(indices: list[int]) -> tuple[np.ndarray, list[int]]:
         audio = list(decoders.map(read, indices))  # libsndfile and soxr release the GIL
@@ -215,13 +233,14 @@ def embed_batches(
             _check_finite(rows, batch, client.label, context)
             store.write_batch(
                 indices, np.concatenate(rows), counts, np.concatenate(times),
-                sum(lengths) / rate, seconds,
+                [n / rate for n in lengths], seconds, [stamps[i] for i in indices],
             )  # fmt: skip
         else:
             _check_finite(list(embeddings[:, None, :]), batch, client.label, context)
             store.write_batch(
-                indices, embeddings, [1] * len(batch), None, sum(lengths) / rate, seconds
-            )
+                indices, embeddings, [1] * len(batch), None, [n / rate for n in lengths],
+                seconds, [stamps[i] for i in indices],
+            )  # fmt: skip
         if on_batch is not None:
             on_batch(len(batch), sum(lengths) / rate)
 
