@@ -199,6 +199,7 @@ class SplitStore:
         self.path = path
         self.say = say or _warn  # one-line notices: a dropped file, waiting for another run
         self.changed: set[int] = set()  # clips found changed on disk by this object's checks
+        self._checked: Summary | None = None  # split.json as reconcile last checked it
 
     @property
     def complete(self) -> bool:
@@ -219,13 +220,14 @@ class SplitStore:
         unchanged clips, so only the changed ones are embedded again.
         """
         _remove(self.path.glob(f".*{TEMP_SUFFIX}"))  # under the lock: writers that died
-        summary = self._summary(files)
+        summary = self._checked = self._summary(files)
         if summary is not None:
             _remove(self.path.glob("batch-*"))  # an assembly cut short: split.json supersedes
             changed = [i for i, (old, new) in enumerate(zip(summary.stamps, stamps, strict=True))
                        if not old.same_file(new)]  # fmt: skip
             if changed:
                 self._unassemble(summary, changed)
+                self._checked = None
         else:
             self._remove_assembled()
             changed, seen = [], set[int]()
@@ -323,12 +325,13 @@ class SplitStore:
             "sha256": {EMBEDDINGS_FILE: sha256, FRAMES_FILE: _sha256(frames)},
         }
         atomic_write(self.path / SPLIT_FILE, json.dumps(summary))
+        self._checked = None
         for batch in batches:  # the record first: a batch is never half there
             _remove([batch.record, batch.rows_file])
 
     def load(self) -> SplitEmbeddings:
         """The complete split (as :meth:`reconcile` checked it), its embeddings memory-mapped."""
-        summary = Summary.read(self.path / SPLIT_FILE)
+        summary = self._checked or Summary.read(self.path / SPLIT_FILE)
         with np.load(self.path / FRAMES_FILE) as frames:
             frame_clip, frame_ms = frames["frame_clip"], frames["frame_ms"]
         return SplitEmbeddings(
@@ -345,6 +348,7 @@ class SplitStore:
 
     def clear(self) -> None:
         """Remove everything stored for the split (the lock stays: it may be held)."""
+        self._checked = None
         _remove(p for p in self.path.glob("*") if p.name != LOCK_FILE)
         _remove(p for p in self.path.glob(".*") if p.name != LOCK_FILE)
 
