@@ -608,8 +608,10 @@ class _Capped(io.RawIOBase):
             data = self.raw.read(want)
         except (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as e:
             raise _Corrupt(_one_line(e) or type(e).__name__) from None
-        except OSError as e:  # bz2 reports damage as OSError
-            raise _Corrupt(_one_line(e)) from None
+        except OSError as e:
+            if isinstance(self.raw, bz2.BZ2File):  # bz2 reports damage as OSError
+                raise _Corrupt(_one_line(e)) from None
+            raise
         self.count += len(data)
         if self.count > self.limit:
             raise _BadArchive(self.too_big)
