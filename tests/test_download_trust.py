@@ -329,3 +329,16 @@ def test_every_catalogue_archive_is_still_without_a_checksum() -> None:
     """Honesty check: the real HEAR 2021 checksums are not known here, so none is made up;
     the ledger is what protects those downloads."""
     assert all(a.md5 is None and a.sha256 is None for t in cat.CATALOGUE for a in t.archives)
+
+
+def test_archive_without_the_task_folder_is_not_kept_for_reuse(
+    tmp_path: Path, server: Server
+) -> None:
+    """A bad archive is removed, not reused by every later try without a request."""
+    data = tarball(task_files("other-1.0-full"))
+    task = entry(server.serve("other.tar.gz", data))
+    for _ in range(2):
+        with pytest.raises(HearError, match=rf"^{ARCHIVE}: no tasks/{FOLDER}/task_metadata.json inside"):  # fmt: skip
+            dl.download_task(task, tmp_path, progress=False)
+        assert _files_left(tmp_path) == []
+    assert server.ranges == [None, None]  # downloaded again, not reused

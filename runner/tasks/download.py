@@ -541,7 +541,8 @@ def extract(archive_path: Path, dest: Path, max_bytes: int | None = None) -> Non
     and a tar without its end-of-archive block (truncated).
 
     Members are streamed once (a gzip stream cannot seek back cheaply). A corrupt or
-    refused archive is removed, so the next run downloads it again.
+    refused archive is removed, so the next run downloads it again; the gzip stream is read
+    to its end, so its CRC and length are checked too.
     """
     if max_bytes is None:
         max_bytes = expansion_limit(archive_path.stat().st_size, resolve_max_expansion(None))
@@ -704,7 +705,7 @@ def find_task_folder(root: Path, folder: str, archive_path: Path) -> Path:
             for p in root.glob(pattern)
         }
     )
-    raise HearError(
+    raise _BadArchive(
         f"{archive_path.name}: no tasks/{folder}/{METADATA_FILE} inside "
         f"(task folders found: {', '.join(found) or 'none'})"
     )
