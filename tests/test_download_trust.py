@@ -80,7 +80,7 @@ def test_mirror_option_on_the_command_line(tmp_path: Path, server: Server, mirro
     done = subprocess.run(
         [sys.executable, "-m", "runner", "tasks", "download", "esc50",
          "--tasks-dir", str(tmp_path), "--mirror", f"{mirror.base}/"],
-        capture_output=True, text=True, timeout=300, env=env,
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert mirror.ranges == [None]  # one whole GET, to the mirror
