@@ -916,12 +916,9 @@ def tasks_download(
         ),
     ] = None,
 ) -> None:
-    """Download released HEAR task archives (resumable, verified); extract them.
-
-    Trust on first use where the catalogue has no checksum (all of HEAR 2021's, here):
-
-    size and sha256 go to TASKS_DIR/.downloads/<archive>.verified.json; later ones must match.
-    """
+    """Download released HEAR task archives (resumable, verified) and extract them. Where
+    the catalogue has no checksum, the first complete download's size and sha256 are kept
+    in TASKS_DIR/.downloads/<archive>.verified.json and every later one must match."""
     from runner.tasks.download import download_tasks
 
     paths = download_tasks(
