@@ -239,6 +239,10 @@ def test_read_only_output_folders_stop_before_any_work(
                 assert "starting" not in done.stderr, (name, done.stderr)
                 assert "not writable: the file system is read-only" in line, (name, line)
                 assert str(ro) in line, (name, line)
+            # An OSError of a full or read-only disk met elsewhere: one line naming the path.
+            done = hear("tasks", "prepare", "mini", "--tasks-dir", str(ro / "tasks"))
+            assert "Traceback" not in done.stderr and done.returncode == 1, done.stderr
+            assert error_lines(done) == [f"error: {ro / 'tasks'}: Read-only file system"]
         finally:
             subprocess.run(["umount", str(ro)], check=True)  # the bind mount
     assert not list(store.rglob("*.npy")), "hear run embedded before finding the results folder"
