@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 
 from runner.contract.messages import Hello
 from runner.embed.pipeline import SplitEmbeddings, embed_split
@@ -103,8 +104,8 @@ class ModelOnDemand:
         if not self.running:
             count = len(self.gpus)
             self.console.print(
-                f"[bold]starting[/] {self.source.display_name} on the {self.engine.name} engine"
-                + (f" ({count} servers)" if count > 1 else "")
+                f"[bold]starting[/] {escape(self.source.display_name)} on the "
+                f"{self.engine.name} engine" + (f" ({count} servers)" if count > 1 else "")
             )
             started = time.perf_counter()
             for gpu in self.gpus:
@@ -159,7 +160,9 @@ def embed_or_load(
     splits = {split: store.split(model.key, task, split) for split in task.splits}
     info = store.model_info(model.key)
     if info and all(s.complete for s in splits.values()):
-        console.print(f"[green]cached[/] {task.name}: every split's embeddings are in the store")
+        console.print(
+            f"[green]cached[/] {escape(task.name)}: every split's embeddings are in the store"
+        )
         embedded = {name: s.load() for name, s in splits.items()}
         return embedded, Hello.model_validate(info["hello"]), info["provenance"]
     if overwrite == "never":
@@ -250,7 +253,8 @@ def probe_and_score(
     if interval.seconds > 5:
         console.print(
             f"{task.name} · bootstrap interval: {interval.resamples} resamples of "
-            f"{record.primary_metric} in {interval.seconds:.0f} s"
+            f"{record.primary_metric} in {interval.seconds:.0f} s",
+            markup=False,
         )
     return record
 
