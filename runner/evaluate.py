@@ -54,6 +54,7 @@ def evaluate(
     for task in tasks:  # every metric is known before any model starts
         for name in task.metadata.evaluation:
             _check_metric(task, get_metric(name))
+    check_tasks(tasks, console)
     keys = [model_key(source, engine.check(source)) for source in sources]  # checked up front
     records = []
     for source, key in zip(sources, keys, strict=True):
@@ -72,6 +73,15 @@ def evaluate(
                 if on_record:
                     on_record(record, path)
     return records
+
+
+def check_tasks(tasks: list[Task], console: Console) -> None:
+    """Before any model starts, cached or not: every listed clip is there as a regular
+    file (:meth:`Task.check_audio`), and each task's warnings are printed, once."""
+    for task in tasks:
+        task.check_audio()
+        for warning in task.warnings:
+            console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
 def model_key(source: ModelSource, identity: str) -> ModelKey:
@@ -309,6 +319,7 @@ def export_embeddings(
     from runner.probes.heareval_dir import write_embeddings_dir
 
     console = console or Console(stderr=True)
+    check_tasks(tasks, console)
     key = model_key(source, engine.check(source))
     written = []
     with ModelOnDemand(engine, source, key, store, console, gpus) as model:

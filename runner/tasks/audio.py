@@ -1,7 +1,18 @@
-"""Decoding and resampling, so every clip reaches a model at its own sample rate."""
+"""Decoding and resampling, so every clip reaches a model at its own sample rate.
+
+A clip is opened without following a link and without waiting (O_NOFOLLOW,
+O_NONBLOCK), then must be a regular file: a FIFO or device named in a task can
+neither block a run nor be read. A clip that is empty, or shorter than its header
+promises, is an error naming it, not a silently shorter clip.
+"""
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +21,12 @@ import soxr
 
 from runner.errors import TaskError
 
+#: No link followed, no wait on a FIFO, no descriptor leaked into model servers.
+OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+
+#: A WAV data chunk of this length is being streamed: its length is unknown, not wrong.
+STREAMING_LENGTH = 0xFFFFFFFF
+
 
 def read_clip(path: Path, target_rate: int, expected_rate: int | None = None) -> np.ndarray:
     """Mono float32 audio at ``target_rate``, resampled with soxr (HQ) when needed.
@@ -17,18 +34,90 @@ def read_clip(path: Path, target_rate: int, expected_rate: int | None = None) ->
     ``expected_rate`` is the rate the file's folder promises; a file at
     another rate is an error naming the file, not a silent resample.
     """
-    try:
-        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError) as e:
-        if not path.exists():
-            raise TaskError(path, "audio file is missing") from None
-        raise TaskError(path, f"cannot decode audio: {e}") from None
-    if expected_rate is not None and rate != expected_rate:
-        raise TaskError(path, f"sample rate is {rate} Hz but its folder is {expected_rate}")
+    with _sound_file(path) as sound:
+        rate = sound.samplerate
+        if expected_rate is not None and rate != expected_rate:
+            raise TaskError(path, f"sample rate is {rate} Hz but its folder is {expected_rate}")
+        audio = sound.read(dtype="float32", always_2d=True)
+        if len(audio) < sound.frames:
+            raise TaskError(
+                path, f"decoded {len(audio)} of the {sound.frames} frames its header promises"
+                + _listed(path),
+            )  # fmt: skip
     mono = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
     if rate != target_rate:
         mono = soxr.resample(mono, rate, target_rate, "HQ")
     return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def clip_frames(path: Path) -> int:
+    """A clip's length in samples, from its header (checked as :func:`read_clip` does)."""
+    with _sound_file(path) as sound:
+        return int(sound.frames)
+
+
+def open_clip(path: Path) -> int:
+    """A read-only descriptor of ``path``, which must be a regular file (the caller closes it)."""
+    try:
+        fd = os.open(path, OPEN_FLAGS)
+    except FileNotFoundError:
+        raise TaskError(path, "audio file is missing" + _listed(path)) from None
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.EMLINK):  # O_NOFOLLOW met a link (EMLINK on BSD)
+            raise TaskError(
+                path, f"is a symlink{_listed(path)}; clips must be regular files"
+            ) from None
+        raise TaskError(path, f"cannot open audio: {e.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise TaskError(path, f"is not a regular file{_listed(path)}")
+    return fd
+
+
+@contextmanager
+def _sound_file(path: Path) -> Iterator[sf.SoundFile]:
+    """The clip opened for decoding; libsndfile reads the descriptor without the GIL."""
+    fd = open_clip(path)
+    try:
+        _check_wav_length(path, fd)
+        try:
+            with sf.SoundFile(fd, closefd=False) as sound:
+                if not sound.frames:
+                    raise TaskError(path, "holds no audio (0 frames)" + _listed(path))
+                yield sound
+        except (sf.LibsndfileError, RuntimeError, OSError) as e:
+            raise TaskError(path, f"cannot decode audio: {e}{_listed(path)}") from None
+    finally:
+        os.close(fd)
+
+
+def _check_wav_length(path: Path, fd: int) -> None:
+    """A WAV whose data chunk promises more bytes than the file holds was cut short.
+
+    libsndfile quietly reads what is there, which would embed a shorter clip.
+    """
+    size = os.fstat(fd).st_size
+    head = os.pread(fd, 12, 0)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE":
+        return
+    offset = 12
+    while offset + 8 <= size:
+        chunk = os.pread(fd, 8, offset)
+        length = int.from_bytes(chunk[4:], "little")
+        if chunk[:4] == b"data":
+            held = size - offset - 8
+            if length > held and length != STREAMING_LENGTH:
+                raise TaskError(
+                    path, f"truncated: its header promises {length} bytes of audio, the file "
+                    f"holds {held}" + _listed(path),
+                )  # fmt: skip
+            return
+        offset += 8 + length + (length & 1)  # chunks are padded to even lengths
+
+
+def _listed(path: Path) -> str:
+    """The split file naming a clip at ``<rate>/<split>/<file>``, for error messages."""
+    return f" (listed in {path.parent.name}.json)" if path.parent.parent.name.isdigit() else ""
 
 
 def fit_length(audio: np.ndarray, n_samples: int) -> np.ndarray:
