@@ -86,6 +86,14 @@ def get_timestamp_embeddings(audio, model):
 """
 
 
+#: hear/base's server from a shell: the launcher, or an older hear/base's module.
+START_SERVER = (
+    "if [ -f /opt/hear/hear_contract/launch.py ]; "
+    "then exec python3 /opt/hear/hear_contract/launch.py; "
+    "else exec python3 -m hear_contract.server; fi"
+)
+
+
 def hear(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "runner", *args],
@@ -166,11 +174,11 @@ class Victim:
         self.sock.close()
 
 
-def _run_dir(docker_client, container_name: str) -> Path:
+def _run_dir(docker_client, container_name: str) -> tuple[Path, bool]:
+    """The host folder mounted at /run/hear, and whether the mount is writable."""
     container = docker_client.containers.get(container_name)
     [mount] = [m for m in container.attrs["Mounts"] if m["Destination"] == "/run/hear"]
-    assert mount["RW"] is False
-    return Path(mount["Source"])
+    return Path(mount["Source"]), mount["RW"]
 
 
 # -- finding 4: the host owns its socket ------------------------------------------------------
@@ -187,13 +195,14 @@ def test_module_cannot_replace_the_hosts_socket(
         engine = DockerEngine(EngineSettings(load_timeout=60))
         with engine.start(source) as model:
             planted, _, _ = model.client.scene(np.zeros((1, 1600), np.float32))[0]
-            run_dir = _run_dir(docker_client, model.provenance["container"])
+            run_dir, writable = _run_dir(docker_client, model.provenance["container"])
             sock = run_dir / "model.sock"
-            assert stat.S_ISSOCK(sock.lstat().st_mode) and not sock.is_symlink()
+            assert stat.S_ISSOCK(sock.lstat().st_mode), "the container replaced the socket"
             assert model.provenance["sandbox"]["transport"] == "socket"
             peer = model.provenance["socket_peer"]
             assert peer["pid"] not in (0, os.getpid()) and peer["uid"] == 10001
         assert planted == 0.0, "the container replaced the host's socket"
+        assert not writable
     finally:
         victim.close()
     assert victim.connections == 0, "the host connected to a socket the container planted"
@@ -207,11 +216,7 @@ def test_entrypoint_cannot_plant_a_socket_before_the_server_starts(
     the host must not connect to the planted path; the run works over its own socket (or
     fails naming the container, never talking to the victim)."""
     victim = Victim(tmp_path)
-    script = (
-        f"ln -sf {victim.path} /run/hear/model.sock 2>/dev/null; sleep 2; "
-        "exec python3 /opt/hear/hear_contract/launch.py 2>/dev/null "
-        "|| exec python3 -m hear_contract.server"
-    )
+    script = f"ln -sf {victim.path} /run/hear/model.sock 2>/dev/null; sleep 2; {START_SERVER}"
     tag = build(
         docker_client, base_image, "hear-test/planter:latest",
         "WORKDIR /opt/model\nCOPY numpy_logmel.py /opt/model/\nENV HEAR_MODULE=numpy_logmel\n"
@@ -239,7 +244,7 @@ def test_a_host_process_cannot_take_the_containers_place(
     tag = build(
         docker_client, base_image, "hear-test/slow-start:latest",
         "WORKDIR /opt/model\nCOPY numpy_logmel.py /opt/model/\nENV HEAR_MODULE=numpy_logmel\n"
-        'ENTRYPOINT ["sh", "-c", "sleep 2; exec python3 /opt/hear/hear_contract/launch.py"]\n',
+        f"ENTRYPOINT {json.dumps(['sh', '-c', 'sleep 2; ' + START_SERVER])}\n",
         {"numpy_logmel.py": (HEAR_MODULES / "numpy_logmel.py").read_text()},
     )  # fmt: skip
     import tempfile
@@ -304,12 +309,12 @@ def test_container_cannot_fill_the_hosts_disk_through_its_run_folder(
     source = ModelSource(kind="image", ref=sneaky_image, options={"fill_mib": 50})
     with DockerEngine().start(source) as model:
         _, to_run_dir, to_tmp = model.client.scene(np.zeros((1, 1600), np.float32))[0]
-        run_dir = _run_dir(docker_client, model.provenance["container"])
+        run_dir, writable = _run_dir(docker_client, model.provenance["container"])
         size = sum(p.lstat().st_size for p in run_dir.iterdir())
         mode = run_dir.stat()
         assert [p.name for p in run_dir.iterdir()] == ["model.sock"]
     assert to_run_dir == 0.0, f"the container wrote {to_run_dir:.0f} MiB to the host"
-    assert size < 4096
+    assert size < 4096 and not writable
     assert stat.S_IMODE(mode.st_mode) == 0o755 and mode.st_uid == os.getuid()
     assert to_tmp == 50.0  # scratch space is the container's own tmpfs
 
@@ -331,29 +336,35 @@ def test_kill_9_leftover_container_is_removed_by_the_next_run(
          "--model-options", '{"fault": "hang"}', *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    before = {c.id for c in _ours(docker_client)}
     deadline = time.monotonic() + 60
     mine: list = []
     while time.monotonic() < deadline and not mine:
-        mine = [
-            c for c in _ours(docker_client) if c.labels.get("org.hear.owner.pid") == str(proc.pid)
-        ]
+        mine = [c for c in _ours(docker_client)
+                if c.id not in before and c.name.startswith("hear-trust-faulty")]  # fmt: skip
         time.sleep(0.1)
     if not mine:
         proc.kill()
         pytest.fail("the model container never started")
     [container] = mine
-    run_dir = _run_dir(docker_client, container.name)
-    time.sleep(1.5)  # the run is now waiting on the hanging model call
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    time.sleep(0.5)
-    container.reload()
-    assert container.status == "running" and run_dir.is_dir()  # what SIGKILL leaves
+    run_dir, _ = _run_dir(docker_client, container.name)
+    try:
+        time.sleep(1.5)  # the run is now waiting on the hanging model call
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        time.sleep(0.5)
+        container.reload()
+        assert container.status == "running" and run_dir.is_dir()  # what SIGKILL leaves
 
-    again = hear("run", "--model-image", faulty_image, *args, "--probe", "linear")
-    assert again.returncode == 0, again.stderr
-    assert container.id not in {c.id for c in _ours(docker_client)}, "leftover container"
-    assert not run_dir.exists(), "leftover run folder"
+        again = hear("run", "--model-image", faulty_image, *args, "--probe", "linear")
+        assert again.returncode == 0, again.stderr
+        assert container.id not in {c.id for c in _ours(docker_client)}, "leftover container"
+        assert not run_dir.exists(), "leftover run folder"
+        assert container.labels["org.hear.owner.pid"] == str(proc.pid)  # how it was known
+    finally:  # whatever happened above (or an older hear), leave nothing behind
+        with contextlib.suppress(Exception):
+            container.remove(force=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 @pytest.mark.docker
@@ -502,7 +513,7 @@ def test_image_that_sets_pythonpath_starts(
 def test_validate_names_an_image_whose_entrypoint_was_replaced(
     docker_client, base_image, no_leftover_containers
 ):
-    entrypoint = ["sh", "-c", "exec python3 /opt/hear/hear_contract/launch.py"]
+    entrypoint = ["sh", "-c", START_SERVER]
     tag = build(
         docker_client, base_image, "hear-test/own-entrypoint:latest",
         "WORKDIR /opt/model\nCOPY numpy_logmel.py /opt/model/\nENV HEAR_MODULE=numpy_logmel\n"
