@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 from platformdirs import user_data_path
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from runner import __version__
@@ -250,6 +252,7 @@ def run(
     mode = _probe_mode(probe)
     policy = _overwrite(overwrite)
     tasks = find_tasks(tasks_dir, task)
+    _check_results_dir(results_dir)
     engine, sources = _engine_and_sources(
         model_image, model_module, model_python, model_options, model_path, gpus, memory,
         load_timeout, call_timeout, call_timeout_per_second, transport, model_names=model,
@@ -263,7 +266,7 @@ def run(
         EmbeddingStore(cache_dir),
         batch_size,
         err,
-        on_record=lambda r, p: err.print(f"[green]wrote[/] {p}", soft_wrap=True),
+        on_record=lambda r, p: err.print(f"[green]wrote[/] {_esc(p)}", soft_wrap=True),
         probe_mode=mode,
         seeds=list(range(seed, seed + seeds)),
         grid_points=grid_points,
@@ -303,7 +306,9 @@ def _write_manifest(
         results_dir, rerun_of,
     )  # fmt: skip
     path = manifest.write(results_dir)
-    err.print(f"[green]wrote[/] {path} (hear rerun {path} repeats this run)", soft_wrap=True)
+    err.print(
+        f"[green]wrote[/] {_esc(path)} (hear rerun {_esc(path)} repeats this run)", soft_wrap=True
+    )
     return path
 
 
@@ -323,14 +328,16 @@ def report(
     leaderboard with intervals, a score chart per task, quality against embedding cost,
     event timelines (predicted against true) and confusion matrices of multiclass scene tasks.
     """
+    from runner.files import check_writable
     from runner.report import write_report
 
+    check_writable(output.parent, "report's folder")
     written = write_report(results_dir, output, timeline_files)
     plots = ", ".join(f"{len(ids)} {kind}" for kind, ids in written.plots.items())
     for note in written.notes:
-        err.print(f"[dim]•[/] {note}", soft_wrap=True)
+        err.print(f"[dim]•[/] {_esc(note)}", soft_wrap=True)
     out.print(
-        f"[green]wrote[/] {written.path}: {len(written.models)} models, {len(written.tasks)} "
+        f"[green]wrote[/] {_esc(written.path)}: {len(written.models)} models, {len(written.tasks)} "
         f"tasks; plots: {plots}",
         soft_wrap=True,
     )
@@ -367,6 +374,15 @@ def rerun(
         float,
         typer.Option("--tolerance", min=0, help="Largest absolute score difference that matches."),
     ] = 1e-9,
+    allow_local: Annotated[
+        bool,
+        typer.Option(
+            "--allow-local",
+            help="Run the manifest's --model-module models: its interpreter runs them here, "
+            "outside any container (a manifest from elsewhere can name any program). Without "
+            "it such a rerun stops, saying what it would run.",
+        ),
+    ] = False,
     cache_dir: CacheDir = ...,  # type: ignore[assignment]
     overwrite: Annotated[
         str,
@@ -379,8 +395,9 @@ def rerun(
 ) -> None:
     """Run a manifest's models, tasks and options again and compare the scores with the
     ones it kept. Refuses an image whose id, or a task whose content hash, is not the
-    manifest's (unless --allow-changes). Exit code 0 when every test score of every
-    (model, task) matches within --tolerance, 1 when one differs or is missing."""
+    manifest's (unless --allow-changes), and models that would run outside a container
+    (unless --allow-local). Exit code 0 when every test score of every (model, task)
+    matches within --tolerance, 1 when one differs or is missing."""
     from runner.embed.store import EmbeddingStore
     from runner.engines.base import worker_gpus
     from runner.evaluate import evaluate
@@ -390,6 +407,20 @@ def rerun(
     manifest = RunManifest.load(manifest_path)
     policy = _overwrite(overwrite)
     settings = manifest.engine
+    local = [
+        f"module {m.ref} with the interpreter {settings.python or sys.executable}"
+        for m in manifest.models
+        if m.kind != "image"
+    ]
+    if local and not allow_local:
+        raise HearError(
+            f"{manifest_path}: this rerun would run outside a container, unsandboxed: "
+            + "; ".join(local)
+            + " (check them, then pass --allow-local to run them)"
+        )
+    for line in local:
+        err.print(f"[yellow]running outside a container[/] (--allow-local): {_esc(line)}",
+                  soft_wrap=True)  # fmt: skip
     images = [m.ref for m in manifest.models if m.kind == "image"]
     modules = [m.ref for m in manifest.models if m.kind == "module"]
     engine, _ = _engine_and_sources(
@@ -406,13 +437,14 @@ def rerun(
             + "; ".join(changed)
         )
     for line in changed:
-        err.print(f"[yellow]changed[/] {line}", soft_wrap=True)
+        err.print(f"[yellow]changed[/] {_esc(line)}", soft_wrap=True)
     kept = Path(manifest.results_dir)
     target = results_dir or kept.with_name(f"{kept.name}-rerun-{manifest_path.stem}")
+    _check_results_dir(target)
     probe = manifest.probe
     records = evaluate(
         engine, sources, tasks, target, EmbeddingStore(cache_dir), probe.batch_size, err,
-        on_record=lambda r, p: err.print(f"[green]wrote[/] {p}", soft_wrap=True),
+        on_record=lambda r, p: err.print(f"[green]wrote[/] {_esc(p)}", soft_wrap=True),
         probe_mode=_probe_mode(probe.mode), seeds=probe.seeds, grid_points=probe.grid_points,
         overwrite=policy, gpus=worker_gpus(settings.gpus, settings.workers),
     )  # fmt: skip
@@ -421,13 +453,14 @@ def rerun(
         settings.model_dump(exclude={"engine", "python"}), probe.model_dump(), manifest_path,
     )  # fmt: skip
     rows = compare(manifest, records, tolerance)
-    table = Table(title=f"hear rerun {manifest_path.name}: test scores", header_style="bold")
+    table = Table(title=f"hear rerun {_esc(manifest_path.name)}: test scores", header_style="bold")
     for column in ("model", "task", "metric", "manifest", "rerun", "max |diff|", "same"):
         left = column in ("model", "task", "metric")
         table.add_column(column, justify="left" if left else "right")
     for row in rows:
         table.add_row(
-            row.model, row.task, row.metric, _score_text(row.old), _score_text(row.new),
+            _esc(row.model), _esc(row.task), _esc(row.metric),
+            _score_text(row.old), _score_text(row.new),
             "—" if row.difference is None else f"{row.difference:.2e}",
             "[green]yes[/]" if row.match else "[red]no[/]",
         )  # fmt: skip
@@ -482,12 +515,14 @@ def embed(
     from runner.embed.store import EmbeddingStore
     from runner.engines.base import worker_gpus
     from runner.evaluate import export_embeddings
+    from runner.files import check_writable
     from runner.tasks.folder import find_tasks
 
     if model and model_image:
         raise HearError("hear embed writes one model: name it with --model or --model-image")
     policy = _overwrite(overwrite)
     tasks = find_tasks(tasks_dir, task)
+    check_writable(out_dir, "--out folder")
     engine, sources = _engine_and_sources(
         [model_image] if model_image else None, [model_module] if model_module else None,
         model_python, model_options, model_path, gpus, memory,
@@ -499,7 +534,7 @@ def embed(
         engine, sources[0], tasks, out_dir, store, batch_size, err, policy,
         worker_gpus(gpus, workers),
     ):  # fmt: skip
-        out.print(f"[green]wrote[/] {path}", soft_wrap=True)
+        out.print(f"[green]wrote[/] {_esc(path)}", soft_wrap=True)
 
 
 @app.command()
@@ -523,6 +558,7 @@ def probe(
 ) -> None:
     """Train and score probes on precomputed embeddings; write heareval's
     test.predicted-scores.json into each folder."""
+    from runner.files import check_writable
     from runner.probes.heareval_dir import (
         is_embeddings_dir,
         predicted_scores,
@@ -546,6 +582,8 @@ def probe(
                 "<split>.embedding-dimensions.json), nor a folder of them"
             )
         folders += found
+    for folder in folders:  # each gets heareval's score file: known before any training
+        check_writable(folder, "embeddings folder")
     rows = []
     for folder in folders:
         problem = read_embeddings_dir(folder)
@@ -554,7 +592,7 @@ def probe(
                 problem, probe_mode, list(range(seed, seed + seeds)), grid_points, advance
             )
         path = write_predicted_scores(problem, outcome)
-        err.print(f"[green]wrote[/] {path}", soft_wrap=True)
+        err.print(f"[green]wrote[/] {_esc(path)}", soft_wrap=True)
         rows.append((problem, outcome))
     if json_output:
         out.print_json(json.dumps({str(p.source): predicted_scores(p, o) for p, o in rows}))
@@ -586,14 +624,14 @@ def score(
     if json_output:
         out.print_json(json.dumps(values))
         return
-    table = Table(title=f"{task.name} · {split}", header_style="bold")
+    table = Table(title=f"{_esc(task.name)} · {_esc(split)}", header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in values.items():
         if isinstance(value, dict):
-            table.add_row(name, ", ".join(f"{k} {v:.4f}" for k, v in value.items()))
+            table.add_row(_esc(name), _esc(", ".join(f"{k} {v:.4f}" for k, v in value.items())))
         else:
-            table.add_row(name, f"{value:.4f}")
+            table.add_row(_esc(name), f"{value:.4f}")
     out.print(table)
 
 
@@ -637,8 +675,6 @@ def validate_model(
     labels against its hello. The audio is random in [-1, 1]. Exit code 0 when nothing
     fails (skips allowed), 1 when a check fails, 2 when nothing could be checked.
     """
-    from rich.markup import escape
-
     from runner.validate import validate
 
     try:
@@ -656,7 +692,9 @@ def validate_model(
 
     def said(check: Any) -> None:
         colour = {"pass": "green", "fail": "red", "skip": "dim"}[check.result]
-        err.print(f"[dim]•[/] {check.name}: [{colour}]{check.result}[/] ({check.seconds:.1f} s)")
+        err.print(
+            f"[dim]•[/] {_esc(check.name)}: [{colour}]{check.result}[/] ({check.seconds:.1f} s)"
+        )
         if check.traceback and os.environ.get("HEAR_DEBUG"):
             err.print(check.traceback, highlight=False, markup=False)
 
@@ -669,7 +707,7 @@ def validate_model(
             table.add_column(column, justify="right" if column == "seconds" else "left")
         marks = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]", "skip": "[dim]skip[/]"}
         for c in report.checks:
-            table.add_row(c.name, marks[c.result], escape(c.detail), f"{c.seconds:.2f}")
+            table.add_row(_esc(c.name), marks[c.result], escape(c.detail), f"{c.seconds:.2f}")
         out.print(table)
         n = report.counts
         verdict = "[green]passed[/]" if report.passed else "[red]failed[/]"
@@ -695,7 +733,8 @@ def list_plugins(
     for column in ("name", "module", "distribution", "version", "hooks"):
         table.add_column(column)
     for i in infos:
-        table.add_row(i.name, i.module, i.distribution or "", i.version or "", ", ".join(i.hooks))
+        cells = (i.name, i.module, i.distribution or "", i.version or "", ", ".join(i.hooks))
+        table.add_row(*map(_esc, cells))
     out.print(table)
 
 
@@ -717,8 +756,6 @@ def leaderboard(
     HEAR's normalized aggregate (per-task z-scores across models clipped to [-1, 1], averaged
     over the tasks a model has). Missing cells are shown as missing; of several records of one
     (model, task) the newest is used."""
-    from rich.markup import escape
-
     from runner.results.leaderboard import FORMATS, build_leaderboard, render, to_table
 
     if fmt not in FORMATS:
@@ -749,8 +786,6 @@ def compare(
     """A paired bootstrap per task both models have: the difference A - B of the primary
     test score on the same resampled test clips, its 95% interval, a two-sided p-value and a
     verdict (A better, B better, or a tie where p >= 0.05)."""
-    from rich.markup import escape
-
     from runner.results.compare import compare_models, to_json, to_table
 
     rows, notes = compare_models(results_dir, model_a, model_b, resamples, seed)
@@ -790,13 +825,13 @@ def models_list(
     for s in specs:
         here = present[s.name]
         table.add_row(
-            s.name,
-            s.image,
+            _esc(s.name),
+            _esc(s.image),
             "unknown" if here is None else "yes" if here else "no",
             "yes" if s.gpu else "no",
             str(s.sample_rate or ""),
-            s.plugin,
-            s.description,
+            _esc(s.plugin),
+            _esc(s.description),
         )
     out.print(table)
 
@@ -827,9 +862,10 @@ def image_build(
     from runner.engines.docker import connect
 
     result = build_image(
-        connect(), folder, tag, base_image, say=lambda m: err.print(f"[dim]•[/] {m}"), force=force
-    )
-    out.print(f"{result.tag} {result.image_id[:19]}")
+        connect(), folder, tag, base_image, say=lambda m: err.print(f"[dim]•[/] {_esc(m)}"),
+        force=force,
+    )  # fmt: skip
+    out.print(f"{_esc(result.tag)} {result.image_id[:19]}", highlight=False)
 
 
 @tasks_app.command("list")
@@ -845,20 +881,20 @@ def tasks_list(
         rows = [{**lst.model_dump(), "present": lst.present} for lst in listings]
         out.print_json(json.dumps(rows))
         return
-    table = Table(title=f"HEAR tasks ({tasks_dir})", header_style="bold")
+    table = Table(title=f"HEAR tasks ({_esc(tasks_dir)})", header_style="bold")
     columns = ("name", "plugin", "domain", "embedding", "prediction", "split mode", "clips", "data")
     for column in columns:
         table.add_column(column, justify="right" if column == "clips" else "left")
     for t in listings:
         table.add_row(
-            t.name,
-            t.plugin or "(folder)",
-            t.domain,
-            t.embedding_type,
-            t.prediction_type,
-            t.split_mode,
+            _esc(t.name),
+            _esc(t.plugin or "(folder)"),
+            _esc(t.domain),
+            _esc(t.embedding_type),
+            _esc(t.prediction_type),
+            _esc(t.split_mode),
             "" if t.clips is None else str(t.clips),
-            ", ".join(t.folders) if t.present else "[dim]not prepared[/]",
+            _esc(", ".join(t.folders)) if t.present else "[dim]not prepared[/]",
         )
     out.print(table)
 
@@ -878,7 +914,8 @@ def tasks_info(
         task = Task(tasks_dir / folder)
         splits = {s: len(task.clips(s)) for s in task.splits}
         out.print(
-            f"[bold]{folder}[/]: {splits}; labels {len(task.vocabulary)}; rates {task.sample_rates}"
+            f"[bold]{_esc(folder)}[/]: {_esc(splits)}; labels {len(task.vocabulary)}; "
+            f"rates {task.sample_rates}"
         )
         out.print_json(task.metadata.model_dump_json())
 
@@ -897,11 +934,35 @@ def tasks_download(
             help="Rate to have on disk: 16000, 22050, 32000, 44100 or 48000 (resampled here).",
         ),
     ] = 48000,
+    mirror: Annotated[
+        str | None,
+        typer.Option(
+            "--mirror",
+            envvar="HEAR_MIRROR",
+            help="Base URL of a mirror: each archive is fetched from <URL>/<archive file name> "
+            "(e.g. <URL>/hear2021-esc50-v2.0.0-full-48000.tar.gz), not from Zenodo.",
+        ),
+    ] = None,
+    max_expansion: Annotated[
+        float | None,
+        typer.Option(
+            "--max-expansion",
+            envvar="HEAR_MAX_EXPANSION",
+            help="Refuse an archive that unpacks to more than this many times its size "
+            "(plus 64 MiB). Default 20.",
+        ),
+    ] = None,
 ) -> None:
-    """Download released HEAR task archives (resumable, checksummed where known); extract them."""
+    """Download released HEAR task archives (resumable, verified) and extract them. Where
+    the catalogue has no checksum, the first complete download's size and sha256 are kept
+    in TASKS_DIR/.downloads/<archive>.verified.json and every later one must match."""
     from runner.tasks.download import download_tasks
 
-    for path in download_tasks(names, tasks_dir, sample_rate, progress=True):
+    paths = download_tasks(
+        names, tasks_dir, sample_rate, progress=True, mirror=mirror or None,
+        max_expansion=max_expansion,
+    )  # fmt: skip
+    for path in paths:
         out.print(f"{path.name}: {path}")
 
 
@@ -923,7 +984,7 @@ def tasks_prepare(
                 f"task {source.name} has scales {', '.join(source.scales)}, not {scale!r}"
             )
         path = source.prepare(tasks_dir, scale)
-        out.print(f"{source.name}: {path}")
+        out.print(f"{_esc(source.name)}: {_esc(path)}")
 
 
 @cache_app.command("list")
@@ -938,12 +999,12 @@ def cache_list(
     if json_output:
         out.print_json(json.dumps(entries))
         return
-    table = Table(title=f"Embedding store: {cache_dir}", header_style="bold")
+    table = Table(title=f"Embedding store: {_esc(cache_dir)}", header_style="bold")
     for column in ("model", "task", "split", "rows", "MiB", "state"):
         table.add_column(column, justify="right" if column in ("rows", "MiB") else "left")
     for e in entries:
         state = "complete" if e["complete"] else f"partial ({e['batches']} batches)"
-        table.add_row(e["model"], e["task"], e["split"], str(e["rows"] or "—"),
+        table.add_row(_esc(e["model"]), _esc(e["task"]), _esc(e["split"]), str(e["rows"] or "—"),
                       f"{e['bytes'] / 2**20:.1f}", state)  # fmt: skip
     out.print(table)
 
@@ -964,9 +1025,18 @@ def cache_remove(
         raise HearError("name what to remove: --model, --task, or --all")
     removed = EmbeddingStore(cache_dir).remove(model, task)
     for path in removed:
-        out.print(f"removed {path}", soft_wrap=True)
+        out.print(f"removed {_esc(path)}", soft_wrap=True)
     if not removed:
         out.print("nothing matched")
+
+
+def _check_results_dir(results_dir: Path) -> None:
+    """The records and the manifest folder can be written: known before hours of work."""
+    from runner.files import check_writable
+    from runner.results.manifest import FOLDER
+
+    check_writable(results_dir, "results folder")
+    check_writable(results_dir / FOLDER, "manifest folder")
 
 
 def _probe_mode(value: str) -> ProbeMode:
@@ -1042,8 +1112,10 @@ def _engine_and_sources(
         named = []
         for spec in specs:
             if spec.gpu and not gpus:
-                err.print(f"[dim]•[/] model {spec.name} wants a GPU: without --gpus it runs on CPU")
-            tag = ensure_image(engine.docker, spec, say=lambda m: err.print(f"[dim]•[/] {m}"))
+                err.print(
+                    f"[dim]•[/] model {_esc(spec.name)} wants a GPU: without --gpus it runs on CPU"
+                )
+            tag = ensure_image(engine.docker, spec, say=lambda m: err.print(f"[dim]•[/] {_esc(m)}"))
             named.append(
                 ModelSource(kind="image", ref=tag, options={**spec.options, **options},
                             model_path=model_path)
@@ -1073,6 +1145,12 @@ def _progress_bar(description: str) -> Iterator[Callable[[int], None]]:
     with progress(err, unit="trainings") as bars:
         bar = bars.add_task(description, total=None)
         yield lambda n: bars.advance(bar, n)
+
+
+def _esc(value: object) -> str:
+    """Text a model, task, plugin or file supplied, shown as it is: rich reads ``[...]`` in
+    printed strings and table cells as markup (a crash on ``[/bold]``, a restyle, a link)."""
+    return escape(str(value))
 
 
 def _json_object(text: str | None, option: str) -> dict[str, Any]:
@@ -1113,6 +1191,10 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
+#: OSErrors that main() shows as one line naming the file (disk full, read-only, no access).
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
+
+
 def _interrupt(signum: int, _frame: object) -> None:
     raise Interrupted(signum)
 
@@ -1124,13 +1206,21 @@ def main() -> None:
     try:
         app()
     except ModelError as e:
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/] {_esc(e)}", highlight=False, soft_wrap=True)
         if e.detail and os.environ.get("HEAR_DEBUG"):
-            err.print(e.detail, highlight=False)
+            err.print(e.detail, highlight=False, markup=False)
         sys.exit(e.exit_code)
     except HearError as e:
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/] {_esc(e)}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
+    except OSError as e:
+        # A full or read-only disk met outside the atomic writers: one line naming the path.
+        if e.errno not in _DISK_ERRNOS or not e.filename:
+            raise
+        reason = e.strerror or os.strerror(e.errno)
+        err.print(f"[red]error:[/] {_esc(e.filename)}: {_esc(reason)}", highlight=False,
+                  soft_wrap=True)  # fmt: skip
+        sys.exit(1)
     except Interrupted as e:
         err.print(f"[yellow]interrupted[/] ({e}): model servers stopped; finished results are kept")
         sys.exit(128 + e.signum)

@@ -13,7 +13,7 @@ class TaskError(HearError):
     """A task folder is missing something or holds something malformed."""
 
     def __init__(self, path: object, problem: str, field: str | None = None) -> None:
-        where = f"{path}: field '{field}'" if field else f"{path}"
+        where = f"{path}: field '{field}'" if field is not None else f"{path}"
         super().__init__(f"{where}: {problem}")
         self.path = path
         self.field = field

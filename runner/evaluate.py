@@ -53,6 +53,7 @@ def evaluate(
     for task in tasks:  # every metric is known before any model starts
         for name in task.metadata.evaluation:
             _check_metric(task, get_metric(name))
+    check_tasks(tasks, console)
     keys = [model_key(source, engine.check(source)) for source in sources]  # checked up front
     records = []
     for source, key in zip(sources, keys, strict=True):
@@ -71,6 +72,15 @@ def evaluate(
                 if on_record:
                     on_record(record, path)
     return records
+
+
+def check_tasks(tasks: list[Task], console: Console) -> None:
+    """Before any model starts, cached or not: every listed clip is there as a regular
+    file (:meth:`Task.check_audio`), and each task's warnings are printed, once."""
+    for task in tasks:
+        task.check_audio()
+        for warning in task.warnings:
+            console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
 def model_key(source: ModelSource, identity: str) -> ModelKey:
@@ -103,8 +113,8 @@ class ModelOnDemand:
         if not self.running:
             count = len(self.gpus)
             self.console.print(
-                f"[bold]starting[/] {self.source.display_name} on the {self.engine.name} engine"
-                + (f" ({count} servers)" if count > 1 else "")
+                f"[bold]starting[/] {escape(self.source.display_name)} on the "
+                f"{self.engine.name} engine" + (f" ({count} servers)" if count > 1 else "")
             )
             started = time.perf_counter()
             for gpu in self.gpus:
@@ -183,7 +193,7 @@ def embed_or_load(
                         stored[split].split = split
         if len(stored) == len(splits):
             console.print(
-                f"[green]cached[/] {task.name}: every split's embeddings are in the store"
+                f"[green]cached[/] {escape(task.name)}: every split's embeddings are in the store"
             )
             return stored, Hello.model_validate(info["hello"]), info["provenance"]
     if overwrite == "never":
@@ -278,7 +288,8 @@ def probe_and_score(
     if interval.seconds > 5:
         console.print(
             f"{task.name} · bootstrap interval: {interval.resamples} resamples of "
-            f"{record.primary_metric} in {interval.seconds:.0f} s"
+            f"{record.primary_metric} in {interval.seconds:.0f} s",
+            markup=False,
         )
     return record
 
@@ -337,6 +348,7 @@ def export_embeddings(
     from runner.probes.heareval_dir import write_embeddings_dir
 
     console = console or Console(stderr=True)
+    check_tasks(tasks, console)
     key = model_key(source, engine.check(source))
     written = []
     with ModelOnDemand(engine, source, key, store, console, gpus) as model:

@@ -2,6 +2,7 @@
 
 Both take ``add_task(description, total)`` and ``advance(task, n, audio_seconds=0.0)``;
 audio seconds, when given, show as the model's speed (audio seconds per second).
+Descriptions are plain text, never rich markup: they carry task and folder names.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class _AudioSpeed(ProgressColumn):
 class LiveProgress:
     def __init__(self, console: Console, unit: str) -> None:
         self.bars = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn(unit),
@@ -76,7 +77,9 @@ class LogProgress:
         now = time.monotonic()
         self.tasks.append({"description": description, "total": total, "done": 0,
                            "audio": 0.0, "started": now, "logged": now, "quarter": 0})  # fmt: skip
-        self.console.print(f"{description}: started ({total or '?'} {self.unit})", highlight=False)
+        self.console.print(
+            f"{description}: started ({total or '?'} {self.unit})", highlight=False, markup=False
+        )
         return len(self.tasks) - 1
 
     def advance(self, task: int, n: int, audio_seconds: float = 0.0) -> None:
@@ -87,7 +90,7 @@ class LogProgress:
         quarter = 4 * t["done"] // t["total"] if t["total"] else 0
         if quarter > t["quarter"] or now - t["logged"] >= LOG_EVERY:
             t["quarter"], t["logged"] = quarter, now
-            self.console.print(self._line(t, now), highlight=False)
+            self.console.print(self._line(t, now), highlight=False, markup=False)
 
     def _line(self, t: dict[str, Any], now: float) -> str:
         elapsed = now - t["started"]

@@ -266,8 +266,14 @@ class _Validator:
 
     # -- checks ----------------------------------------------------------------------
     def check_load(self) -> str:
+        replaced = self._entrypoint_problem()
         started = time.perf_counter()
-        self.running = self.engine.start(self.source)  # a crash in load_model: ModelError
+        try:
+            self.running = self.engine.start(self.source)  # a crash in load_model: ModelError
+        except ModelError as e:
+            if replaced:
+                e.args = (f"{e}; {replaced}",)
+            raise
         cold = time.perf_counter() - started
         self.provenance = self.running.provenance
         hello = self.running.client.hello
@@ -278,10 +284,21 @@ class _Validator:
             load_seconds=hello.load_seconds,
             peak_rss_bytes_after_load=hello.peak_rss_bytes,
         )
+        if replaced:  # it served, but not the way hear/base starts every model
+            raise _Fail(replaced)
         return (
             f"{self.running.label}: hello after {cold:.2f} s (import and load_model "
             f"{hello.load_seconds:.2f} s), {hello.audio_format} on {hello.device}"
         )
+
+    def _entrypoint_problem(self) -> str:
+        """For an image: a line naming it and both entrypoints if it replaced hear/base's."""
+        inspect = getattr(self.engine, "inspect_image", None)
+        if self.source.kind != "image" or inspect is None:
+            return ""
+        from runner.engines.docker import entrypoint_problem
+
+        return entrypoint_problem(inspect(self.source.ref), self.source.ref)
 
     def check_sample_rate(self) -> str:
         rate = self.hello.sample_rate

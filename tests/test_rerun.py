@@ -75,7 +75,10 @@ def test_manifest_names_models_tasks_and_options(linear_run: dict[str, Any]) -> 
 
 
 def test_rerun_gives_the_same_scores(linear_run: dict[str, Any], tmp_path: Path) -> None:
-    done = hear("rerun", str(linear_run["manifest"]), "--results-dir", str(tmp_path / "again"))
+    done = hear(
+        "rerun", str(linear_run["manifest"]), "--allow-local",
+        "--results-dir", str(tmp_path / "again"),
+    )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "all 1 (model, task) scores match" in done.stdout
     old = json.loads(
@@ -105,6 +108,7 @@ def test_rerun_refuses_a_changed_task_naming_it(linear_run: dict[str, Any], tmp_
     done = hear(
         "rerun",
         str(linear_run["manifest"]),
+        "--allow-local",
         "--tasks-dir",
         str(edited),
         "--results-dir",
@@ -118,6 +122,7 @@ def test_rerun_refuses_a_changed_task_naming_it(linear_run: dict[str, Any], tmp_
     done = hear(
         "rerun",
         str(linear_run["manifest"]),
+        "--allow-local",
         "--tasks-dir",
         str(edited),
         "--results-dir",
@@ -135,7 +140,7 @@ def test_rerun_of_fast_mlp_probe_matches_on_cpu(digits_task: Path, tmp_path: Pat
     manifest = run_once(
         tasks, tmp_path / "results", tmp_path / "cache", "--probe", "fast", "--grid-points", "1"
     )
-    done = hear("rerun", str(manifest))
+    done = hear("rerun", str(manifest), "--allow-local")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "all 1 (model, task) scores match" in done.stdout
     assert (tmp_path / f"results-rerun-{manifest.stem}" / "numpy_logmel").is_dir()

@@ -8,13 +8,14 @@ so the server never imports anything of the host's.
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import tempfile
 from functools import cache
 from pathlib import Path
 
 PACKAGE = "hear_contract"
-FILES = ("__init__.py", "wire.py", "server.py")
+FILES = ("__init__.py", "wire.py", "server.py", "launch.py")
 SERVER_MODULE = f"{PACKAGE}.server"
 
 
@@ -34,7 +35,8 @@ def copy_package(into: Path) -> Path:
 @cache
 def package_root() -> Path:
     """A folder holding ``hear_contract/``, made once per process, for PYTHONPATH."""
-    root = Path(tempfile.mkdtemp(prefix="hear-contract-"))
+    # The pid in the name lets a later run remove it if this process is killed (leftovers.py).
+    root = Path(tempfile.mkdtemp(prefix=f"hear-contract-{os.getpid()}-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     copy_package(root)
     return root

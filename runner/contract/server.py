@@ -12,7 +12,8 @@ Environment:
   HEAR_DEVICE          auto (default: CUDA when torch sees one), cpu or cuda[:N]
   HEAR_AUDIO_FORMAT    auto (default), torch, tensorflow or numpy: what the
                        module's functions receive as audio
-  HEAR_SOCKET          serve on this Unix socket path instead of stdin/stdout
+  HEAR_SOCKET          connect to the host's Unix socket at this path instead of
+                       using stdin/stdout (the host listens; the server connects)
 """
 
 from __future__ import annotations
@@ -62,15 +63,21 @@ def _open_transport() -> tuple[BinaryIO, BinaryIO]:
     """Return (reader, writer) for frames, keeping the model's prints off them."""
     path = os.environ.get("HEAR_SOCKET")
     if path:
-        if os.path.exists(path):
-            os.unlink(path)
-        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        server.bind(path)
-        # The host may run as another user than the container: let it connect.
-        os.chmod(path, 0o666)
-        server.listen(1)
-        conn, _ = server.accept()
-        server.close()
+        # The host owns this socket and listens on it, in a folder the container cannot
+        # write: the server connects, so nothing in the container chooses what the host
+        # talks to. The host listens before the container starts; the retries only cover
+        # a slow filesystem.
+        deadline = time.monotonic() + 10.0
+        while True:
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                conn.connect(path)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                conn.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         return conn.makefile("rb"), conn.makefile("wb")
     # Frames own the original stdout; anything the model prints goes to stderr.
     frames_fd = os.dup(1)

@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import soundfile as sf
 
 from runner.contract.client import ModelClient
-from runner.errors import ModelError, TaskError
-from runner.tasks.audio import Stamp, fit_length, read_clip_stamped, stat_clip
+from runner.errors import ModelError
+from runner.tasks.audio import Stamp, clip_frames, fit_length, read_clip_stamped, stat_clip
 from runner.tasks.folder import Clip, Task
 
 if TYPE_CHECKING:
@@ -345,11 +344,8 @@ class Chunker:
 
 
 def _frames(path: Path) -> int:
-    """A file's length in samples, from its header."""
-    try:
-        return int(sf.info(str(path)).frames)
-    except (sf.LibsndfileError, RuntimeError, OSError) as e:
-        raise TaskError(path, f"cannot read audio header: {e}") from None
+    """A file's length in samples, from its header (a FIFO or link is refused, not opened)."""
+    return clip_frames(path)
 
 
 def _check_timestamps(times: np.ndarray, clip_ms: float, file: str, label: str) -> np.ndarray:

@@ -1,18 +1,27 @@
 """The Docker engine: each model in its own hardened container, spoken to over a Unix socket.
 
-The socket lives in a per-container run directory bind-mounted from the host
-(works with no network at all, and is the fastest transport on one host).
-Containers are removed by id on every exit path: normal end, error, timeout,
-Ctrl-C, and interpreter exit.
+The host owns the socket: it binds and listens on ``model.sock`` in a run folder of its
+own (mode 0755), bind-mounted read-only at ``/run/hear``, and the server in the container
+connects to it. The container can neither replace the socket (so it cannot point the host
+at another socket of this machine) nor write anything to the host's disk through it; its
+scratch space is its size-limited tmpfs. This works with no network at all and is the
+fastest transport on one host. Images built on a hear/base older than this (without the
+``org.hear.socket=connect`` label) listen instead of connecting: they are spoken to over
+the attach stream (stdio), which they speak unchanged.
+
+Containers are removed by id on every exit path: normal end, error, timeout, Ctrl-C, and
+interpreter exit; after a SIGKILL the next engine removes them (``leftovers``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
 import socket
+import struct
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +31,7 @@ from pydantic import BaseModel
 
 from runner.contract import wire
 from runner.contract.client import ModelClient
+from runner.engines import leftovers
 from runner.engines.attach import AttachStream, attach
 from runner.engines.base import EngineSettings, ModelSource, RunningModel
 from runner.errors import HearError, ImageError, ModelDied
@@ -30,6 +40,14 @@ CONTRACT_LABEL = "org.hear.contract"
 RUNNER_LABEL = "org.hear.runner"
 SOCKET_DIR = "/run/hear"
 UNPRIVILEGED_USER = "10001:10001"
+#: Set by hear/base: its server connects to the host's socket (HEAR_SOCKET) rather than
+#: listening on one. Images without it get the stdio transport.
+SOCKET_LABEL = "org.hear.socket"
+SOCKET_CONNECTS = "connect"
+#: hear/base's entrypoint: it finds the server without PYTHONPATH.
+BASE_ENTRYPOINT = ["python3", "/opt/hear/hear_contract/launch.py"]
+#: hear/base's entrypoint before it had the launcher (needs PYTHONPATH=/opt/hear).
+LEGACY_ENTRYPOINT = ["python3", "-m", "hear_contract.server"]
 
 
 class Sandbox(BaseModel):
@@ -112,6 +130,9 @@ class DockerEngine:
             self.sandbox = self.sandbox.model_copy(
                 update={"transport": pick_transport("auto", root)}
             )
+        # What a `hear` killed with SIGKILL left on this engine and in this machine's temp.
+        leftovers.sweep_containers(self.docker, SOCKET_DIR)
+        leftovers.sweep_temp()
 
     # -- images --------------------------------------------------------------------
     def inspect_image(self, ref: str) -> Any:
@@ -159,26 +180,36 @@ class DockerEngine:
         """Start a container; ``gpu`` (a device id) gives it that one GPU instead of --gpus."""
         self.check(source)
         image = self.inspect_image(source.ref)
-        run_dir = Path(tempfile.mkdtemp(prefix="hear-run-"))
-        run_dir.chmod(0o777)  # the container runs as an unprivileged user of its own
-        socket_path = run_dir / "model.sock"
+        sandbox = self._sandbox_for(image, gpu)
         name = f"hear-{_slug(source.ref)}-{secrets.token_hex(3)}"
-        container = self._create(image, source, name, run_dir, gpu)
         label = f"container {name} (image {source.ref})"
+        run_dir: Path | None = None
+        listener: socket.socket | None = None
+        if sandbox.transport == "socket":
+            run_dir, listener = _listen()
+        container: Any = None
 
         def remove() -> None:
-            with contextlib.suppress(Exception):
-                container.remove(force=True)
-            shutil.rmtree(run_dir, ignore_errors=True)
+            if listener is not None:
+                listener.close()
+            if container is not None:
+                with contextlib.suppress(Exception):
+                    container.remove(force=True)
+            if run_dir is not None:
+                shutil.rmtree(run_dir, ignore_errors=True)
 
         stream: Any = None
+        peer: dict[str, int] = {}
         try:
-            if self.sandbox.transport == "stdio":
+            container = self._create(image, source, name, run_dir, sandbox)
+            if sandbox.transport == "stdio":
                 stream = AttachStream(attach(self.docker.api, container.id))  # before start
             container.start()
             deadline = time.monotonic() + self.settings.load_timeout  # socket and hello share it
             if stream is None:
-                stream = self._connect(container, socket_path, label, deadline)
+                assert listener is not None
+                stream, peer = self._accept(listener, container, label, deadline, image)
+                listener.close()  # one connection: nobody else may connect later
         except BaseException:
             if stream is not None:
                 stream.close()
@@ -199,7 +230,10 @@ class DockerEngine:
             remove()
 
         client = ModelClient(stream, label, post_mortem, kill, self.settings.budget())
-        running = RunningModel(client, self._provenance(image, source, container), stop)
+        provenance = self._provenance(image, source, container, sandbox)
+        if peer:
+            provenance["socket_peer"] = peer
+        running = RunningModel(client, provenance, stop)
         try:
             hello = client.wait_hello(max(deadline - time.monotonic(), 1.0))
         except BaseException:
@@ -208,16 +242,22 @@ class DockerEngine:
         running.provenance["hello"] = hello.model_dump()
         return running
 
+    def _sandbox_for(self, image: Any, gpu: str | None) -> Sandbox:
+        """This container's sandbox: its one GPU, and stdio for an image whose server listens
+        on its socket (built on an older hear/base): the host never connects to a socket
+        that a container made."""
+        update: dict[str, Any] = {}
+        if gpu is not None:
+            update["gpus"] = f"device={gpu}"
+        if self.sandbox.transport == "socket" and not socket_connects(image):
+            update["transport"] = "stdio"
+        return self.sandbox.model_copy(update=update) if update else self.sandbox
+
     def _create(
-        self, image: Any, source: ModelSource, name: str, run_dir: Path, gpu: str | None
+        self, image: Any, source: ModelSource, name: str, run_dir: Path | None, sandbox: Sandbox
     ) -> Any:
         from docker.errors import DockerException
 
-        sandbox = (
-            self.sandbox
-            if gpu is None
-            else self.sandbox.model_copy(update={"gpus": f"device={gpu}"})
-        )
         user = image.attrs.get("Config", {}).get("User") or ""
         if user in ("", "0", "root") or user.startswith(("0:", "root:")):
             user = UNPRIVILEGED_USER
@@ -227,6 +267,9 @@ class DockerEngine:
             environment["HEAR_SOCKET"] = f"{SOCKET_DIR}/model.sock"
         if sandbox.gpus is None:
             environment.setdefault("HEAR_DEVICE", "cpu")
+        # Read-only: the socket is the host's (connecting needs no write access to the
+        # mount), and nothing the container writes can reach the host's disk.
+        volumes = {str(run_dir): {"bind": SOCKET_DIR, "mode": "ro"}} if run_dir else {}
         try:
             return self.docker.containers.create(
                 image.id,
@@ -242,8 +285,14 @@ class DockerEngine:
                 mem_limit=sandbox.memory,
                 pids_limit=sandbox.pids_limit,
                 device_requests=device_requests(sandbox.gpus),
-                volumes={} if stdio else {str(run_dir): {"bind": SOCKET_DIR, "mode": "rw"}},
-                labels={RUNNER_LABEL: "1", "org.hear.source": source.ref},
+                volumes=volumes,
+                # Owner marks: the next run removes this container if this process is
+                # killed with SIGKILL (leftovers.sweep_containers).
+                labels={
+                    RUNNER_LABEL: "1",
+                    "org.hear.source": source.ref,
+                    **leftovers.owner_labels(),
+                },
                 # The attach stream carries binary frames: a log driver would store them all.
                 log_config={"type": "none"}
                 if stdio
@@ -255,27 +304,48 @@ class DockerEngine:
                 f"cannot create a container for {source.ref!r}: {_first_line(e)}"
             ) from None
 
-    def _connect(
-        self, container: Any, socket_path: Path, label: str, deadline: float
-    ) -> socket.socket:
-        """Wait for the server's socket; a container that exits first is reported as dead."""
+    def _accept(
+        self,
+        listener: socket.socket,
+        container: Any,
+        label: str,
+        deadline: float,
+        image: Any,
+    ) -> tuple[socket.socket, dict[str, int]]:
+        """Wait for the container's server to connect; a container that exits first is
+        reported as dead. A peer that is not a process of this container is turned away."""
+        listener.settimeout(0.2)
+        refused: list[str] = []
         while time.monotonic() < deadline:
-            if socket_path.exists():
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                try:
-                    sock.connect(str(socket_path))
-                    return sock
-                except OSError:
-                    sock.close()
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                container.reload()
+                if container.status in ("exited", "dead"):
+                    raise ModelDied(
+                        f"{label} died before serving: {_post_mortem(container)}"
+                        + _entrypoint_hint(image),
+                        "died",
+                    ) from None
+                continue
+            peer = _peer_credentials(conn)
             container.reload()
-            if container.status in ("exited", "dead"):
-                raise ModelDied(f"{label} died before serving: {_post_mortem(container)}", "died")
-            time.sleep(0.05)
+            if not _peer_in_container(peer.get("pid", 0), container):
+                refused.append(str(peer.get("pid")))
+                conn.close()
+                continue
+            conn.settimeout(None)
+            return conn, peer
+        others = f" (refused connections from processes {', '.join(refused)})" if refused else ""
         raise ModelDied(
-            f"{label} did not open its socket within {self.settings.load_timeout:.0f} s"
+            f"{label} did not connect to its socket within {self.settings.load_timeout:.0f} s"
+            + others
+            + _entrypoint_hint(image)
         )
 
-    def _provenance(self, image: Any, source: ModelSource, container: Any) -> dict[str, Any]:
+    def _provenance(
+        self, image: Any, source: ModelSource, container: Any, sandbox: Sandbox
+    ) -> dict[str, Any]:
         return {
             "engine": "docker",
             "image": source.ref,
@@ -283,9 +353,86 @@ class DockerEngine:
             "repo_digests": image.attrs.get("RepoDigests", []),
             "image_labels": image.labels,
             "container": container.name,
-            "sandbox": self.sandbox.model_dump(),
+            "sandbox": sandbox.model_dump(),
             "docker_version": self.docker.version().get("Version"),
         }
+
+
+def socket_connects(image: Any) -> bool:
+    """Whether the image's server connects to the host's socket (hear/base with the label)."""
+    return (image.labels or {}).get(SOCKET_LABEL) == SOCKET_CONNECTS
+
+
+def entrypoint_problem(image: Any, ref: str) -> str:
+    """A line naming an image whose entrypoint is not hear/base's, else ''."""
+    entrypoint = image.attrs.get("Config", {}).get("Entrypoint") or []
+    if entrypoint in (BASE_ENTRYPOINT, LEGACY_ENTRYPOINT):
+        return ""
+    return (
+        f"image {ref} replaces hear/base's entrypoint {json.dumps(BASE_ENTRYPOINT)} with "
+        f"{json.dumps(entrypoint)}: the contract server must be the image's entrypoint "
+        "(remove ENTRYPOINT from its Dockerfile)"
+    )
+
+
+def _entrypoint_hint(image: Any) -> str:
+    entrypoint = image.attrs.get("Config", {}).get("Entrypoint") or []
+    if entrypoint in (BASE_ENTRYPOINT, LEGACY_ENTRYPOINT):
+        return ""
+    return f"; its entrypoint {json.dumps(entrypoint)} is not hear/base's"
+
+
+def _listen() -> tuple[Path, socket.socket]:
+    """A run folder of this host's (0755: the container may only traverse it) holding the
+    socket the host listens on; mode 0666 so the container's user can connect."""
+    run_dir = Path(tempfile.mkdtemp(prefix=f"hear-run-{os.getpid()}-"))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        run_dir.chmod(0o755)
+        path = run_dir / "model.sock"
+        listener.bind(str(path))
+        path.chmod(0o666)
+        listener.listen(1)
+    except BaseException:
+        listener.close()
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    return run_dir, listener
+
+
+def _peer_credentials(conn: socket.socket) -> dict[str, int]:
+    """The connecting process's pid, uid and gid (SO_PEERCRED); {} where not available."""
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return {}
+    try:
+        pid, uid, gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, option, 12))
+    except OSError:
+        return {}
+    return {"pid": pid, "uid": uid, "gid": gid}
+
+
+def _peer_in_container(pid: int, container: Any) -> bool:
+    """False only when the peer is known not to descend from the container's init.
+
+    The pid is 0 when the peer lives in a pid namespace this process cannot see (hear in
+    a container of its own): nothing to check then, and the socket's folder still keeps
+    everything but the container's mount from reaching it.
+    """
+    init = int(container.attrs.get("State", {}).get("Pid") or 0)
+    if pid <= 0 or init <= 0 or not Path(f"/proc/{init}").exists():
+        return True
+    for _ in range(64):
+        if pid == init:
+            return True
+        if pid <= 1:
+            return False
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return True  # gone meanwhile: cannot tell
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    return False
 
 
 def _post_mortem(container: Any, last_line: str = "") -> str:
@@ -310,6 +457,11 @@ def _post_mortem(container: Any, last_line: str = "") -> str:
         lines = [last_line] if last_line else []  # no log driver: the attach stream's stderr
     if lines:
         parts.append(f"last output: {lines[-1].strip()}")
+        if "No module named 'hear_contract'" in lines[-1]:
+            parts.append(
+                "the image's PYTHONPATH hides /opt/hear (hear/base before its launcher): "
+                "rebuild it on the current hear/base"
+            )
     return "; ".join(parts)
 
 

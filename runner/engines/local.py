@@ -18,6 +18,7 @@ from pathlib import Path
 
 from runner.contract import package
 from runner.contract.client import ModelClient
+from runner.engines import leftovers
 from runner.engines.base import EngineSettings, ModelSource, RunningModel
 from runner.errors import HearError
 
@@ -30,6 +31,7 @@ class LocalEngine:
     ) -> None:
         self.settings = settings or EngineSettings()
         self.python = python
+        leftovers.sweep_temp()  # what a `hear` killed with SIGKILL left in the temp folder
 
     def check(self, source: ModelSource) -> str:
         if source.kind != "module":
@@ -40,7 +42,8 @@ class LocalEngine:
         """Start a server process; ``gpu`` (a device id) pins it to that CUDA device."""
         self.check(source)
         host_end, server_end = socket.socketpair()
-        log_fd, log_name = tempfile.mkstemp(prefix="hear-server-", suffix=".log")
+        # The pid in the name: a later run removes it if this process is killed (leftovers).
+        log_fd, log_name = tempfile.mkstemp(prefix=f"hear-server-{os.getpid()}-", suffix=".log")
         env = {**os.environ, **source.environment()}
         if gpu is not None:
             env["HEAR_DEVICE"] = f"cuda:{gpu}"

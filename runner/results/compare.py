@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from runner.errors import HearError
@@ -154,7 +155,7 @@ def to_json(a: str, b: str, rows: list[TaskComparison], notes: list[str]) -> dic
 
 def to_table(a: str, b: str, rows: list[TaskComparison]) -> Table:
     table = Table(
-        title=f"A = {a}, B = {b}: paired bootstrap over the same test clips",
+        title=f"A = {escape(a)}, B = {escape(b)}: paired bootstrap over the same test clips",
         caption="difference A - B of the primary test score, its 95% interval and two-sided "
         f"p-value; a tie where p >= {ALPHA:g}",
         header_style="bold",
@@ -167,7 +168,8 @@ def to_table(a: str, b: str, rows: list[TaskComparison]) -> Table:
         )
         verdict = r.verdict if r.better is None else f"{r.verdict} ({r.better})"
         table.add_row(
-            r.column, r.metric + ("" if r.higher_is_better else " (lower is better)"),
+            escape(r.column),
+            escape(r.metric) + ("" if r.higher_is_better else " (lower is better)"),
             f"{r.score_a:.3f}", f"{r.score_b:.3f}", _signed(r.difference), interval,
             f"{r.p_value:.3g}", verdict,
         )  # fmt: skip

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.markup import escape
 from rich.table import Table
 
 from runner.errors import HearError
@@ -258,10 +259,10 @@ def to_table(board: Leaderboard) -> Table:
     table.add_column("aggregate", justify="right")
     table.add_column("tasks", justify="right")
     for column in board.columns:
-        table.add_column(column.name, justify="right")
+        table.add_column(escape(column.name), justify="right")
     for row in board.rows:
         table.add_row(
-            row.model,
+            escape(row.model),
             _aggregate_text(row),
             _tasks_text(row, board.columns),
             *(cell_text(row.cells.get(c.name)) for c in board.columns),

@@ -6,7 +6,7 @@ import functools
 import json
 import os
 import platform
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from runner import __version__
 from runner.contract.wire import CONTRACT_VERSION
-from runner.files import atomic_write
+from runner.files import OutputError, atomic_write, temp_path
 from runner.results.predictions import FoldPredictions, predictions_path, save_predictions
 
 # heareval's test.predicted-scores.json for the record's run goes in a folder per (model,
@@ -142,19 +142,59 @@ class RunRecord(BaseModel):
         return results_dir / _slug(self.model.name) / f"{self.task.name}.json"
 
     def write(self, results_dir: Path) -> Path:
-        """Write atomically: a reader never sees half a record."""
+        """Write the record and its files so that no failure leaves one without the other.
+
+        The order: first every file's bytes go to a temporary name beside it (the
+        predictions, heareval's scores, then the record): a full disk or Ctrl-C fails here,
+        the temporary files are removed, and nothing is left, an earlier record and its
+        files at the same place staying as they were. Then each is renamed into place (a
+        rename needs no space), the record last; if a rename fails, the files already
+        renamed are removed. So a reader never sees half a file, nor a predictions or
+        score file without its record.
+        """
         path = self.path_in(results_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
-        if self._predictions is not None:
-            saved = save_predictions(predictions_path(path), *self._predictions)
-            self.predictions_file = saved.name
-        if self._heareval_scores is not None:
-            folder = path.with_name(path.name.removesuffix(".json"))
-            folder.mkdir(exist_ok=True)
-            atomic_write(folder / HEAREVAL_SCORES, json.dumps(self._heareval_scores, indent=4))
-            self.heareval_scores_file = f"{folder.name}/{HEAREVAL_SCORES}"
-        atomic_write(path, self.model_dump_json(indent=2))
+        staged: list[tuple[Path, Path]] = []  # (temporary, final), in renaming order
+        try:
+            if self._predictions is not None:
+                target, predictions = predictions_path(path), self._predictions
+                staged.append((_stage(target, lambda t: save_predictions(t, *predictions)), target))
+                self.predictions_file = target.name
+            if self._heareval_scores is not None:
+                folder = path.with_name(path.name.removesuffix(".json"))
+                folder.mkdir(exist_ok=True)
+                target, text = folder / HEAREVAL_SCORES, json.dumps(self._heareval_scores, indent=4)
+                staged.append((_stage(target, lambda t: atomic_write(t, text)), target))
+                self.heareval_scores_file = f"{folder.name}/{HEAREVAL_SCORES}"
+            record = self.model_dump_json(indent=2)
+            staged.append((_stage(path, lambda t: atomic_write(t, record)), path))
+        except BaseException:
+            for temporary, _ in staged:
+                temporary.unlink(missing_ok=True)
+            raise
+        renamed: list[Path] = []
+        try:
+            for temporary, final in staged:
+                os.replace(temporary, final)
+                renamed.append(final)
+        except BaseException:
+            for temporary, final in staged:
+                temporary.unlink(missing_ok=True)
+                if final in renamed:
+                    final.unlink(missing_ok=True)
+            raise
         return path
+
+
+def _stage(final: Path, write: Callable[[Path], object]) -> Path:
+    """``write(temporary)`` writes ``final``'s bytes to a temporary name beside it (atomically,
+    so it is whole or absent); a full disk is named by ``final``."""
+    temporary = temp_path(final)
+    try:
+        write(temporary)
+    except OutputError as e:
+        raise OutputError(final, OSError(e.errno, "")) from None
+    return temporary
 
 
 def host_info() -> dict[str, Any]:

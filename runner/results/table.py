@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from rich.markup import escape
 from rich.table import Table
 
 from runner.results.records import RunRecord
@@ -24,7 +25,7 @@ def scores_table(records: list[RunRecord]) -> Table:
     table.add_column("model", no_wrap=True)
     table.add_column("task", no_wrap=True)
     for metric in metrics:
-        table.add_column(metric, justify="right")
+        table.add_column(escape(metric), justify="right")
     seeded = any(len(r.seed_scores) > 1 for r in records)
     if seeded:
         table.add_column("seeds", justify="right")
@@ -40,8 +41,8 @@ def scores_table(records: list[RunRecord]) -> Table:
         if seeded:
             cells.append(_seed_spread(r.seed_scores))
         table.add_row(
-            r.model.name,
-            r.task.name,
+            escape(r.model.name),
+            escape(r.task.name),
             *cells,
             f"{r.timings.get('embed', 0.0):.1f}",
             f"{r.timings.get('probe', 0.0):.1f}",
@@ -58,9 +59,9 @@ def probe_table(rows: list[tuple[ProbeProblem, ProbeOutcome]]) -> Table:
         scores = outcome.mean_scores()
         std = outcome.fold_std()
         table.add_row(
-            problem.source.name,
+            escape(problem.source.name),
             outcome.mode,
-            outcome.primary,
+            escape(outcome.primary),
             f"{scores['test'][outcome.primary]:.3f}" + (f"±{std:.3f}" if std is not None else ""),
             f"{scores['valid'][outcome.primary]:.3f}",
             _seed_spread(outcome.seed_scores()),
