@@ -963,7 +963,7 @@ def tasks_download(
         max_expansion=max_expansion,
     )  # fmt: skip
     for path in paths:
-        out.print(f"{path.name}: {path}")
+        out.print(f"{_esc(path.name)}: {_esc(path)}", soft_wrap=True)
 
 
 @tasks_app.command("prepare")

@@ -80,7 +80,7 @@ def check_tasks(tasks: list[Task], console: Console) -> None:
     for task in tasks:
         task.check_audio()
         for warning in task.warnings:
-            console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+            console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
 
 
 def model_key(source: ModelSource, identity: str) -> ModelKey:
