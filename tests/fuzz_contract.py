@@ -146,15 +146,14 @@ class Case:
     trickle: float = 0.0  # seconds between chunks
     chunk: int = 1
     budget: float = NORMAL_SECONDS
+    drain: bool = False  # read the request before replying (needed when it is large)
 
 
 def client_case(rng: random.Random) -> Case:
     op = rng.choice(("scene", "timestamps"))
     header, body = scene_reply() if op == "scene" else timestamps_reply()
     hello = frame_bytes(HELLO)
-    kind = rng.choices(
-        list(_CLIENT_KINDS), weights=[w for w, _ in _CLIENT_KINDS.values()], k=1
-    )[0]
+    kind = rng.choices(list(_CLIENT_KINDS), weights=[w for w, _ in _CLIENT_KINDS.values()], k=1)[0]
     case = Case(kind, hello, op)
     _CLIENT_KINDS[kind][1](rng, case, header, body)
     return case
@@ -259,7 +258,9 @@ def k_nonjson(rng: random.Random, case: Case, header: dict, body: bytes) -> None
         full = json.dumps(header).encode()
         text = full[: rng.randrange(len(full))]
     elif choice == 3:
-        text = rng.choice([b"[]", b'"scene"', b"1", b"null", b"[" + json.dumps(header).encode() + b"]"])
+        text = rng.choice(
+            [b"[]", b'"scene"', b"1", b"null", b"[" + json.dumps(header).encode() + b"]"]
+        )
     else:
         text = json.dumps(header).encode() + b" trailing"
     case.reply = raw_frame(text, body)
@@ -360,7 +361,11 @@ def k_hello(rng: random.Random, case: Case, header: dict, body: bytes) -> None:
     action = rng.random()
     if action < 0.1:
         hello.pop(name, None)
-    elif action < 0.4 and name in ("sample_rate", "scene_embedding_size", "timestamp_embedding_size"):
+    elif action < 0.4 and name in (
+        "sample_rate",
+        "scene_embedding_size",
+        "timestamp_embedding_size",
+    ):
         hello[name] = rng.choice([2e9, 2_000_000_000, 2**34, 2**16, 2**16 + 1, 0, -1, 999, 1000,
                                   48_000, 384_000, 384_001, 16000.0, 16000.5, "16000", True])  # fmt: skip
     elif action < 0.5 and name == "versions":
@@ -438,6 +443,11 @@ class HostileServer:
             peer, first, case, done = job
             try:
                 self._send(peer, first, case)
+                if case.drain:
+                    from runner.contract import wire
+
+                    with contextlib.suppress(wire.ProtocolError):
+                        wire.read_frame(peer.makefile("rb"))
                 if case.reply:
                     self._send(peer, case.reply, case)
                 if not case.hang:
@@ -783,60 +793,80 @@ def _collect(output: Any) -> tuple[bool, str | None]:
 
 # -- finding 6: hostile sizes under a real memory limit ------------------------------------
 def hostile_sizes() -> list[tuple[str, bool]]:
-    """Each line: a hostile hello or reply, and the one line the host ended with."""
-    big = dict(HELLO, timestamp_embedding_size=1 << 16)
-    audio_big = np.zeros((16, 16000 * 30), np.float32)  # 30 MB: implies up to 15 GB of frames
-    t = 30_002  # one frame per ms: within what the request allows, over the reply cap
-    cases: list[tuple[str, dict, str, np.ndarray, bytes]] = [
-        ("hello sample_rate 2e9", dict(HELLO, sample_rate=2e9), "scene", np.zeros((1, 16)), b""),
-        ("hello sample_rate 2000000000", dict(HELLO, sample_rate=2_000_000_000), "scene",
-         np.zeros((1, 16)), b""),
-        ("hello embedding size 2^34", dict(HELLO, scene_embedding_size=1 << 34), "scene",
-         np.zeros((1, 16)), raw_frame(json.dumps(
-             {"v": 1, "op": "scene", "id": 1, "arrays": [{"name": "embeddings", "dtype": "<f4",
-              "shape": [1, 1 << 34], "nbytes": 1 << 36}]}).encode())),
-        ("hello timestamp size 2^34", dict(HELLO, timestamp_embedding_size=1 << 34), "timestamps",
-         np.zeros((1, 16)), b""),
-        ("reply 2^34 floats to a 4-float hello", HELLO, "scene", np.zeros((1, 16)), raw_frame(
-            json.dumps({"v": 1, "op": "scene", "id": 1, "arrays": [{"name": "embeddings",
-                        "dtype": "<f4", "shape": [1, 1 << 34], "nbytes": 1 << 36}]}).encode())),
-        ("duplicate array name declaring 64 GiB first", HELLO, "scene", np.zeros((2, 16)),
-         raw_frame(json.dumps({"v": 1, "op": "scene", "id": 1, "arrays": [
-             {"name": "embeddings", "dtype": "<f4", "shape": [2, 1 << 33], "nbytes": 1 << 36},
-             {"name": "embeddings", "dtype": "<f4", "shape": [2, 4], "nbytes": 32}]}).encode())),
-        (f"timestamps T={t} x D=65536 x 16 clips (16 GB, under 1 frame/ms)", big, "timestamps",
-         audio_big, raw_frame(json.dumps({"v": 1, "op": "timestamps", "id": 1, "arrays": [
-             {"name": "embeddings", "dtype": "<f4", "shape": [16, t, 1 << 16],
-              "nbytes": 16 * t * 4 << 16},
-             {"name": "timestamps", "dtype": "<f8", "shape": [16, t], "nbytes": 16 * t * 8}]
-         }).encode())),
-    ]  # fmt: skip
-    from runner.contract.client import CallBudget, ModelClient
+    """Each line: a hostile hello or reply, the one line the host ended with, and whether
+    that line is the refusal expected (a HearError naming the model, saying why)."""
 
+    def reply(op: str, *specs: tuple[str, str, list[int]]) -> bytes:
+        arrays = [
+            {"name": name, "dtype": dtype, "shape": shape,
+             "nbytes": math.prod(shape) * (4 if dtype == "<f4" else 8)}
+            for name, dtype, shape in specs
+        ]  # fmt: skip
+        return raw_frame(json.dumps({"v": 1, "op": op, "id": 1, "arrays": arrays}).encode())
+
+    one = np.zeros((1, 16), np.float32)
+    t = 30_002  # one frame per ms of 30 s: what the request allows, far over the reply cap
+    big = dict(HELLO, timestamp_embedding_size=1 << 16)
+    huge_scene = reply("scene", ("embeddings", "<f4", [1, 1 << 34]))
+    cases: list[tuple[str, dict, str, np.ndarray, bytes, str]] = [
+        ("hello sample_rate 2e9", dict(HELLO, sample_rate=2e9), "scene", one, b"", "invalid hello"),
+        ("hello sample_rate 2000000000", dict(HELLO, sample_rate=2_000_000_000), "scene", one,
+         b"", "invalid hello"),
+        ("hello scene size 2^34, then 64 GiB", dict(HELLO, scene_embedding_size=1 << 34), "scene",
+         one, huge_scene, "invalid hello"),
+        ("hello timestamp size 2^34", dict(HELLO, timestamp_embedding_size=1 << 34), "timestamps",
+         one, b"", "invalid hello"),
+        ("reply of 64 GiB to a 4-float hello", HELLO, "scene", one, huge_scene, "shape"),
+        ("duplicate array name, 64 GiB first", HELLO, "scene", np.zeros((2, 16), np.float32),
+         reply("scene", ("embeddings", "<f4", [2, 1 << 33]), ("embeddings", "<f4", [2, 4])),
+         "declared twice"),
+        (f"timestamps 16 x {t} x 65536 (126 GB, 1 frame/ms of the 30 s sent)", big, "timestamps",
+         np.zeros((16, 16000 * 30), np.float32),
+         reply("timestamps", ("embeddings", "<f4", [16, t, 1 << 16]),
+               ("timestamps", "<f8", [16, t])),
+         "HEAR_MAX_REPLY_BYTES"),
+    ]  # fmt: skip
     results = []
-    for name, hello, op, audio, reply in cases:
-        host, peer = socket.socketpair()
-        done = threading.Event()
-        server = HostileServer()
-        server.play(peer, frame_bytes(hello), Case(name, b"", op, reply), done)
-        client = ModelClient(host, LABEL, lambda: "", done.set, CallBudget(5.0, 0.0))
+    for name, hello, op, audio, data, expected in cases:
         try:
-            client.wait_hello(5)
-            call = client.scene if op == "scene" else client.timestamps
-            call(audio.astype(np.float32))
+            exchange(frame_bytes(hello), data, op, audio, drain=True)
             line, good = "returned (a hostile reply was accepted)", False
         except BaseException as e:
             if isinstance(e, KeyboardInterrupt):
                 raise
-            problem = check_error(e)
             line = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            good = problem is None
-        finally:
-            done.set()
-            client.close()
-            server.stop()
+            good = check_error(e) is None and expected in str(e)
         results.append((f"{name}: {line}", good))
     return results
+
+
+def exchange(
+    hello: bytes,
+    reply: bytes,
+    op: str = "scene",
+    audio: np.ndarray | None = None,
+    budget: float = NORMAL_SECONDS,
+    drain: bool = False,
+) -> Any:
+    """One scripted exchange: a server sends ``hello``, then ``reply`` to the client's call.
+
+    Returns what the call returned; raises what the client raised.
+    """
+    from runner.contract.client import CallBudget, ModelClient
+
+    audio = np.zeros((N, SAMPLES), np.float32) if audio is None else audio
+    host, peer = socket.socketpair()
+    done = threading.Event()
+    server = HostileServer()
+    server.play(peer, hello, Case("exchange", b"", op, reply, drain=drain), done)
+    client = ModelClient(host, LABEL, lambda: "", done.set, CallBudget(budget, 0.0))
+    try:
+        client.wait_hello(budget)
+        return (client.scene if op == "scene" else client.timestamps)(audio)
+    finally:
+        done.set()
+        client.close()
+        server.stop()
 
 
 def _limit_address_space(gib: float) -> None:
