@@ -51,11 +51,49 @@ def test_empty_arrays_round_trip() -> None:
         ({"name": "a", "dtype": "|O", "shape": [1], "nbytes": 8}, "dtype"),
         ({"name": "a", "dtype": "<f4", "shape": [-1, 4], "nbytes": 16}, "negative"),
         ({"name": "a", "dtype": "<f4", "shape": "x"}, "malformed"),
+        # strict types: what int() would have let through, or crashed on later
+        ({"name": "a", "dtype": "<f4", "shape": [2.0, 2], "nbytes": 16}, "shape"),
+        ({"name": "a", "dtype": "<f4", "shape": [True, 4], "nbytes": 16}, "shape"),
+        ({"name": "a", "dtype": "<f4", "shape": "22", "nbytes": 16}, "shape"),
+        ({"name": "a", "dtype": "<f4", "shape": [2, 2], "nbytes": "16"}, "nbytes"),
+        ({"name": "a", "dtype": "<f4", "shape": [2, 2], "nbytes": 16.0}, "nbytes"),
+        ({"dtype": "<f4", "shape": [2, 2], "nbytes": 16}, "name"),
+        ({"name": ["a"], "dtype": "<f4", "shape": [2, 2], "nbytes": 16}, "name"),
+        ({"name": "a", "dtype": {"names": ["x"]}, "shape": [1], "nbytes": 4}, "dtype"),
+        ({"name": "a", "dtype": "|u1", "shape": [1] * 9, "nbytes": 1}, "shape"),
+        # a product that wraps around int64 (2^62 * 4 == 0 in int64) is not zero bytes
+        ({"name": "a", "dtype": "|u1", "shape": [2**62, 4], "nbytes": 0}, "do not fit"),
+        ("a", "not an object"),
     ],
 )
 def test_inconsistent_array_specs_are_rejected_before_allocation(spec: dict, problem: str) -> None:
     with pytest.raises(wire.ProtocolError, match=problem):
         wire.read_header(raw_frame({"v": 1, "op": "x", "arrays": [spec]}))
+
+
+def test_duplicate_array_names_are_rejected() -> None:
+    spec = {"name": "a", "dtype": "|u1", "shape": [1], "nbytes": 1}
+    with pytest.raises(wire.ProtocolError, match="declared twice"):
+        wire.read_header(raw_frame({"v": 1, "op": "x", "arrays": [spec, spec]}))
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nests deeper"),  # RecursionError in json
+        (b'{"v":1,"a":' + b"[" * 40 + b"]" * 40 + b"}", "nests deeper"),
+        (b'{"v":1,"seconds":NaN}', "not JSON"),
+        (b'{"v":1,"seconds":-Infinity}', "not JSON"),
+        (b'{"v":1,"seconds":1e400}', "not JSON"),  # json gives inf
+        (b'{"v":1,"id":' + b"9" * 5000 + b"}", "not JSON"),  # ValueError: too many digits
+        (b'{"v":true}', "version True"),
+        (b'{"v":1.0}', "version 1.0"),
+    ],
+)
+def test_header_must_be_strict_shallow_json(text: bytes, problem: str) -> None:
+    stream = io.BytesIO(struct.pack("<I", len(text)) + text)
+    with pytest.raises(wire.ProtocolError, match=problem):
+        wire.read_header(stream)
 
 
 def test_oversized_header_is_rejected_without_reading_it() -> None:

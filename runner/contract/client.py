@@ -3,12 +3,16 @@
 Every reply header is checked against what was asked before a byte of its
 arrays is allocated: a server cannot make the host allocate an array it did
 not ask for, and an embedding of the wrong size is an error naming the model.
+However a server misbehaves (a malformed frame, a lie about sizes, a hang, a
+trickle, an early close), a call ends within its budget with one ModelError
+(or subclass) whose message is a single line naming the server's label.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import os
 import time
 from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol, cast
@@ -18,7 +22,29 @@ from pydantic import ValidationError
 
 from runner.contract import wire
 from runner.contract.messages import ErrorReply, Hello, Usage
-from runner.errors import ModelDied, ModelError, ModelTimeout
+from runner.errors import HearError, ModelDied, ModelError, ModelTimeout
+
+#: Default cap on the array bytes of any one reply (``HEAR_MAX_REPLY_BYTES`` overrides it):
+#: the same 4 GiB as the server's cap on a request. Under it, a reply must still be exactly
+#: the size its request implies (for timestamps, at most one frame per ms of audio).
+DEFAULT_MAX_REPLY_BYTES = 4 << 30
+
+#: Longest text from a server (an error message, a contract violation) put in an error.
+MAX_PEER_TEXT = 300
+
+
+def max_reply_bytes_from_env() -> int:
+    """``HEAR_MAX_REPLY_BYTES`` if set, else the default."""
+    value = os.environ.get("HEAR_MAX_REPLY_BYTES", "")
+    if not value:
+        return DEFAULT_MAX_REPLY_BYTES
+    try:
+        limit = int(value)
+    except ValueError:
+        limit = 0
+    if limit <= 0:
+        raise HearError(f"HEAR_MAX_REPLY_BYTES={value!r} is not a positive number of bytes")
+    return limit
 
 
 class CallBudget:
@@ -56,12 +82,14 @@ class ModelClient:
         post_mortem: Callable[[], str],
         kill: Callable[[], None],
         budget: CallBudget | None = None,
+        max_reply_bytes: int | None = None,
     ) -> None:
         self.sock = sock
         self.label = label
         self.post_mortem = post_mortem
         self.kill = kill
         self.budget = budget or CallBudget()
+        self.max_reply_bytes = max_reply_bytes or max_reply_bytes_from_env()
         self._deadline_reader = _DeadlineReader(sock)
         self.reader = cast(BinaryIO, io.BufferedReader(self._deadline_reader, 1 << 20))
         self.writer = cast(BinaryIO, _SendAll(sock))
@@ -72,22 +100,20 @@ class ModelClient:
     # -- lifecycle -----------------------------------------------------------------
     def wait_hello(self, timeout: float) -> Hello:
         """Read the server's hello; a load failure arrives as an error frame instead."""
-        header, _ = self._read(timeout, "loading the model", lambda h: _no_arrays(h, self.label))
-        if header.get("op") == "error":
+        header, _ = self._read(timeout, "loading the model", _no_arrays, None)
+        if header.get("op") == "error":  # a load_error, already validated by _read
             error = ErrorReply.model_validate(header)
             raise ModelError(
-                f"{self.label} could not load its model: {error.message}",
+                f"{self.label} could not load its model: {_line(error.message)}",
                 error.kind,
                 error.traceback,
             )
         try:
             self.hello = Hello.model_validate(header)
         except ValidationError as e:
-            first = e.errors()[0]
-            field = ".".join(str(p) for p in first["loc"])
+            self.kill()
             raise ModelError(
-                f"{self.label} sent an invalid hello: field '{field}': {first['msg']}",
-                "bad_request",
+                f"{self.label} sent an invalid hello: {_first_error(e)}", "bad_request"
             ) from None
         self.usage.update(header)
         return self.hello
@@ -95,8 +121,9 @@ class ModelClient:
     def shutdown(self, timeout: float = 5.0) -> None:
         """Ask the server to exit; a server that is already gone is fine."""
         try:
-            self._send({"op": "shutdown", "id": self._take_id()}, {})
-            self._read(timeout, "shutting down", lambda h: _no_arrays(h, self.label))
+            request_id = self._take_id()
+            self._send({"op": "shutdown", "id": request_id}, {})
+            self._read(timeout, "shutting down", _no_arrays, request_id)
         except (ModelError, OSError):
             pass
 
@@ -127,15 +154,18 @@ class ModelClient:
         max_frames = int(n_samples * 1000 / hello.sample_rate) + 2
 
         def check(header: dict[str, Any]) -> None:
-            specs = {s.get("name"): s for s in header.get("arrays", [])}
-            frames = specs.get("embeddings", {}).get("shape", [None, None])[1:2]
-            t = frames[0] if frames and isinstance(frames[0], int) else -1
-            if not 0 <= t <= max_frames:
-                t = -1  # reported by _expect as a shape mismatch
+            # The specs passed wire.check_array_specs: dicts with unique names, int shapes.
+            specs = {s["name"]: s for s in header.get("arrays", [])}
+            shape = specs.get("embeddings", {}).get("shape", [])
+            t = shape[1] if len(shape) == 3 and shape[1] <= max_frames else -1
+            # t == -1 is reported by _expect as a shape mismatch
             expected = {"embeddings": ("<f4", (n, t, size)), "timestamps": ("<f8", (n, t))}
             self._expect(header, "timestamps", expected, context)
 
         _, arrays = self._call("timestamps", audio, check, context)
+        if not np.isfinite(arrays["timestamps"]).all():
+            where = f" ({context})" if context else ""
+            raise ModelError(f"{self.label} returned NaN or Inf timestamps{where}")
         return arrays["embeddings"], arrays["timestamps"]
 
     # -- plumbing ------------------------------------------------------------------
@@ -160,11 +190,7 @@ class ModelClient:
         timeout = self.budget.for_audio(audio.size, hello.sample_rate)
         request_id = self._take_id()
         self._send({"op": op, "id": request_id}, {"audio": audio}, context)
-        header, arrays = self._read(timeout, context or op, check)
-        if header.get("id") != request_id:
-            raise ModelError(
-                f"{self.label} answered request {header.get('id')} to request {request_id}"
-            )
+        header, arrays = self._read(timeout, context or op, check, request_id)
         self.usage.update(header)
         return header, arrays
 
@@ -179,30 +205,57 @@ class ModelClient:
             raise self._died(context) from None
 
     def _read(
-        self, timeout: float, doing: str, check: Callable[[dict[str, Any]], None]
+        self,
+        timeout: float,
+        doing: str,
+        check: Callable[[dict[str, Any]], None],
+        request_id: int | None,
     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Read the answer to ``request_id`` (None: the hello), checked before its arrays.
+
+        Whatever the server sends, this returns the checked reply or raises one ModelError
+        (a subclass for a timeout or a dead server) with a one-line message.
+        """
         # One deadline for the whole reply: a server trickling bytes cannot stretch it.
         self._deadline_reader.deadline = time.monotonic() + timeout
         started = time.monotonic()
         try:
             header = wire.read_header(self.reader)
             if header.get("op") == "error":
-                _no_arrays(header, self.label)
+                _no_arrays(header)
                 error = ErrorReply.model_validate(header)
-                if error.kind == "load_error":
+                if error.id is not None and error.id != request_id:
+                    raise wire.ProtocolError(
+                        f"an error for request {error.id} answered request {request_id}"
+                    )
+                if error.kind == "load_error" and request_id is None:
                     return header, {}
                 where = f" ({doing})" if doing else ""
                 raise ModelError(
-                    f"{self.label} failed{where}: [{error.kind}] {error.message}",
+                    f"{self.label} failed{where}: [{error.kind}] {_line(error.message)}",
                     error.kind,
                     error.traceback,
+                )
+            reply_id = header.get("id")
+            if request_id is not None and (type(reply_id) is not int or reply_id != request_id):
+                raise wire.ProtocolError(
+                    f"it answered request {wire.shorten(reply_id)} to request {request_id}"
                 )
             try:
                 check(header)
             except ModelError:
                 self.kill()  # its arrays are still on the stream: the server cannot be reused
                 raise
-            return header, wire.read_arrays(self.reader, header)
+            try:
+                return header, wire.read_arrays(self.reader, header)
+            except MemoryError:
+                self.kill()
+                total = sum(spec["nbytes"] for spec in header["arrays"])
+                raise ModelError(
+                    f"the host cannot hold {total} bytes of {self.label}'s reply ({doing}): "
+                    "out of memory; lower HEAR_MAX_REPLY_BYTES or the batch size",
+                    "bad_request",
+                ) from None
         except TimeoutError:
             self.kill()
             raise ModelTimeout(
@@ -214,17 +267,18 @@ class ModelClient:
         except wire.ProtocolError as e:
             self.kill()
             raise ModelError(
-                f"{self.label} broke the contract ({doing}): {e}", "bad_request"
+                f"{self.label} broke the contract ({doing}): {_line(str(e))}", "bad_request"
             ) from None
         except ValidationError as e:
             self.kill()
             raise ModelError(
-                f"{self.label} sent a malformed error frame: {e}", "bad_request"
+                f"{self.label} sent a malformed error frame ({doing}): {_first_error(e)}",
+                "bad_request",
             ) from None
         except OSError as e:
             if time.monotonic() - started >= timeout:
                 self.kill()
-            raise self._died(doing, str(e)) from None
+            raise self._died(doing, _line(str(e))) from None
 
     def _died(self, doing: str, extra: str = "") -> ModelDied:
         where = f" while {doing}" if doing else ""
@@ -238,10 +292,12 @@ class ModelClient:
         expected: dict[str, tuple[str, tuple[int, ...]]],
         context: str,
     ) -> None:
-        """Reject a reply whose arrays are not exactly the ones asked for."""
+        """Reject a reply whose arrays are not exactly the ones asked for, or too large."""
         where = f" ({context})" if context else ""
         if header.get("op") != op:
-            raise wire.ProtocolError(f"expected a {op!r} reply, got {header.get('op')!r}")
+            raise wire.ProtocolError(
+                f"expected a {op!r} reply, got {wire.shorten(header.get('op'))}"
+            )
         got = {s["name"]: (s["dtype"], tuple(s["shape"])) for s in header.get("arrays", [])}
         if set(got) != set(expected):
             raise wire.ProtocolError(f"reply arrays {sorted(got)} are not {sorted(expected)}")
@@ -253,6 +309,13 @@ class ModelClient:
                     " (the sizes it announced in its hello)",
                     "bad_request",
                 )
+        total = sum(spec["nbytes"] for spec in header["arrays"])
+        if total > self.max_reply_bytes:
+            raise ModelError(
+                f"{self.label} sent a reply of {total} bytes{where}, more than the "
+                f"{self.max_reply_bytes} allowed for one reply (HEAR_MAX_REPLY_BYTES)",
+                "bad_request",
+            )
 
 
 class _SendAll(io.RawIOBase):
@@ -292,6 +355,19 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return "[" + ", ".join("T" if d == -1 else str(d) for d in shape) + "]"
 
 
-def _no_arrays(header: dict[str, Any], label: str) -> None:
+def _no_arrays(header: dict[str, Any]) -> None:
     if header.get("arrays"):
-        raise wire.ProtocolError(f"{label}: a {header.get('op')!r} frame must carry no arrays")
+        raise wire.ProtocolError(f"a {wire.shorten(header.get('op'))} frame must carry no arrays")
+
+
+def _line(text: str, limit: int = MAX_PEER_TEXT) -> str:
+    """A server's text as part of a one-line message: printable, on one line, cut short."""
+    text = "".join(c if c.isprintable() else " " for c in text[: limit + 1]).strip()
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _first_error(e: ValidationError) -> str:
+    """A pydantic error as one line: the first failing field and why."""
+    first = e.errors()[0]
+    field = ".".join(str(p) for p in first["loc"])
+    return _line(f"field '{field}': {first['msg']}")

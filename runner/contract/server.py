@@ -266,7 +266,7 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 def _request_problem(header: dict[str, Any]) -> str | None:
     if header.get("op") not in ("scene", "timestamps", "shutdown"):
         return f"unknown operation {header.get('op')!r}"
-    total = sum(spec["nbytes"] for spec in header["arrays"])
+    total = sum(spec["nbytes"] for spec in header.get("arrays", []))
     if total > MAX_AUDIO_BYTES:
         return f"request carries {total} bytes, more than {MAX_AUDIO_BYTES}"
     return None
@@ -277,21 +277,41 @@ def _discard(reader: BinaryIO, nbytes: int) -> None:
         nbytes -= len(read_exact(reader, min(nbytes, 1 << 20)))
 
 
+def _refuse(writer: BinaryIO, problem: str, request_id: Any = None) -> None:
+    """Say why the server stops reading, if the client still listens."""
+    with contextlib.suppress(OSError):
+        write_frame(writer, _error("bad_request", BadRequest(problem), request_id))
+
+
 def serve(reader: BinaryIO, writer: BinaryIO, host: Host) -> None:
-    """Answer requests until shutdown or end of input; keep serving after any error."""
+    """Answer requests until shutdown or end of input; keep serving after any error.
+
+    A request that parses but asks for something not allowed gets a ``bad_request``
+    reply and the server goes on. A frame that cannot be parsed leaves the stream
+    out of step: it gets a ``bad_request`` reply (id null) and ends the server with
+    a ProtocolError (``main`` logs one line and exits with code 2).
+    """
     write_frame(writer, host.hello())
     while True:
         try:
             header = read_header(reader)
         except PeerClosed:
             return
+        except ProtocolError as e:
+            _refuse(writer, str(e))
+            raise
         request_id = header.get("id")
         problem = _request_problem(header)
         if problem:
-            _discard(reader, sum(spec["nbytes"] for spec in header["arrays"]))
+            _discard(reader, sum(spec["nbytes"] for spec in header.get("arrays", [])))
             write_frame(writer, _error("bad_request", BadRequest(problem), request_id))
             continue
-        arrays = read_arrays(reader, header)
+        try:
+            arrays = read_arrays(reader, header)
+        except MemoryError:
+            problem = "the server has no memory for the request's arrays"
+            _refuse(writer, problem, request_id)
+            raise ProtocolError(problem) from None
         op = header["op"]
         if op == "shutdown":
             write_frame(writer, {"op": "bye", "id": request_id})
