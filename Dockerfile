@@ -21,12 +21,12 @@ RUN python3 -m pip install --no-index --no-deps --find-links /tmp/hear-wheels -r
 
 WORKDIR /opt/hear-runner
 COPY pyproject.toml README.md ./
-COPY runner runner
+COPY hear_runner hear_runner
 COPY plugins plugins
 COPY images images
 # Built here with the setuptools from the lock (no network); bytecode compiled at build time.
 RUN python3 -m pip install --no-index --no-deps --no-build-isolation . \
     && rm -rf /tmp/hear-wheels /tmp/hear-requirements.txt build \
-    && python3 -m compileall -q "$(python3 -c 'import runner, os; print(os.path.dirname(os.path.dirname(runner.__file__)))')"
+    && python3 -m compileall -q "$(python3 -c 'import hear_runner, os; print(os.path.dirname(os.path.dirname(hear_runner.__file__)))')"
 VOLUME /cache
 ENTRYPOINT ["hear"]

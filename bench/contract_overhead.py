@@ -15,9 +15,9 @@ three paths: .bench/crepe-venv (bench/setup-crepe) installs the lock of images/t
     get_timestamp_embeddings(audio, model) itself, doing what the contract server does
     around the call (numpy -> torch tensor, torch.no_grad(), outputs -> numpy), so the
     difference to the other paths is the contract: framing, socket, checks, process.
-  * local: runner.engines.local.LocalEngine(python=.bench/crepe-venv/bin/python) with
+  * local: hear_runner.engines.local.LocalEngine(python=.bench/crepe-venv/bin/python) with
     ModelSource(kind="module", ref="hearbaseline.torchcrepe"); running.client.timestamps().
-  * docker: runner.engines.docker.DockerEngine() (the default sandbox) with
+  * docker: hear_runner.engines.docker.DockerEngine() (the default sandbox) with
     ModelSource(kind="image", ref="hear/torchcrepe:latest"); running.client.timestamps().
 
 Audio: --clips 1-second clips of the task (evenly spaced over its sorted wav files),
@@ -374,7 +374,7 @@ def markdown(result: dict) -> str:
         f"{m['platform']}, Docker {m['docker_server']}.",
         f"- Versions: {json.dumps(result['versions'], sort_keys=True)}.",
         f"- Image: `{cfg['image']}` {result['image_id']}; runner commit {result['git']['commit']}"
-        + (" (runner/ had uncommitted edits)" if result["git"]["runner_dirty"] else "")
+        + (" (hear_runner/ had uncommitted edits)" if result["git"]["runner_dirty"] else "")
         + ".",
         f"- Load before the models started: 1-min {b['loadavg'][0]} (wanted < "
         f"{cfg['settle_load']}, waited {b['waited_s']:.0f} s), other benchmark running: "
@@ -422,7 +422,7 @@ def main() -> int:
     dropped = {v: os.environ.pop(v) for v in THREAD_VARS if v in os.environ}
 
     sys.path.insert(0, str(REPO))
-    from runner.engines.base import ModelSource
+    from hear_runner.engines.base import ModelSource
 
     audio, files, rate = load_audio(args.task, args.clips)
     batches = [audio[i : i + args.batch] for i in range(0, len(audio), args.batch)]
@@ -443,7 +443,7 @@ def main() -> int:
             if path == "inprocess":
                 model = InProcess(args.crepe_python, tmp / "audio.npy", args.batch)
             elif path == "local":
-                from runner.engines.local import LocalEngine
+                from hear_runner.engines.local import LocalEngine
 
                 model = Contract(
                     path,
@@ -451,7 +451,7 @@ def main() -> int:
                     ModelSource(kind="module", ref=MODULE),
                 )
             elif path == "docker":
-                from runner.engines.docker import DockerEngine
+                from hear_runner.engines.docker import DockerEngine
 
                 model = Contract(path, DockerEngine(), ModelSource(kind="image", ref=args.image))
             else:
@@ -540,7 +540,7 @@ def main() -> int:
         "machine": machine(),
         "versions": versions,
         "image_id": image_id,
-        "git": git_state("runner"),
+        "git": git_state("hear_runner"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -60,9 +60,9 @@ SCORE_GAP = 0.02
 FROM_SRC = (
     "import sys; src = sys.argv.pop(1); "
     "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]; "
-    "sys.path[:0] = [src, src + '/plugins']; sys.argv[0] = 'hear'; import runner; "
-    "assert runner.__file__.startswith(src), runner.__file__; "
-    "from runner.cli import main; main()"
+    "sys.path[:0] = [src, src + '/plugins']; sys.argv[0] = 'hear'; import hear_runner; "
+    "assert hear_runner.__file__.startswith(src), hear_runner.__file__; "
+    "from hear_runner.cli import main; main()"
 )  # |ours - heareval| above this is flagged
 
 
@@ -423,7 +423,7 @@ def versions(python: Path, pkgs: list[str], env: dict) -> dict:
 
 
 def git_state(hear_src: Path | None) -> dict:
-    """The hear-runner code measured: this checkout (and whether runner/ is edited), or
+    """The hear-runner code measured: this checkout (and whether hear_runner/ is edited), or
     a source export whose .commit file names its commit."""
     if hear_src is not None:
         commit = hear_src / ".commit"
@@ -432,7 +432,7 @@ def git_state(hear_src: Path | None) -> dict:
             "runner_dirty": False,
             "source": str(hear_src),
         }
-    return checkout_state("runner", "pyproject.toml")
+    return checkout_state("hear_runner", "pyproject.toml")
 
 
 # ---------------------------------------------------------------- report
@@ -460,7 +460,7 @@ def markdown(report: dict) -> str:
         f"Versions: heareval venv {json.dumps(report['versions']['heareval_venv'])}; "
         f"hear venv {json.dumps(report['versions']['hear_venv'])}; "
         f"hear-runner commit {report['git']['commit']}"
-        f"{' (runner/ had uncommitted changes)' if report['git']['runner_dirty'] else ''}.",
+        f"{' (hear_runner/ had uncommitted changes)' if report['git']['runner_dirty'] else ''}.",
         "",
         "Wall: the whole subprocess (start-up included). CPU: user + system seconds of "
         "the process tree (less sensitive than wall time to other load on the machine; "

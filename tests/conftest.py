@@ -68,7 +68,7 @@ def docker_client():
 @pytest.fixture(scope="session")
 def naive_image(docker_client) -> str:
     """hear/base and hear/naive, built with `hear image build` (reused when unchanged)."""
-    from runner.build.builder import build_image
+    from hear_runner.build.builder import build_image
 
     build_image(docker_client, ROOT / "images" / "base", say=lambda m: None)
     return build_image(docker_client, ROOT / "images" / "naive", say=lambda m: None).tag
@@ -77,7 +77,7 @@ def naive_image(docker_client) -> str:
 @pytest.fixture(scope="session")
 def crepe_image(docker_client, naive_image: str) -> str:
     """hear/torchcrepe: HEAR 2021's CREPE baseline (reused when unchanged)."""
-    from runner.build.builder import build_image
+    from hear_runner.build.builder import build_image
 
     return build_image(docker_client, ROOT / "images" / "torchcrepe", say=lambda m: None).tag
 
@@ -85,7 +85,7 @@ def crepe_image(docker_client, naive_image: str) -> str:
 @pytest.fixture(scope="session")
 def crepe_tiny_image(docker_client, crepe_image: str) -> str:
     """hear/torchcrepe-tiny, built FROM hear/torchcrepe."""
-    from runner.build.builder import build_image
+    from hear_runner.build.builder import build_image
 
     return build_image(docker_client, ROOT / "images" / "torchcrepe-tiny", say=lambda m: None).tag
 
@@ -93,7 +93,7 @@ def crepe_tiny_image(docker_client, crepe_image: str) -> str:
 @pytest.fixture(scope="session")
 def whisper_image(docker_client, naive_image: str) -> str:
     """hear/whisper: Whisper tiny.en's encoder through CTranslate2 (numpy 2, no torch)."""
-    from runner.build.builder import build_image
+    from hear_runner.build.builder import build_image
 
     return build_image(docker_client, ROOT / "images" / "whisper", say=lambda m: None).tag
 

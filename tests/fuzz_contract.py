@@ -73,7 +73,7 @@ SLACK_SECONDS = 2.0
 
 # -- frames ------------------------------------------------------------------------------
 def frame_bytes(header: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> bytes:
-    from runner.contract import wire
+    from hear_runner.contract import wire
 
     return b"".join(bytes(c) for c in wire.encode(header, arrays))
 
@@ -445,7 +445,7 @@ class HostileServer:
             try:
                 self._send(peer, first, case)
                 if case.drain:
-                    from runner.contract import wire
+                    from hear_runner.contract import wire
 
                     with contextlib.suppress(wire.ProtocolError):
                         wire.read_frame(peer.makefile("rb"))
@@ -510,7 +510,7 @@ def peak_rss_kib() -> int:
 
 def check_error(e: BaseException) -> str | None:
     """The problem with an error a case ended in, or None if it is one good line."""
-    from runner.errors import HearError
+    from hear_runner.errors import HearError
 
     if not isinstance(e, HearError):
         text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
@@ -551,7 +551,7 @@ def check_result(client: Any, op: str, result: Any) -> str | None:
 
 
 def run_client(cases: int, seed: int, first: int = 0) -> Summary:
-    from runner.contract.client import CallBudget, ModelClient
+    from hear_runner.contract.client import CallBudget, ModelClient
 
     summary = Summary("client")
     server = HostileServer()
@@ -725,8 +725,8 @@ _SERVER_KINDS = {
 
 
 def run_server(cases: int, seed: int, first: int = 0) -> Summary:
-    from runner.contract import server as server_module
-    from runner.contract import wire
+    from hear_runner.contract import server as server_module
+    from hear_runner.contract import wire
 
     server_module.MAX_AUDIO_BYTES = FUZZ_MAX_AUDIO_BYTES
     summary = Summary("server")
@@ -782,8 +782,8 @@ def run_server(cases: int, seed: int, first: int = 0) -> Summary:
 
 def _collect(output: Any) -> tuple[bool, str | None]:
     """Read every frame a server wrote: whether the follow-up was answered, and any problem."""
-    from runner.contract import wire
-    from runner.contract.messages import ErrorReply
+    from hear_runner.contract import wire
+    from hear_runner.contract.messages import ErrorReply
 
     answered, problem = False, None
     try:
@@ -866,7 +866,7 @@ def exchange(
 
     Returns what the call returned; raises what the client raised.
     """
-    from runner.contract.client import CallBudget, ModelClient
+    from hear_runner.contract.client import CallBudget, ModelClient
 
     audio = np.zeros((N, SAMPLES), np.float32) if audio is None else audio
     host, peer = socket.socketpair()

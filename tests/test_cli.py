@@ -13,12 +13,12 @@ import pytest
 import typer
 from taskfolders import write_task
 
-from runner.cli import app
+from hear_runner.cli import app
 
 
 def hear(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runner", *args], capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "hear_runner", *args], capture_output=True, text=True, timeout=600
     )
 
 

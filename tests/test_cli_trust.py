@@ -1,6 +1,6 @@
 """What the `hear` command does with what it cannot trust (issue 12, findings 7, 9, 12):
 a manifest that names a local interpreter, markup in names and model errors, a full or
-read-only output folder. Real `python -m runner` processes on real (tmpfs) mounts."""
+read-only output folder. Real `python -m hear_runner` processes on real (tmpfs) mounts."""
 
 from __future__ import annotations
 
@@ -17,15 +17,15 @@ from pathlib import Path
 import pytest
 from taskfolders import write_task
 
-from runner.results.predictions import SUFFIX, load_predictions
-from runner.results.records import HEAREVAL_SCORES, RunRecord
+from hear_runner.results.predictions import SUFFIX, load_predictions
+from hear_runner.results.records import HEAREVAL_SCORES, RunRecord
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)")
 
 
 def hear(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runner", *args],
+        [sys.executable, "-m", "hear_runner", *args],
         capture_output=True,
         text=True,
         timeout=600,
@@ -93,7 +93,7 @@ def orphans(folder: Path) -> list[Path]:
 
 def local_manifest(root: Path, python: str) -> Path:
     """A manifest from elsewhere: one module model run by the interpreter ``python``."""
-    from runner.tasks.folder import Task
+    from hear_runner.tasks.folder import Task
 
     task = Task(write_task(root / "tasks"))
     manifest = {

@@ -23,12 +23,12 @@ import fuzz_contract as fuzz
 import numpy as np
 import pytest
 
-import runner
-from runner.errors import HearError, ModelError
+import hear_runner
+from hear_runner.errors import HearError, ModelError
 
 CASES = int(os.environ.get("HEAR_FUZZ_CASES", "10000"))
 SEED = os.environ.get("HEAR_FUZZ_SEED", "0")
-CHECKOUT = Path(runner.__file__).resolve().parents[1]
+CHECKOUT = Path(hear_runner.__file__).resolve().parents[1]
 
 
 def run_fuzz(*args: str) -> subprocess.CompletedProcess[str]:
@@ -203,7 +203,7 @@ def test_non_finite_timestamps_are_refused() -> None:
 
 # -- the server: answer, keep serving while in step, or answer and stop --------------------
 def serve_requests(data: bytes) -> tuple[list[dict], BaseException | None]:
-    from runner.contract import server, wire
+    from hear_runner.contract import server, wire
 
     client_end, server_end = socket.socketpair()
     client_end.settimeout(10)
@@ -243,7 +243,7 @@ def test_server_keeps_serving_after_a_request_without_arrays() -> None:
 
 
 def test_server_answers_an_unparseable_frame_with_bad_request_then_stops() -> None:
-    from runner.contract import wire
+    from hear_runner.contract import wire
 
     frames, error = serve_requests(fuzz.raw_frame(b"[" * 100_000 + b"]" * 100_000))
     assert isinstance(error, wire.ProtocolError) and "nests deeper" in str(error)

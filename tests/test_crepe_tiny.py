@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runner.engines.base import ModelSource
-from runner.engines.docker import DockerEngine
+from hear_runner.engines.base import ModelSource
+from hear_runner.engines.docker import DockerEngine
 
 pytestmark = pytest.mark.docker
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runner.engines.base import ModelSource
-from runner.engines.docker import DockerEngine
-from runner.errors import ImageError, ModelDied, ModelError
+from hear_runner.engines.base import ModelSource
+from hear_runner.engines.docker import DockerEngine
+from hear_runner.errors import ImageError, ModelDied, ModelError
 
 pytestmark = pytest.mark.docker
 
@@ -30,7 +30,7 @@ def _faulty_image(docker_client, numpy_image: str) -> str:
 
 def hear(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runner", *args], capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "hear_runner", *args], capture_output=True, text=True, timeout=900
     )
 
 
@@ -149,7 +149,7 @@ def test_container_killed_during_hear_run_ends_with_one_line_and_resumes(
     import time
 
     tag = _faulty_image(docker_client, numpy_image)
-    args = [sys.executable, "-m", "runner", "run", "--model-image", tag,
+    args = [sys.executable, "-m", "hear_runner", "run", "--model-image", tag,
             "--batch-size", "1", "--model-options", '{"fault": "slow"}', "--probe", "linear",
             "--tasks-dir", str(digits_task.parent), "--results-dir", str(tmp_path)]  # fmt: skip
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -194,7 +194,7 @@ def test_run_record_survives_for_finished_tasks(numpy_image, digits_task, tmp_pa
         "--results-dir", str(tmp_path), "--probe", "linear",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    from runner.results.records import find_records
+    from hear_runner.results.records import find_records
 
     records = [path for path, _ in find_records(Path(tmp_path))]
     assert len(records) == 1 and "top1_acc" in records[0].read_text()
@@ -218,7 +218,7 @@ def test_interrupted_run_removes_its_container(
 
     tag = _faulty_image(docker_client, numpy_image)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runner", "run", "--model-image", tag,
+        [sys.executable, "-m", "hear_runner", "run", "--model-image", tag,
          "--model-options", '{"fault": "hang"}',
          "--tasks-dir", str(digits_task.parent), "--results-dir", str(tmp_path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -244,7 +244,7 @@ def test_attach_stream_transport_carries_the_same_frames(
     docker_client, numpy_image, no_leftover_containers
 ):
     """The fallback for a remote engine or a runner in a container: stdin and stdout."""
-    from runner.engines.docker import Sandbox
+    from hear_runner.engines.docker import Sandbox
 
     audio = np.random.default_rng(0).standard_normal((4, 16000)).astype(np.float32)
     source = ModelSource(kind="image", ref=numpy_image)
@@ -258,7 +258,7 @@ def test_attach_stream_transport_carries_the_same_frames(
 
 
 def test_attach_stream_reports_a_dead_server_with_its_last_words(docker_client, numpy_image):
-    from runner.engines.docker import Sandbox
+    from hear_runner.engines.docker import Sandbox
 
     tag = _faulty_image(docker_client, numpy_image)
     source = ModelSource(kind="image", ref=tag, options={"fault": "exit"})

@@ -25,10 +25,10 @@ from releases import entry as _entry
 from releases import tarball as _tarball
 from releases import task_files as _task_files
 
-from runner.errors import HearError
-from runner.tasks import download as dl
-from runner.tasks.folder import Task
-from runner.tasks.metadata import TaskMetadata
+from hear_runner.errors import HearError
+from hear_runner.tasks import download as dl
+from hear_runner.tasks.folder import Task
+from hear_runner.tasks.metadata import TaskMetadata
 
 
 @pytest.fixture
@@ -309,7 +309,7 @@ def test_catalogue_has_the_19_tasks_with_every_field_set() -> None:
 
 
 def test_hear2021_plugin_registers_every_catalogued_task() -> None:
-    from runner.tasks.sources import task_sources
+    from hear_runner.tasks.sources import task_sources
 
     sources = {s.name: s for s in task_sources() if s.suite == "hear2021"}
     assert set(sources) == {t.name for t in CATALOGUE}

@@ -22,9 +22,9 @@ import pytest
 from hear_2021 import catalogue as cat
 from releases import FOLDER, RATE, Server, entry, serving, tarball, task_files
 
-from runner.errors import HearError
-from runner.tasks import download as dl
-from runner.tasks.folder import Task
+from hear_runner.errors import HearError
+from hear_runner.tasks import download as dl
+from hear_runner.tasks.folder import Task
 
 ARCHIVE = f"{FOLDER}.tar.gz"  # the archive's file name in entry()
 ESC50 = "esc50-v2.0.0-full"  # a real catalogue task, served from a loopback mirror
@@ -78,7 +78,7 @@ def test_mirror_option_on_the_command_line(tmp_path: Path, server: Server, mirro
     env = os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)}
     env.pop(MIRROR_ENV, None)
     done = subprocess.run(
-        [sys.executable, "-m", "runner", "tasks", "download", "esc50",
+        [sys.executable, "-m", "hear_runner", "tasks", "download", "esc50",
          "--tasks-dir", str(tmp_path), "--mirror", f"{mirror.base}/"],
         capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
     )  # fmt: skip
@@ -93,7 +93,7 @@ def test_mirror_environment_variable(
     tmp_path: Path, mirror: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """$HEAR_MIRROR reaches downloads made by plugins (hear tasks prepare), not only the CLI."""
-    from runner.tasks.sources import select_sources
+    from hear_runner.tasks.sources import select_sources
 
     mirror.serve(ESC50_FILE, tarball(task_files(ESC50)))
     monkeypatch.setenv(MIRROR_ENV, mirror.base)

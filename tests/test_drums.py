@@ -71,7 +71,7 @@ def test_layout_andmetadata(task: Path) -> None:
 
 
 def test_runner_reads_the_folder(task: Path) -> None:
-    from runner.tasks.folder import Task
+    from hear_runner.tasks.folder import Task
 
     read = Task(task)
     assert read.sample_rates == [RATE]

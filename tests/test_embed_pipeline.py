@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from taskfolders import write_task
 
-from runner.embed.pipeline import embed_split
-from runner.embed.store import SplitStore
-from runner.engines.base import ModelSource
-from runner.engines.local import LocalEngine
-from runner.errors import ModelError
-from runner.tasks.folder import Task
+from hear_runner.embed.pipeline import embed_split
+from hear_runner.embed.store import SplitStore
+from hear_runner.engines.base import ModelSource
+from hear_runner.engines.local import LocalEngine
+from hear_runner.errors import ModelError
+from hear_runner.tasks.folder import Task
 
 
 def event_task(root: Path) -> Task:

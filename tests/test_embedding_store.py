@@ -16,7 +16,7 @@ from conftest import ROOT
 
 def hear(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runner", *args], capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "hear_runner", *args], capture_output=True, text=True, timeout=600,
         env={**os.environ, **(env or {})},
     )  # fmt: skip
 
@@ -65,7 +65,7 @@ def test_killed_run_resumes_without_recomputing_a_finished_batch(
     args = run_args(digits_task, tmp_path / "r", "--batch-size", "2",
                     "--model-options", '{"fault": "slow"}')  # fmt: skip
     env = {**os.environ, "HEAR_TEST_CALL_LOG": str(log)}
-    proc = subprocess.Popen([sys.executable, "-m", "runner", *args], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "hear_runner", *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 120
     while len(calls(log)) < 6 and time.monotonic() < deadline and proc.poll() is None:
@@ -81,7 +81,7 @@ def test_killed_run_resumes_without_recomputing_a_finished_batch(
     )
     assert finished >= 2
     log.unlink()
-    again = subprocess.run([sys.executable, "-m", "runner", *args], env=env,
+    again = subprocess.run([sys.executable, "-m", "hear_runner", *args], env=env,
                            capture_output=True, text=True, timeout=600)  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert sum(calls(log)) == clips(digits_task) - finished  # every finished batch was kept
@@ -119,7 +119,7 @@ def test_cache_list_and_remove(digits_task: Path, tmp_path: Path) -> None:
 def test_store_is_outside_the_repository_by_default() -> None:
     env = {k: v for k, v in os.environ.items() if k != "HEAR_CACHE_DIR"}
     out = subprocess.run(
-        [sys.executable, "-c", "from runner.embed.store import default_cache_dir as d; print(d())"],
+        [sys.executable, "-c", "from hear_runner.embed.store import default_cache_dir as d; print(d())"],
         capture_output=True, text=True, env=env, check=True,
     ).stdout.strip()  # fmt: skip
     assert out.endswith("embeddings") and not out.startswith(str(ROOT))

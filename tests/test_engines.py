@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runner.engines.docker import device_requests
-from runner.errors import HearError
+from hear_runner.engines.docker import device_requests
+from hear_runner.errors import HearError
 
 
 def test_gpus_map_to_device_requests_like_docker_run() -> None:
@@ -39,14 +39,14 @@ def test_bad_gpus_value_is_an_error(value: str) -> None:
 def test_one_server_per_gpu(
     gpus: str | None, workers: int | None, detected: int | None, expected: list
 ) -> None:
-    from runner.engines.base import worker_gpus
+    from hear_runner.engines.base import worker_gpus
 
     assert worker_gpus(gpus, workers, lambda: detected) == expected
 
 
 def test_gpus_are_counted_with_nvidia_smi(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     """A stand-in nvidia-smi (this machine has no GPU), printing what the real one prints."""
-    from runner.engines.base import count_gpus
+    from hear_runner.engines.base import count_gpus
 
     monkeypatch.setenv("PATH", str(tmp_path))
     assert count_gpus() is None
@@ -61,7 +61,7 @@ def test_gpus_are_counted_with_nvidia_smi(monkeypatch: pytest.MonkeyPatch, tmp_p
 def test_transport_falls_back_to_the_attach_stream_where_files_are_not_shared(
     monkeypatch: pytest.MonkeyPatch, tmp_path
 ) -> None:
-    from runner.engines.docker import pick_transport
+    from hear_runner.engines.docker import pick_transport
 
     monkeypatch.setenv("DOCKER_HOST", "tcp://gpu-box:2376")
     assert pick_transport("auto", str(tmp_path)) == "stdio"  # a remote engine

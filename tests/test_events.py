@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from taskfolders import write_task
 
-from runner.embed.pipeline import SplitEmbeddings
-from runner.events import frame_targets, postprocessing_grid, predict_events, reference_events
-from runner.tasks.folder import Task
+from hear_runner.embed.pipeline import SplitEmbeddings
+from hear_runner.events import frame_targets, postprocessing_grid, predict_events, reference_events
+from hear_runner.tasks.folder import Task
 
 
 def embedded_frames(files: list[str], n_frames: int, hop_ms: float = 50.0) -> SplitEmbeddings:

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from taskfolders import write_task
 
-from runner.probes.heareval_dir import read_embeddings_dir
+from hear_runner.probes.heareval_dir import read_embeddings_dir
 
 
 def hear(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runner", *args], capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "hear_runner", *args], capture_output=True, text=True, timeout=600
     )
 
 
@@ -168,9 +168,9 @@ MEMORY_SCRIPT = textwrap.dedent(
     from pathlib import Path
     import numpy as np
     import torch
-    from runner.probes.heareval_dir import read_embeddings_dir
-    from runner.probes.mlp import MLPConfig
-    from runner.probes.stage import run_probe
+    from hear_runner.probes.heareval_dir import read_embeddings_dir
+    from hear_runner.probes.mlp import MLPConfig
+    from hear_runner.probes.stage import run_probe
 
     def rss() -> int:
         return int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize()

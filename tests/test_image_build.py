@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.build.builder import build_image
-from runner.errors import ImageError
+from hear_runner.build.builder import build_image
+from hear_runner.errors import ImageError
 
 pytestmark = pytest.mark.docker
 
@@ -74,7 +74,7 @@ def test_model_that_cannot_load_fails_the_build(docker_client, naive_image, tmp_
 
 def test_cli_build_of_a_missing_folder_is_one_line(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "runner", "image", "build", str(tmp_path / "nope")],
+        [sys.executable, "-m", "hear_runner", "image", "build", str(tmp_path / "nope")],
         capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 1

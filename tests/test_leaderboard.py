@@ -15,9 +15,9 @@ import pytest
 from taskfolders import write_task
 from test_stats import record_with_predictions, scene_fold
 
-from runner.errors import HearError
-from runner.results.leaderboard import build_leaderboard, column_name, normalized_scores
-from runner.results.records import HEAREVAL_SCORES
+from hear_runner.errors import HearError
+from hear_runner.results.leaderboard import build_leaderboard, column_name, normalized_scores
+from hear_runner.results.records import HEAREVAL_SCORES
 
 TOY = "toy-1.0.0-full"
 INTERVAL = re.compile(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]")
@@ -25,7 +25,7 @@ INTERVAL = re.compile(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]")
 
 def hear(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runner", *args], capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "hear_runner", *args], capture_output=True, text=True, timeout=600
     )
 
 

@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from runner.engines.base import EngineSettings, ModelSource
-from runner.engines.local import LocalEngine
-from runner.errors import ModelDied, ModelError, ModelTimeout
+from hear_runner.engines.base import EngineSettings, ModelSource
+from hear_runner.engines.local import LocalEngine
+from hear_runner.errors import ModelDied, ModelError, ModelTimeout
 
 
 def start(module: str, settings: EngineSettings | None = None, **options: object):
@@ -119,8 +119,8 @@ def test_a_trickling_reply_cannot_stretch_the_deadline() -> None:
     import socket
     import threading
 
-    from runner.contract import wire
-    from runner.contract.client import CallBudget, ModelClient
+    from hear_runner.contract import wire
+    from hear_runner.contract.client import CallBudget, ModelClient
 
     host_end, peer = socket.socketpair()
     hello = {"op": "hello", "model": "trickle", "sample_rate": 16000, "scene_embedding_size": 4,

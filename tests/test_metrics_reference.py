@@ -24,7 +24,7 @@ import pytest
 from hear_core import metrics as scene
 from hear_core.event_metrics import EVENT_METRICS, HIGHER_IS_BETTER
 
-from runner.metrics import metrics
+from hear_runner.metrics import metrics
 
 REFERENCE = Path(__file__).parent / "reference"
 CASES = REFERENCE / "heareval_cases.json"

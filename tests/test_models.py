@@ -15,11 +15,11 @@ import pytest
 from taskfolders import write_task
 from typer.testing import CliRunner
 
-from runner import plugins
-from runner.cli import app
-from runner.errors import HearError, ImageError
-from runner.hookspecs import hookimpl
-from runner.models import ModelSpec, ensure_image, find_models, model_specs
+from hear_runner import plugins
+from hear_runner.cli import app
+from hear_runner.errors import HearError, ImageError
+from hear_runner.hookspecs import hookimpl
+from hear_runner.models import ModelSpec, ensure_image, find_models, model_specs
 
 ROOT = Path(__file__).parent.parent
 HEAR_MODULES = Path(__file__).parent / "hear_modules"
@@ -27,7 +27,7 @@ HEAR_MODULES = Path(__file__).parent / "hear_modules"
 
 def hear(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runner", *args], capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "hear_runner", *args], capture_output=True, text=True, timeout=600
     )
 
 
@@ -98,7 +98,7 @@ def test_images_dir_override_moves_the_built_in_folders(tmp_path: Path) -> None:
 
     env = {**os.environ, "HEAR_IMAGES_DIR": str(tmp_path)}
     result = subprocess.run(
-        [sys.executable, "-m", "runner", "models", "list", "--json"],
+        [sys.executable, "-m", "hear_runner", "models", "list", "--json"],
         capture_output=True, text=True, env=env, timeout=120,
     )  # fmt: skip
     listed = {m["name"]: m for m in json.loads(result.stdout)}

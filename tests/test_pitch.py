@@ -105,7 +105,7 @@ def test_vocabulary_indices_are_chromas(task: Path) -> None:
 
 
 def test_runner_reads_the_folder(task: Path) -> None:
-    from runner.tasks.folder import Task
+    from hear_runner.tasks.folder import Task
 
     read = Task(task)
     assert read.sample_rates == [RATE]

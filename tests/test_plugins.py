@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from runner import plugins
-from runner.errors import HearError
-from runner.hookspecs import hookimpl
+from hear_runner import plugins
+from hear_runner.errors import HearError
+from hear_runner.hookspecs import hookimpl
 
 EXAMPLE = Path(__file__).parent / "plugin_example"
 
@@ -38,7 +38,7 @@ def hear(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
         "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
     }
     return subprocess.run(
-        [sys.executable, "-m", "runner", *args],
+        [sys.executable, "-m", "hear_runner", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -81,7 +81,7 @@ def test_plugin_task_is_listed_prepared_and_scored(site: Path, tmp_path: Path) -
 
 def test_allow_list_loads_only_the_named_plugins(site: Path) -> None:
     env_run = subprocess.run(
-        [sys.executable, "-m", "runner", "plugins", "--json"], capture_output=True, text=True,
+        [sys.executable, "-m", "hear_runner", "plugins", "--json"], capture_output=True, text=True,
         env={**os.environ, "PYTHONPATH": str(site), "HEAR_PLUGINS": "tones,core_metrics"},
     )  # fmt: skip
     assert sorted(p["name"] for p in json.loads(env_run.stdout)) == ["core_metrics", "tones"]

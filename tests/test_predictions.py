@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runner.results.predictions import load_predictions
+from hear_runner.results.predictions import load_predictions
 
 
 def run(tasks_dir: Path, task: str, results: Path) -> dict:
     done = subprocess.run(
-        [sys.executable, "-m", "runner", "run", "--model-module", "numpy_logmel",
+        [sys.executable, "-m", "hear_runner", "run", "--model-module", "numpy_logmel",
          "--tasks-dir", str(tasks_dir), "--task", task, "--results-dir", str(results),
          "--probe", "linear"],
         capture_output=True, text=True, timeout=600,

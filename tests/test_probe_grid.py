@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from sklearn.model_selection import ParameterGrid
 
-from runner.probes.grid import heareval_grid
-from runner.probes.mlp import MLPConfig, _network
+from hear_runner.probes.grid import heareval_grid
+from hear_runner.probes.mlp import MLPConfig, _network
 
 
 def heareval_order(overrides: dict | None = None) -> list[tuple]:

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from runner.errors import HearError
-from runner.probes.batched import BatchedMLP, _adam, _batched_loss
-from runner.probes.data import ProbeProblem, ProbeSplit, Rows
-from runner.probes.linear import LinearConfig, train_linear
-from runner.probes.mlp import MLPConfig
-from runner.probes.stage import run_probe
-from runner.tasks.folder import Fold
-from runner.tasks.metadata import TaskMetadata
+from hear_runner.errors import HearError
+from hear_runner.probes.batched import BatchedMLP, _adam, _batched_loss
+from hear_runner.probes.data import ProbeProblem, ProbeSplit, Rows
+from hear_runner.probes.linear import LinearConfig, train_linear
+from hear_runner.probes.mlp import MLPConfig
+from hear_runner.probes.stage import run_probe
+from hear_runner.tasks.folder import Fold
+from hear_runner.tasks.metadata import TaskMetadata
 
 
 def clusters(name: str, rows: int, dim: int = 16, classes: int = 3, seed: int = 0) -> ProbeSplit:

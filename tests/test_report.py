@@ -33,7 +33,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 def hear(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runner", *args], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "hear_runner", *args], capture_output=True, text=True, timeout=timeout
     )
 
 

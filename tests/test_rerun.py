@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from runner.errors import HearError
-from runner.results.manifest import RunManifest, changes
+from hear_runner.errors import HearError
+from hear_runner.results.manifest import RunManifest, changes
 
 
 def hear(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runner", *args], capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "hear_runner", *args], capture_output=True, text=True, timeout=900
     )
 
 
@@ -147,7 +147,7 @@ def test_rerun_of_fast_mlp_probe_matches_on_cpu(digits_task: Path, tmp_path: Pat
 
 
 def test_changes_name_an_image_with_another_id(linear_run: dict[str, Any]) -> None:
-    from runner.tasks.folder import Task
+    from hear_runner.tasks.folder import Task
 
     m = RunManifest.load(linear_run["manifest"])
     image = m.models[0].model_copy(

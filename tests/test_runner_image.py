@@ -14,16 +14,16 @@ pytestmark = pytest.mark.docker
 @pytest.fixture(scope="module")
 def runner_image(docker_client) -> str:
     """hear/runner, built offline by `hear image build .` (reused when unchanged)."""
-    from runner.build.builder import build_image
+    from hear_runner.build.builder import build_image
 
     return build_image(docker_client, ROOT, say=lambda m: None).tag
 
 
 def test_runner_image_context_leaves_out_the_virtualenv_and_tests() -> None:
-    from runner.build.builder import _context_files
+    from hear_runner.build.builder import _context_files
 
     files = {str(p.relative_to(ROOT)) for p in _context_files(ROOT)}
-    assert {"Dockerfile", "requirements.txt", "runner/cli.py", "images/naive/Dockerfile"} <= files
+    assert {"Dockerfile", "requirements.txt", "hear_runner/cli.py", "images/naive/Dockerfile"} <= files
     assert not any(f.startswith((".venv/", "tests/", ".git/", "bench/")) for f in files)
 
 
@@ -49,7 +49,7 @@ def test_runner_in_a_container_scores_a_model_in_a_sibling_container(
     assert record["model"]["engine"]["sandbox"]["transport"] == "stdio"
     assert record["model"]["engine"]["image_id"] == docker_client.images.get(naive_image).id
     assert record["test_score"] > 0.5  # naive on spoken digits is well above chance (0.1)
-    from runner.results.records import find_records
+    from hear_runner.results.records import find_records
 
     [(written, _)] = find_records(results)
     assert json.loads(written.read_text())["test_score"] == record["test_score"]

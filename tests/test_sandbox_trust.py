@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runner.engines.base import EngineSettings, ModelSource
-from runner.engines.docker import DockerEngine
+from hear_runner.engines.base import EngineSettings, ModelSource
+from hear_runner.engines.docker import DockerEngine
 
 TESTS = Path(__file__).parent
 HEAR_MODULES = TESTS / "hear_modules"
@@ -96,7 +96,7 @@ START_SERVER = (
 
 def hear(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runner", *args],
+        [sys.executable, "-m", "hear_runner", *args],
         capture_output=True,
         text=True,
         timeout=600,
@@ -109,7 +109,7 @@ def base_image(docker_client) -> str:
     """hear/base built from this checkout (or HEAR_TEST_BASE, to try an older one)."""
     if os.environ.get("HEAR_TEST_BASE"):
         return os.environ["HEAR_TEST_BASE"]
-    from runner.build.builder import build_image
+    from hear_runner.build.builder import build_image
 
     return build_image(docker_client, ROOT / "images" / "base", say=lambda m: None).tag
 
@@ -289,7 +289,7 @@ def test_image_on_an_older_base_is_spoken_to_over_stdio(
         'LABEL org.hear.socket=""\n',
         {"numpy_logmel.py": (HEAR_MODULES / "numpy_logmel.py").read_text()},
     )  # fmt: skip
-    from runner.engines.docker import Sandbox
+    from hear_runner.engines.docker import Sandbox
 
     engine = DockerEngine(sandbox=Sandbox(transport="socket"))
     with engine.start(ModelSource(kind="image", ref=tag)) as model:
@@ -332,7 +332,7 @@ def test_kill_9_leftover_container_is_removed_by_the_next_run(
     with its run folder; the next `hear run` on this engine removes both."""
     args = ["--tasks-dir", str(digits_task.parent), "--results-dir", str(tmp_path)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runner", "run", "--model-image", faulty_image,
+        [sys.executable, "-m", "hear_runner", "run", "--model-image", faulty_image,
          "--model-options", '{"fault": "hang"}', *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -370,7 +370,7 @@ def test_kill_9_leftover_container_is_removed_by_the_next_run(
 @pytest.mark.docker
 def test_sweep_spares_live_owners_and_other_machines(docker_client, faulty_image):
     """Only containers of this machine and boot whose owner process is gone are removed."""
-    from runner.engines import leftovers
+    from hear_runner.engines import leftovers
 
     gone = subprocess.Popen(["true"])
     gone.wait()
@@ -405,7 +405,7 @@ def test_sweep_spares_live_owners_and_other_machines(docker_client, faulty_image
 def _local_run(tmp: Path, tasks: Path, results: Path, module: str, options: str = "{}"):
     env = {**os.environ, "TMPDIR": str(tmp)}
     return subprocess.Popen(
-        [sys.executable, "-m", "runner", "run", "--model-module", module, "--model-options",
+        [sys.executable, "-m", "hear_runner", "run", "--model-module", module, "--model-options",
          options, "--tasks-dir", str(tasks), "--results-dir", str(results), "--probe", "linear"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
@@ -465,7 +465,7 @@ def test_local_engine_leaves_no_temp_files_on_any_exit(digits_task, tmp_path):
 
 
 def test_temp_sweep_spares_live_owners_and_other_names(tmp_path):
-    from runner.engines import leftovers
+    from hear_runner.engines import leftovers
 
     gone = subprocess.Popen(["true"])
     gone.wait()
@@ -542,7 +542,7 @@ def test_validate_accepts_hear_bases_entrypoint(
 def test_launcher_finds_the_server_without_pythonpath(tmp_path):
     """The launcher outside Docker: hear_contract found beside it although PYTHONPATH names
     another folder, and a module in the working directory importable (as with python -m)."""
-    from runner.contract import package, wire
+    from hear_runner.contract import package, wire
 
     root = tmp_path / "opt-hear"
     package.copy_package(root)

@@ -13,7 +13,7 @@ from taskfolders import write_task
 
 
 def hear(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "runner", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "hear_runner", *args], capture_output=True, text=True)
 
 
 def test_perfect_and_inverted_scene_predictions(tmp_path: Path) -> None:

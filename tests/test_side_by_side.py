@@ -23,7 +23,7 @@ pytestmark = pytest.mark.docker
 
 def hear(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runner", *args], capture_output=True, text=True, timeout=1800
+        [sys.executable, "-m", "hear_runner", *args], capture_output=True, text=True, timeout=1800
     )
 
 

@@ -75,8 +75,8 @@ def test_layout_andmetadata(task: Path) -> None:
 
 
 def test_runner_reads_the_folder(task: Path) -> None:
-    from runner.events import postprocessing_grid, reference_events
-    from runner.tasks.folder import Task
+    from hear_runner.events import postprocessing_grid, reference_events
+    from hear_runner.tasks.folder import Task
 
     read = Task(task)
     assert read.sample_rates == [RATE]

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 from hear_mini import spoken_language as sl
 
-from runner.tasks.folder import Task
+from hear_runner.tasks.folder import Task
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runner.errors import HearError
-from runner.metrics import get_metric
-from runner.results.compare import TIE, compare_models
-from runner.results.predictions import FoldPredictions, load_predictions
-from runner.results.records import (
+from hear_runner.errors import HearError
+from hear_runner.metrics import get_metric
+from hear_runner.results.compare import TIE, compare_models
+from hear_runner.results.predictions import FoldPredictions, load_predictions
+from hear_runner.results.records import (
     HEAREVAL_SCORES,
     FoldResult,
     ModelInfo,
@@ -22,14 +22,14 @@ from runner.results.records import (
     RunRecord,
     TaskInfo,
 )
-from runner.results.stats import FoldScorer, bootstrap_interval, paired_bootstrap
+from hear_runner.results.stats import FoldScorer, bootstrap_interval, paired_bootstrap
 
 LABELS = [str(i) for i in range(5)]
 
 
 def hear(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runner", *args], capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "hear_runner", *args], capture_output=True, text=True, timeout=600
     )
 
 

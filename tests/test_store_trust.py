@@ -16,17 +16,17 @@ import pytest
 import soundfile as sf
 from taskfolders import write_task
 
-from runner.embed.pipeline import SplitPlan, embed_batches, embed_split
-from runner.embed.store import SplitStore
-from runner.engines.base import ModelSource
-from runner.engines.local import LocalEngine
-from runner.files import OutputError
-from runner.tasks.folder import Task
+from hear_runner.embed.pipeline import SplitPlan, embed_batches, embed_split
+from hear_runner.embed.store import SplitStore
+from hear_runner.engines.base import ModelSource
+from hear_runner.engines.local import LocalEngine
+from hear_runner.files import OutputError
+from hear_runner.tasks.folder import Task
 
 
 def hear(*args: str, log: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **({"HEAR_TEST_CALL_LOG": str(log)} if log else {})}
-    return subprocess.run([sys.executable, "-m", "runner", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "hear_runner", *args], capture_output=True,
                           text=True, timeout=600, env=env)  # fmt: skip
 
 
@@ -238,7 +238,7 @@ def test_a_full_disk_while_committing_a_batch_leaves_no_half_batch(
 ) -> None:
     import builtins
 
-    import runner.files
+    import hear_runner.files
 
     real_open = builtins.open
 
@@ -251,7 +251,7 @@ def test_a_full_disk_while_committing_a_batch_leaves_no_half_batch(
     task = Task(write_task(tmp_path / "tasks"))
     store = SplitStore(tmp_path / "s")
     with start() as model:
-        monkeypatch.setattr(runner.files, "open", full_for_records, raising=False)
+        monkeypatch.setattr(hear_runner.files, "open", full_for_records, raising=False)
         with pytest.raises(OutputError, match=r"batch-00000000\.json: cannot write: the disk"):
             embed_split(model.client, task, "test", store, batch_size=2)
         monkeypatch.undo()
@@ -271,7 +271,7 @@ def test_two_runs_at_once_on_one_store_agree_with_one_run(
 
     def launch(results: Path) -> subprocess.Popen[str]:
         args = run_args(digits_task, results, "--model-options", '{"fault": "slow"}')
-        return subprocess.Popen([sys.executable, "-m", "runner", *args], env=env, text=True,
+        return subprocess.Popen([sys.executable, "-m", "hear_runner", *args], env=env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
 
     runs = [launch(tmp_path / "r0"), launch(tmp_path / "r1")]

@@ -10,9 +10,9 @@ import pytest
 import soundfile as sf
 from taskfolders import write_task
 
-from runner.errors import TaskError
-from runner.tasks.audio import read_clip
-from runner.tasks.folder import Task, find_tasks
+from hear_runner.errors import TaskError
+from hear_runner.tasks.audio import read_clip
+from hear_runner.tasks.folder import Task, find_tasks
 
 
 def test_reads_a_task_folder(tmp_path: Path) -> None:

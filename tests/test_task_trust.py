@@ -22,18 +22,18 @@ import pytest
 import soundfile as sf
 from taskfolders import write_task
 
-from runner.embed.pipeline import _frames
-from runner.errors import TaskError
-from runner.tasks.audio import read_clip
-from runner.tasks.folder import Task
+from hear_runner.embed.pipeline import _frames
+from hear_runner.errors import TaskError
+from hear_runner.tasks.audio import read_clip
+from hear_runner.tasks.folder import Task
 
 RATE = 16000
 
 
 def hear(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """``python -m runner`` in its own process group, killed whole if it outlives ``timeout``."""
+    """``python -m hear_runner`` in its own process group, killed whole if it outlives ``timeout``."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "runner", *args],
+        [sys.executable, "-m", "hear_runner", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     try:

@@ -15,17 +15,17 @@ from typing import Any
 
 import pytest
 
-from runner import validate as validate_module
-from runner.engines.base import ModelSource
-from runner.engines.local import LocalEngine
-from runner.validate import CHECK_NAMES, validate
+from hear_runner import validate as validate_module
+from hear_runner.engines.base import ModelSource
+from hear_runner.engines.local import LocalEngine
+from hear_runner.validate import CHECK_NAMES, validate
 
 HEAR_MODULES = Path(__file__).parent / "hear_modules"
 
 
 def hear(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runner", *args], capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "hear_runner", *args], capture_output=True, text=True, timeout=600
     )
 
 

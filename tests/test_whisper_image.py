@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runner.engines.base import ModelSource
-from runner.engines.docker import DockerEngine
+from hear_runner.engines.base import ModelSource
+from hear_runner.engines.docker import DockerEngine
 
 ROOT = Path(__file__).parent.parent
 FOLDER = ROOT / "images" / "whisper"

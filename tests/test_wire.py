@@ -9,7 +9,7 @@ import struct
 import numpy as np
 import pytest
 
-from runner.contract import wire
+from hear_runner.contract import wire
 
 
 def frame_bytes(header: dict, arrays: dict | None = None) -> io.BytesIO:

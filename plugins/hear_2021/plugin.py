@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from hear_2021.catalogue import CATALOGUE, SUITE, CatalogueTask
-from runner.hookspecs import hookimpl
-from runner.tasks.sources import TaskSource
+from hear_runner.hookspecs import hookimpl
+from hear_runner.tasks.sources import TaskSource
 
 
 def _source(task: CatalogueTask) -> TaskSource:
     def prepare(tasks_dir: Path, scale: str) -> Path:
         # Imported here so listing tasks does not load the downloader.
-        from runner.tasks.download import download_task
+        from hear_runner.tasks.download import download_task
 
         return download_task(task, tasks_dir)
 

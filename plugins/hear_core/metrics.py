@@ -15,8 +15,8 @@ from scipy import stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from hear_core.event_metrics import EVENT_METRICS, HIGHER_IS_BETTER
-from runner.hookspecs import hookimpl
-from runner.metrics import Metric
+from hear_runner.hookspecs import hookimpl
+from hear_runner.metrics import Metric
 
 
 def _check_2d(targets: np.ndarray, scores: np.ndarray) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from runner.tasks.folder import TRAINVALTEST
+from hear_runner.tasks.folder import TRAINVALTEST
 
 COMPLETE = ".complete"
 

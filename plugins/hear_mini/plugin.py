@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runner.hookspecs import hookimpl
-from runner.tasks.sources import TaskSource
+from hear_runner.hookspecs import hookimpl
+from hear_runner.tasks.sources import TaskSource
 
 # module, description, domain, embedding type, prediction type, split mode
 _TASKS = [

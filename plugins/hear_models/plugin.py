@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from runner.hookspecs import hookimpl
-from runner.models import ModelSpec, images_dir
+from hear_runner.hookspecs import hookimpl
+from hear_runner.models import ModelSpec, images_dir
 
 # name, image folder, tag, sample rate, wants a GPU, description
 _MODELS = [

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from runner.hookspecs import hookimpl
-from runner.tasks.sources import TaskSource
+from hear_runner.hookspecs import hookimpl
+from hear_runner.tasks.sources import TaskSource
 
 
 def prepare(tasks_dir: Path, scale: str) -> Path:

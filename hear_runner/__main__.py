@@ -1,0 +1,3 @@
+from hear_runner.cli import main
+
+main()

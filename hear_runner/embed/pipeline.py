@@ -1,0 +1,379 @@
+"""Embed a task split: decode ahead of the model, send batches, check what comes back.
+
+Scene tasks get one embedding per clip. Event tasks get the model's timestamp
+embeddings, one row per frame, with the frame's clip and time kept beside it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from hear_runner.contract.client import ModelClient
+from hear_runner.errors import ModelError
+from hear_runner.tasks.audio import Stamp, clip_frames, fit_length, read_clip_stamped, stat_clip
+from hear_runner.tasks.folder import Clip, Task
+
+if TYPE_CHECKING:
+    from hear_runner.embed.store import SplitStore
+
+#: Threads decoding and resampling the next batch while the model embeds the current one.
+DECODE_THREADS = min(4, os.cpu_count() or 1)
+
+#: Timestamps must advance by a regular hop, to within this many milliseconds.
+HOP_TOLERANCE_MS = 1.0
+
+
+@dataclass
+class SplitEmbeddings:
+    split: str
+    files: list[str]
+    embeddings: np.ndarray  # scene: (n_clips, D); event: (n_frames, D)
+    audio_seconds: float
+    seconds: float
+    # Event tasks: the clip index and time (ms) of every frame row.
+    frame_clip: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    frame_ms: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
+    cached: bool = False  # read back from the store, not computed in this run
+    batch_size: int = 0  # the batch size the split ended with (smaller after out-of-memory)
+    wall_seconds: float = 0.0  # wall time this run spent embedding the split (0 when cached)
+    clips_embedded: int = 0  # clips this run sent to the model (the others were in the store)
+    clips_from_store: int = 0  # clips whose embeddings came from the store
+    clips_changed: int = 0  # stored clips embedded again because their audio file changed
+
+
+class SplitPlan:
+    """The clips of a split still to embed, handed out batch by batch (to one or more workers).
+
+    Clips already in the store are left out. For tasks whose clips have any length a
+    batch holds clips of one length only, so nothing is padded and each embedding is
+    what the model gives that clip alone (heareval embeds such tasks one clip at a time);
+    sorting by length groups them.
+    """
+
+    def __init__(self, task: Task, split: str, store: SplitStore, source_rate: int) -> None:
+        clips = task.clips(split)
+        finished = store.finished_clips()
+        self.finished = len(finished)
+        self.todo = [i for i in range(len(clips)) if i not in finished]
+        self.frames: dict[int, int] = {}
+        if not task.metadata.sample_duration:
+            self.frames = {
+                i: _frames(task.audio_path(split, clips[i].file, source_rate)) for i in self.todo
+            }
+            self.todo.sort(key=lambda i: (self.frames[i], i))
+        self._next = 0
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def take(self, size: int) -> list[int]:
+        """The next batch of at most ``size`` clips; empty when none is left (or stopped)."""
+        with self._lock:
+            if self._stopped:
+                return []
+            batch = self.todo[self._next : self._next + size]
+            if self.frames and batch:
+                batch = [i for i in batch if self.frames[i] == self.frames[batch[0]]]
+            self._next += len(batch)
+            return batch
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+
+
+def embed_split(
+    clients: ModelClient | Sequence[ModelClient],
+    task: Task,
+    split: str,
+    store: SplitStore,
+    batch_size: int = 32,
+    on_batch: Callable[[int, float], None] | None = None,
+    max_clip_seconds: float | None = None,
+) -> SplitEmbeddings:
+    """Embeddings for every clip of ``split``, in the split's (sorted) file order.
+
+    Batches already in ``store`` are kept (unless their clips' files changed, or their
+    files fail their checksums); the others are embedded and committed one by one, so a
+    stopped run resumes where it stopped. The split is locked meanwhile (another run
+    using the same store waits for it). With several model servers
+    (one per GPU), each takes the next batch as soon as it is free. The split is
+    assembled on disk and comes back memory-mapped. ``on_batch(n_clips, audio_seconds)``
+    reports progress (finished batches included). Clips longer than
+    ``max_clip_seconds`` are embedded in chunks (see :class:`Chunker`).
+    """
+    workers = [clients] if isinstance(clients, ModelClient) else list(clients)
+    assert workers and workers[0].hello is not None
+    source_rate = task.source_rate(workers[0].hello.sample_rate)
+    sizes = [batch_size]
+    started = time.perf_counter()
+    files = [c.file for c in task.clips(split)]
+    with store.locked():
+        store.reconcile(files, split_stamps(task, split, source_rate))
+        computed = not store.complete
+        if computed:
+            plan = SplitPlan(task, split, store, source_rate)
+            if plan.finished and on_batch is not None:
+                on_batch(plan.finished, 0.0)
+            work = functools.partial(
+                embed_batches, task=task, split=split, store=store, plan=plan,
+                batch_size=batch_size, on_batch=on_batch, max_clip_seconds=max_clip_seconds,
+            )  # fmt: skip
+            if len(workers) == 1:
+                sizes = [work(workers[0])]
+            else:
+                with ThreadPoolExecutor(max_workers=len(workers)) as pool:
+                    futures = [pool.submit(work, w) for w in workers]
+                    try:
+                        sizes = [f.result() for f in futures]
+                    except BaseException:
+                        plan.stop()  # the other workers finish their batch and stop
+                        raise
+            store.assemble(files, task.metadata.embedding_type == "event")
+        embedded = store.load()
+    embedded.split = split
+    embedded.batch_size = min(sizes)
+    embedded.wall_seconds = time.perf_counter() - started if computed else 0.0
+    embedded.clips_embedded = len(plan.todo) if computed else 0
+    embedded.clips_from_store = len(files) - embedded.clips_embedded
+    embedded.clips_changed = len(store.changed)
+    return embedded
+
+
+def split_stamps(task: Task, split: str, source_rate: int) -> list[Stamp]:
+    """Every clip file's size and mtime (a stat each, nothing read); a missing one is named."""
+    return [stat_clip(task.audio_path(split, c.file, source_rate)) for c in task.clips(split)]
+
+
+def embed_batches(
+    client: ModelClient,
+    task: Task,
+    split: str,
+    store: SplitStore,
+    plan: SplitPlan,
+    batch_size: int,
+    on_batch: Callable[[int, float], None] | None = None,
+    max_clip_seconds: float | None = None,
+) -> int:
+    """One worker: take batches from ``plan`` until none is left; return the final batch size.
+
+    The next batch is decoded and resampled by a few threads while the model works on the
+    current one; a batch the model cannot fit in memory is halved and retried, and
+    later batches stay at the smaller size. A single clip the model cannot fit is
+    embedded in chunks (halved until they fit), as is any clip longer than
+    ``max_clip_seconds``.
+    """
+    assert client.hello is not None
+    rate = client.hello.sample_rate
+    source_rate = task.source_rate(rate)
+    duration = task.metadata.sample_duration
+    n_samples = round(duration * rate) if duration else None
+    event = task.metadata.embedding_type == "event"
+    clips = task.clips(split)
+
+    stamps: dict[int, Stamp] = {}  # the bytes each clip was decoded from, for its batch record
+
+    def read(i: int) -> np.ndarray:
+        path = task.audio_path(split, clips[i].file, source_rate)
+        audio, stamps[i] = read_clip_stamped(path, rate, source_rate)
+        return audio
+
+    def load(indices: list[int]) -> tuple[np.ndarray, list[int]]:
+        audio = list(decoders.map(read, indices))  # libsndfile and soxr release the GIL
+        lengths = [n_samples or len(a) for a in audio]
+        return np.stack([fit_length(a, max(lengths)) for a in audio]), lengths
+
+    chunker = Chunker(client, rate, event, max_clip_seconds)
+
+    def embed(indices: list[int], audio: np.ndarray, lengths: list[int], context: str) -> None:
+        nonlocal batch_size
+        started = time.perf_counter()
+        timestamps = np.zeros((0, 0))
+        try:
+            if chunker.needed(max(lengths)):
+                if len(indices) > 1:  # clips that long go one by one
+                    batch_size = 1
+                    embed_in_pieces(indices, audio, lengths)
+                    return
+                embeddings, timestamps = chunker.embed(audio[0, : lengths[0]], context)
+            elif event:
+                embeddings, timestamps = client.timestamps(audio, context)
+            else:
+                embeddings = client.scene(audio, context)
+        except ModelError as e:
+            if e.kind != "out_of_memory":
+                raise
+            if len(indices) == 1:
+                chunker.shrink(lengths[0], context)  # raises when chunks cannot get smaller
+                embed(indices, audio, lengths, context)
+                return
+            batch_size = max(1, min(batch_size, len(indices) // 2))
+            embed_in_pieces(indices, audio, lengths)
+            return
+        seconds = time.perf_counter() - started
+        batch = [clips[i] for i in indices]
+        if event:
+            rows, times, counts = [], [], []
+            for row, clip in enumerate(batch):
+                clip_ms = lengths[row] * 1000.0 / rate
+                keep = _check_timestamps(timestamps[row], clip_ms, clip.file, client.label)
+                rows.append(embeddings[row, keep])
+                times.append(timestamps[row, keep])
+                counts.append(int(keep.sum()))
+            _check_finite(rows, batch, client.label, context)
+            store.write_batch(
+                indices, np.concatenate(rows), counts, np.concatenate(times),
+                [n / rate for n in lengths], seconds, [stamps[i] for i in indices],
+            )  # fmt: skip
+        else:
+            _check_finite(list(embeddings[:, None, :]), batch, client.label, context)
+            store.write_batch(
+                indices, embeddings, [1] * len(batch), None, [n / rate for n in lengths],
+                seconds, [stamps[i] for i in indices],
+            )  # fmt: skip
+        if on_batch is not None:
+            on_batch(len(batch), sum(lengths) / rate)
+
+    def embed_in_pieces(indices: list[int], audio: np.ndarray, lengths: list[int]) -> None:
+        """Batches of at most the current batch size (it shrinks after out-of-memory)."""
+        i = 0
+        while i < len(indices):
+            part = slice(i, i + batch_size)
+            first, last = indices[part][0] + 1, indices[part][-1] + 1
+            context = f"task {task.name}, split {split}, clips {first}-{last}"
+            embed(indices[part], audio[part], lengths[part], context)
+            i = part.stop
+
+    with (
+        ThreadPoolExecutor(max_workers=1) as pool,
+        ThreadPoolExecutor(max_workers=DECODE_THREADS, thread_name_prefix="decode") as decoders,
+    ):
+        # Each pending load carries its clips; the batch size may shrink meanwhile.
+        pending: tuple[list[int], Future[tuple[np.ndarray, list[int]]]] | None = None
+        first_batch = plan.take(batch_size)
+        if first_batch:
+            pending = (first_batch, pool.submit(load, first_batch))
+        while pending is not None:
+            indices, future = pending
+            audio, lengths = future.result()
+            following = plan.take(batch_size)
+            pending = (following, pool.submit(load, following)) if following else None
+            embed_in_pieces(indices, audio, lengths)
+    return batch_size
+
+
+class Chunker:
+    """Embeds one clip that is too long for the model in a single call, chunk by chunk.
+
+    Timestamp embeddings: chunks start at multiples of the model's hop (learned from
+    the first chunk), each chunk's timestamps are shifted by its exact start, and a
+    chunk keeps only the frames before the next chunk's start, so the clip's
+    timestamps stay regular across the seams. Scene embeddings: the mean of the
+    chunks' scene embeddings, weighted by their length (the HEAR API has no way to
+    pool a clip it cannot take whole). Frames next to a seam see less context than
+    they would unchunked. One per model server: a halved chunk length stays with it.
+    """
+
+    #: Chunks are never made shorter than this when halving after out-of-memory.
+    MIN_SECONDS = 1.0
+
+    def __init__(
+        self, client: ModelClient, rate: int, event: bool, max_seconds: float | None
+    ) -> None:
+        self.client, self.rate, self.event = client, rate, event
+        self.max_samples = round(max_seconds * rate) if max_seconds else None
+
+    def needed(self, n_samples: int) -> bool:
+        return self.max_samples is not None and n_samples > self.max_samples
+
+    def shrink(self, n_samples: int, context: str) -> None:
+        """After out-of-memory on one clip (or chunk): halve the chunk length."""
+        current = min(self.max_samples or n_samples, n_samples)
+        smaller = current // 2
+        if smaller < self.MIN_SECONDS * self.rate:
+            raise ModelError(
+                f"{self.client.label} ran out of memory on {current / self.rate:.1f} s of "
+                f"audio ({context}), even split into chunks",
+                "out_of_memory",
+            )
+        self.max_samples = smaller
+
+    def embed(self, audio: np.ndarray, context: str) -> tuple[np.ndarray, np.ndarray]:
+        """(1, D) scene, or (1, T, D) frames and (1, T) times in ms, for a 1-d clip."""
+        assert self.max_samples is not None
+        chunk = self.max_samples
+        if not self.event:
+            parts, weights = [], []
+            for start in range(0, len(audio), chunk):
+                piece = audio[start : start + chunk]
+                parts.append(self.client.scene(piece[None], self._where(context, start))[0])
+                weights.append(len(piece))
+            return np.average(parts, axis=0, weights=weights)[None].astype(np.float32), np.zeros(0)
+        rows, times = [], []
+        start, step, hop = 0, 0, 0.0
+        while True:
+            piece = audio[start : start + chunk]
+            frames, stamps = self.client.timestamps(piece[None], self._where(context, start))
+            frames, stamps = frames[0], stamps[0]
+            if not step:  # later chunks start on the model's frame grid
+                hop = float(np.median(np.diff(stamps))) if len(stamps) > 1 else 0.0
+                hop_samples = hop * self.rate / 1000
+                step = round(chunk // hop_samples * hop_samples) if hop_samples else 0
+                step = step or chunk
+            last = start + len(piece) >= len(audio)
+            if not last:  # the frames before the next chunk's first one
+                keep = stamps < step * 1000 / self.rate - hop / 2
+                frames, stamps = frames[keep], stamps[keep]
+            rows.append(frames)
+            times.append(stamps + start * 1000 / self.rate)
+            if last:
+                return np.concatenate(rows)[None], np.concatenate(times)[None]
+            start += step
+
+    def _where(self, context: str, start: int) -> str:
+        return f"{context}, chunk at {start / self.rate:.1f} s"
+
+
+def _frames(path: Path) -> int:
+    """A file's length in samples, from its header (a FIFO or link is refused, not opened)."""
+    return clip_frames(path)
+
+
+def _check_timestamps(times: np.ndarray, clip_ms: float, file: str, label: str) -> np.ndarray:
+    """Frames to keep: those inside the clip (a padded batch adds frames past its end).
+
+    Timestamps must increase by a regular hop (within 1 ms), as hear-validator asks.
+    """
+    if len(times) > 1:
+        hops = np.diff(times)
+        if (hops <= 0).any() or np.ptp(hops) > HOP_TOLERANCE_MS:
+            raise ModelError(
+                f"{label} returned irregular timestamps for {file}: hops from "
+                f"{hops.min():.3f} to {hops.max():.3f} ms (they must be regular within 1 ms)"
+            )
+    if len(times) and times[0] < 0:
+        raise ModelError(f"{label} returned a negative timestamp ({times[0]} ms) for {file}")
+    keep = times <= clip_ms + HOP_TOLERANCE_MS
+    if not keep.any():
+        raise ModelError(f"{label} returned no timestamp inside {file} ({clip_ms:.0f} ms long)")
+    return keep
+
+
+def _check_finite(parts: list[np.ndarray], batch: list[Clip], label: str, context: str) -> None:
+    bad = [
+        clip.file for clip, part in zip(batch, parts, strict=True) if not np.isfinite(part).all()
+    ]
+    if bad:
+        raise ModelError(
+            f"{label} returned NaN or Inf embeddings for {len(bad)} clip(s) ({context}), "
+            f"first {bad[0]}"
+        )

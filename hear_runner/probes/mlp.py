@@ -1,0 +1,265 @@
+"""heareval's MLP probe, one network at a time (the faithful mode), and its settings.
+
+Linear, BatchNorm1d, Dropout, ReLU per hidden layer; xavier initialization with the
+gain of the preceding activation; Adam; shuffled batches of 1024; validation every
+few epochs; early stopping after ``patience`` checks without gain; the best
+checkpoint kept. Embeddings go in as they are, as heareval feeds them.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel
+
+from hear_runner.probes.data import ProbeSplit, Rows
+
+PredictionType = Literal["multiclass", "multilabel"]
+#: select(valid_targets, valid_predictions) -> a score to maximize.
+Selector = Callable[[np.ndarray, np.ndarray], float]
+
+
+class MLPConfig(BaseModel):
+    hidden_layers: int = 1
+    hidden_dim: int = 1024
+    dropout: float = 0.1
+    lr: float = 1e-3
+    batch_size: int = 1024
+    max_epochs: int = 500
+    check_every: int = 3
+    patience: int = 20  # checks without improvement before stopping
+    seed: int = 42
+    # heareval initializes weights with xavier, the gain from the preceding activation;
+    # "default" keeps torch's own initialization.
+    initialization: Literal["default", "xavier_uniform", "xavier_normal"] = "xavier_uniform"
+
+
+class Probe:
+    """A trained probe, and how its training went."""
+
+    def __init__(self) -> None:
+        self.best_epoch = 0
+        self.best_valid_score = float("nan")
+        self.epochs_trained = 0
+        self.seconds = 0.0
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities (multiclass) or per-label probabilities (multilabel)."""
+        raise NotImplementedError
+
+
+def predict_split(probe: Probe, split: ProbeSplit) -> np.ndarray:
+    """Predictions for a whole split, made chunk by chunk."""
+    return np.concatenate([probe.predict(chunk) for chunk in split.chunks()])
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+Batches = Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]]
+
+
+def batch_source(train: Rows, device: str) -> Batches:
+    """``take(index) -> (x, y)`` on ``device``.
+
+    On a GPU the training rows are uploaded once, a chunk at a time (the device holds
+    the one copy); on the CPU each batch is gathered from the splits as they are.
+    """
+    if device == "cpu":
+
+        def take_host(index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+            x, y = train.take(index)
+            return torch.from_numpy(x), torch.from_numpy(y)
+
+        return take_host
+    dim = train.parts[0].embeddings.shape[1]
+    x_all = torch.empty((len(train), dim), dtype=torch.float32, device=device)
+    row = 0
+    for part in train.parts:
+        for chunk in part.chunks():
+            x_all[row : row + len(chunk)].copy_(torch.from_numpy(chunk))
+            row += len(chunk)
+    y_all = torch.from_numpy(train.targets()).to(device)
+
+    def take_device(index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        i = torch.from_numpy(index).to(device)
+        return x_all[i], y_all[i]
+
+    return take_device
+
+
+def epoch_batches(
+    take: Batches, n: int, batch: int, generator: torch.Generator
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of shuffled batches; a last batch of one row is skipped (BatchNorm needs two)."""
+    order = torch.randperm(n, generator=generator).numpy()
+    for start in range(0, n, batch):
+        index = order[start : start + batch]
+        if len(index) > 1:
+            yield take(index)
+
+
+@dataclass
+class EarlyStopping:
+    """heareval's rule: a check must beat the best so far; stop after ``patience`` that don't."""
+
+    patience: int
+    best: float = -np.inf
+    best_epoch: int = 0
+    checks_without_gain: int = 0
+    stopped: bool = False
+    history: list[float] = field(default_factory=list)
+
+    def update(self, score: float, epoch: int) -> bool:
+        """Record a check; True when it is the new best."""
+        self.history.append(score)
+        if score > self.best:
+            self.best, self.best_epoch, self.checks_without_gain = score, epoch, 0
+            return True
+        self.checks_without_gain += 1
+        self.stopped = self.checks_without_gain >= self.patience
+        return False
+
+
+class TrainedProbe(Probe):
+    """One fitted torch network."""
+
+    def __init__(self, net: torch.nn.Module, kind: PredictionType) -> None:
+        super().__init__()
+        self.net = net
+        self.kind = kind
+
+    @torch.no_grad()
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        self.net.eval()
+        device = next(self.net.parameters()).device
+        logits = self.net(torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(device))
+        probs = logits.softmax(-1) if self.kind == "multiclass" else logits.sigmoid()
+        return probs.cpu().numpy()
+
+
+def _network(n_in: int, n_out: int, config: MLPConfig) -> torch.nn.Module:
+    layers: list[torch.nn.Module] = []
+    width = n_in
+    activation = "linear"  # what precedes each Linear: sets heareval's xavier gain
+    for _ in range(config.hidden_layers):
+        linear = torch.nn.Linear(width, config.hidden_dim)
+        _initialize(linear, config.initialization, activation)
+        layers += [
+            linear,
+            torch.nn.BatchNorm1d(config.hidden_dim),
+            torch.nn.Dropout(config.dropout),
+            torch.nn.ReLU(),
+        ]
+        width, activation = config.hidden_dim, "relu"
+    projection = torch.nn.Linear(width, n_out)
+    _initialize(projection, config.initialization, activation)
+    layers.append(projection)
+    return torch.nn.Sequential(*layers)
+
+
+def _initialize(linear: torch.nn.Linear, how: str, activation: str) -> None:
+    gain = torch.nn.init.calculate_gain(activation)  # type: ignore[arg-type]
+    if how == "xavier_uniform":
+        torch.nn.init.xavier_uniform_(linear.weight, gain=gain)
+    elif how == "xavier_normal":
+        torch.nn.init.xavier_normal_(linear.weight, gain=gain)
+
+
+def loss_function(kind: PredictionType) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Mean loss of logits against multi-hot targets: cross-entropy on the argmax, or BCE."""
+    if kind == "multiclass":
+        return lambda logits, y: torch.nn.functional.cross_entropy(logits, y.argmax(dim=-1))
+    return torch.nn.functional.binary_cross_entropy_with_logits
+
+
+def train_mlp(
+    train: Rows,
+    valid: ProbeSplit,
+    kind: PredictionType,
+    select: Selector,
+    config: MLPConfig,
+    device: str | None = None,
+) -> TrainedProbe:
+    """Train one network until the validation score stops improving; keep the best checkpoint."""
+    started = time.perf_counter()
+    device = device or default_device()
+    generator = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    net = _network(valid.embeddings.shape[1], valid.targets.shape[1], config).to(device)
+    probe = TrainedProbe(net, kind)
+    loss_fn = loss_function(kind)
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    best_state = copy.deepcopy(net.state_dict())
+    stopping = EarlyStopping(config.patience)
+    n = len(train)
+    batch = min(config.batch_size, n)
+    take = batch_source(train, device)
+    for epoch in range(1, config.max_epochs + 1):
+        net.train()
+        for x, y in epoch_batches(take, n, batch, generator):
+            optimizer.zero_grad()
+            loss = loss_fn(net(x), y)
+            loss.backward()
+            optimizer.step()
+        probe.epochs_trained = epoch
+        if epoch % config.check_every:
+            continue
+        if stopping.update(select(valid.targets, predict_split(probe, valid)), epoch):
+            best_state = copy.deepcopy(net.state_dict())
+        if stopping.stopped:
+            break
+    net.load_state_dict(best_state)
+    probe.best_epoch = stopping.best_epoch
+    probe.best_valid_score = float(stopping.best)
+    probe.seconds = time.perf_counter() - started
+    return probe
+
+
+# heareval's names for probe settings, and ours.
+_HEAREVAL_KEYS = {
+    "hidden_layers": "hidden_layers",
+    "hidden_dim": "hidden_dim",
+    "dropout": "dropout",
+    "lr": "lr",
+    "batch_size": "batch_size",
+    "max_epochs": "max_epochs",
+    "patience": "patience",
+    "check_val_every_n_epoch": "check_every",
+    "initialization": "initialization",
+}
+# heareval's built-in per-task overrides (sed_eval is slow on this task's validation).
+_TASK_OVERRIDES: dict[str, dict[str, list[Any]]] = {
+    "dcase2016_task2": {"check_val_every_n_epoch": [10]}
+}
+
+
+def from_heareval(settings: dict[str, Any]) -> dict[str, Any]:
+    """MLPConfig fields from heareval-named settings (a list value gives its first item)."""
+    return {
+        _HEAREVAL_KEYS[k]: v[0] if isinstance(v, list) else v
+        for k, v in settings.items()
+        if k in _HEAREVAL_KEYS
+    }
+
+
+def task_overrides(task_name: str, evaluation_params: dict[str, Any]) -> dict[str, list[Any]]:
+    """heareval's grid updates for a task: its built-in ones, then ``task_specific_param_grid``."""
+    return {
+        **_TASK_OVERRIDES.get(task_name, {}),
+        **evaluation_params.get("task_specific_param_grid", {}),
+    }
+
+
+def config_for_task(
+    base: MLPConfig, task_name: str, evaluation_params: dict[str, Any]
+) -> MLPConfig:
+    """``base`` with the task's overrides applied, as heareval updates its grid."""
+    return base.model_copy(update=from_heareval(task_overrides(task_name, evaluation_params)))

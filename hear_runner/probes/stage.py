@@ -1,0 +1,247 @@
+"""The probe stage: choose a probe on the first fold, retrain it on the others, score every fold.
+
+Modes:
+- ``fast`` (default): heareval's grid points trained at once as one batched network.
+- ``faithful``: heareval's protocol network by network, as its runner does.
+- ``linear``: one scikit-learn logistic regression, for a quick look.
+
+Selection follows heareval: every grid point is trained on the first fold's train
+splits and selected on its valid split by the primary score (for event tasks the
+best over the post-processing grid; the validation loss where the task sets
+``use_scoring_for_early_stopping`` false); the best point is retrained on the
+other folds. Each seed repeats the whole stage.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from hear_runner.events import EventScoring
+from hear_runner.metrics import Metric, get_metric
+from hear_runner.probes.batched import train_batched
+from hear_runner.probes.data import ProbeProblem, ProbeSplit, Rows
+from hear_runner.probes.grid import GRID_POINTS, heareval_grid
+from hear_runner.probes.linear import LinearConfig, train_linear
+from hear_runner.probes.mlp import (
+    MLPConfig,
+    PredictionType,
+    Probe,
+    Selector,
+    predict_split,
+    train_mlp,
+)
+from hear_runner.results.predictions import FoldPredictions
+from hear_runner.results.records import FoldResult
+
+ProbeMode = Literal["fast", "faithful", "linear"]
+PROBE_MODES: tuple[str, ...] = ("fast", "faithful", "linear")
+ProbeConfig = MLPConfig | LinearConfig
+
+
+@dataclass
+class ProbeOutcome:
+    """Every fold of every seed, and what was tried and chosen (for the first seed)."""
+
+    mode: ProbeMode
+    seeds: list[int]
+    folds: list[FoldResult]
+    config: dict[str, Any]
+    grid: list[dict[str, Any]]
+    selection_metric: str
+    primary: str
+    seconds: float = 0.0
+    metrics: list[str] = field(default_factory=list)
+    predictions: list[FoldPredictions] = field(default_factory=list)  # each fold's test split
+
+    def add(self, scored: tuple[FoldResult, FoldPredictions]) -> None:
+        self.folds.append(scored[0])
+        self.predictions.append(scored[1])
+
+    def mean_scores(self) -> dict[str, dict[str, float]]:
+        return {
+            role: {m: float(np.mean([f.scores[role][m] for f in self.folds])) for m in self.metrics}
+            for role in ("valid", "test")
+        }
+
+    def seed_scores(self) -> list[float]:
+        """The primary test score (mean over folds) of each seed."""
+        return [
+            float(np.mean([f.scores["test"][self.primary] for f in self.folds if f.seed == s]))
+            for s in self.seeds
+        ]
+
+    def fold_std(self) -> float | None:
+        """Sample standard deviation over folds of the primary test score (averaged over seeds)."""
+        names = list(dict.fromkeys(f.fold for f in self.folds))
+        if len(names) < 2:
+            return None
+        per_fold = [
+            np.mean([f.scores["test"][self.primary] for f in self.folds if f.fold == name])
+            for name in names
+        ]
+        return float(np.std(per_fold, ddof=1))
+
+
+def probe_points(
+    problem: ProbeProblem, mode: ProbeMode, seed: int, grid_points: int | None = None
+) -> list[ProbeConfig]:
+    """The configurations tried on the first fold."""
+    if mode == "linear":
+        return [LinearConfig(seed=seed)]
+    metadata = problem.metadata
+    return list(
+        heareval_grid(
+            metadata.task_name, metadata.evaluation_params, seed, grid_points or GRID_POINTS
+        )
+    )
+
+
+def run_probe(
+    problem: ProbeProblem,
+    mode: ProbeMode = "fast",
+    seeds: list[int] | None = None,
+    grid_points: int | None = None,
+    on_trained: Callable[[int], None] | None = None,
+    points: Callable[[int], list[ProbeConfig]] | None = None,
+) -> ProbeOutcome:
+    """Probe ``problem`` once per seed; ``on_trained(n)`` reports n trainings done.
+
+    ``points(seed)`` replaces heareval's grid (its first ``grid_points``) with other configs.
+    """
+    started = time.perf_counter()
+    seeds = seeds or [42]
+    metrics = [get_metric(name) for name in problem.metadata.evaluation]
+    choose = points or functools.partial(probe_points, problem, mode, grid_points=grid_points)
+    by_loss = problem.metadata.use_scoring_for_early_stopping is False
+    outcome = ProbeOutcome(
+        mode=mode,
+        seeds=seeds,
+        folds=[],
+        config={},
+        grid=[],
+        selection_metric="validation loss" if by_loss else metrics[0].name,
+        primary=metrics[0].name,
+        metrics=[m.name for m in metrics],
+    )
+    for seed in seeds:
+        tried = choose(seed)
+        first = problem.folds[0]
+        probes = _train(problem, first, mode, tried, metrics)
+        if on_trained:
+            on_trained(len(tried))
+        best = max(range(len(tried)), key=lambda i: probes[i].best_valid_score)  # first of equals
+        if seed == seeds[0]:
+            outcome.config = tried[best].model_dump()
+            outcome.grid = [
+                {**c.model_dump(), "valid_selection_score": p.best_valid_score}
+                for c, p in zip(tried, probes, strict=True)
+            ]
+        outcome.add(_score_fold(problem, first, probes[best], metrics, seed))
+        for fold in problem.folds[1:]:
+            (probe,) = _train(problem, fold, mode, [tried[best]], metrics)
+            outcome.add(_score_fold(problem, fold, probe, metrics, seed))
+            if on_trained:
+                on_trained(1)
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def _train(
+    problem: ProbeProblem, fold: Any, mode: ProbeMode, configs: list[Any], metrics: list[Metric]
+) -> list[Probe]:
+    train = Rows([problem.splits[s] for s in fold.train])
+    valid = problem.splits[fold.valid]
+    kind: PredictionType = "multilabel" if problem.event else problem.metadata.prediction_type
+    select = _selector(problem, valid, metrics[0])
+    started = time.perf_counter()
+    probes: list[Probe]
+    if mode == "linear":
+        probes = [train_linear(train, valid, kind, select, c) for c in configs]
+    elif mode == "faithful":
+        probes = [train_mlp(train, valid, kind, select, c) for c in configs]
+    else:
+        probes = list(train_batched(train, valid, kind, select, configs))
+    seconds = (time.perf_counter() - started) / len(configs)
+    for probe in probes:
+        probe.seconds = seconds
+    return probes
+
+
+def _selector(problem: ProbeProblem, valid: ProbeSplit, primary: Metric) -> Selector:
+    kind = "multilabel" if problem.event else problem.metadata.prediction_type
+    if problem.metadata.use_scoring_for_early_stopping is False:
+        return _negative_bce if kind == "multilabel" else _negative_cross_entropy
+    if problem.event:
+        scoring = EventScoring(valid.reference, valid, problem.labels, problem.metadata)
+        return lambda _targets, frames: scoring.best(primary, frames)[1]
+    return lambda targets, scores: float(primary.score(targets, scores, problem.labels))
+
+
+def _score_fold(
+    problem: ProbeProblem, fold: Any, probe: Probe, metrics: list[Metric], seed: int
+) -> tuple[FoldResult, FoldPredictions]:
+    """Score the fold's valid and test splits with the trained probe; keep the test's output."""
+    test = problem.splits[fold.test]
+    kept = FoldPredictions(fold=fold.name, seed=seed, files=list(test.files))
+    scores: dict[str, dict[str, float]] = {}
+    details: dict[str, Any] = {}
+    losses: dict[str, float] = {}
+    chosen: dict[str, float] | None = None
+    for role, name in (("valid", fold.valid), ("test", fold.test)):
+        split = problem.splits[name]
+        predictions = predict_split(probe, split)
+        kind = "multilabel" if problem.event else problem.metadata.prediction_type
+        losses[role] = -(_negative_bce if kind == "multilabel" else _negative_cross_entropy)(
+            split.targets, predictions
+        )
+        if problem.event:
+            scoring = EventScoring(split.reference, split, problem.labels, problem.metadata)
+            if chosen is None:  # chosen on validation, reused on test
+                chosen, _ = scoring.best(metrics[0], predictions)
+                details["postprocessing"] = chosen
+            full = {m.name: scoring.score(m, predictions, chosen) for m in metrics}
+            scores[role] = {name: _first(value) for name, value in full.items()}
+            details[role] = full
+            if role == "test":
+                kept.events, kept.reference = scoring.events(predictions, chosen), split.reference
+        else:
+            scores[role] = {
+                m.name: float(m.score(split.targets, predictions, problem.labels)) for m in metrics
+            }
+            if role == "test":
+                kept.targets, kept.scores = split.targets, predictions
+    return FoldResult(
+        fold=fold.name,
+        seed=seed,
+        train=list(fold.train),
+        valid=fold.valid,
+        test=fold.test,
+        scores=scores,
+        losses=losses,
+        details=details,
+        valid_selection_score=probe.best_valid_score,
+        best_epoch=probe.best_epoch,
+        epochs_trained=probe.epochs_trained,
+        probe_seconds=round(probe.seconds, 3),
+    ), kept
+
+
+def _first(value: Any) -> float:
+    """An event metric's value: the first of its sub-scores."""
+    return float(next(iter(value.values()))) if isinstance(value, dict) else float(value)
+
+
+def _negative_cross_entropy(targets: np.ndarray, probabilities: np.ndarray) -> float:
+    p = np.clip((targets * probabilities).sum(axis=1), 1e-7, 1.0)
+    return float(np.mean(np.log(p)))
+
+
+def _negative_bce(targets: np.ndarray, probabilities: np.ndarray) -> float:
+    p = np.clip(probabilities, 1e-7, 1 - 1e-7)
+    return float(np.mean(targets * np.log(p) + (1 - targets) * np.log(1 - p)))
