@@ -452,7 +452,7 @@ def rerun(
         engine, sources, tasks, records, target,
         settings.model_dump(exclude={"engine", "python"}), probe.model_dump(), manifest_path,
     )  # fmt: skip
-    rows = compare(manifest, records, tolerance)
+    rows = compare(manifest, target, tolerance)
     table = Table(title=f"hear rerun {_esc(manifest_path.name)}: test scores", header_style="bold")
     for column in ("model", "task", "metric", "manifest", "rerun", "max |diff|", "same"):
         left = column in ("model", "task", "metric")

@@ -13,20 +13,21 @@ from pathlib import Path
 from typing import Any
 
 from hear_runner import __version__
-from hear_runner.errors import HearError
 from hear_runner.files import atomic_output
+from hear_runner.report.board import leaderboard_table
 from hear_runner.report.charts import (
     CostPoint,
     Timeline,
     confusion_chart,
     confusion_counts,
     cost_chart,
-    fmt_score,
     score_chart,
     timeline_chart,
     whisker,
 )
-from hear_runner.report.data import Entry, load_entries
+from hear_runner.report.data import Entry
+from hear_runner.results.leaderboard import Leaderboard, build_leaderboard
+from hear_runner.results.reader import read_results
 
 CSS = """
 :root { color-scheme: light; }
@@ -74,29 +75,30 @@ def write_report(
     timeline_files: int = 3,
     image_sizes: Callable[[list[Entry]], tuple[dict[str, int], str | None]] | None = None,
 ) -> Report:
-    """Read every record under ``results_dir`` and write the page to ``output`` atomically."""
-    if not results_dir.is_dir():
-        raise HearError(f"{results_dir}: no such results folder")
-    entries, skipped = load_entries(results_dir)
-    if not entries:
-        raise HearError(f"{results_dir}: no result records (<model>/<task>.json) here")
-    page = Page(entries, results_dir, timeline_files, image_sizes or docker_image_sizes)
-    html = page.render(skipped)
+    """Read the records under ``results_dir`` as `hear leaderboard` does (the newest of each
+    model and task, at any depth) and write the page to ``output`` atomically."""
+    results = read_results(results_dir)
+    board = build_leaderboard(results)  # the one leaderboard: the page shows it as it is
+    entries = [Entry(found) for found in results.records()]
+    page = Page(entries, board, results_dir, timeline_files, image_sizes or docker_image_sizes)
+    html = page.render()
     with atomic_output(output, "w") as handle:
         handle.write(html)
         os.chmod(handle.name, 0o644)
-    return Report(output, page.models, page.tasks, page.plots, page.notes)
+    return Report(output, page.models, page.tasks, page.plots, board.notes + page.notes)
 
 
 class Page:
     def __init__(
         self,
         entries: list[Entry],
+        board: Leaderboard,
         results_dir: Path,
         timeline_files: int,
         image_sizes: Callable[[list[Entry]], tuple[dict[str, int], str | None]],
     ) -> None:
         self.entries = entries
+        self.board = board
         self.results_dir = results_dir
         self.timeline_files = timeline_files
         self.image_sizes = image_sizes
@@ -109,7 +111,7 @@ class Page:
 
     # -- assembly -----------------------------------------------------------------------
 
-    def render(self, skipped: list[str]) -> str:
+    def render(self) -> str:
         sections = [
             ("leaderboard-section", "Leaderboard", self.leaderboard()),
             ("task-scores", "Scores per task", self.task_scores()),
@@ -124,10 +126,6 @@ class Page:
             for sid, title, content in sections
         )
         created = datetime.now(UTC).isoformat(timespec="seconds")
-        skipped_html = ""
-        if skipped:
-            items = "".join(f"<li>{escape(s)}</li>" for s in skipped)
-            skipped_html = f'<p class="warn">Files skipped:</p><ul class="warn">{items}</ul>'
         return (
             "<!DOCTYPE html>\n"
             '<html lang="en"><head><meta charset="utf-8">'
@@ -140,7 +138,7 @@ class Page:
             f"<code>{escape(str(self.results_dir))}</code>; "
             f"report written {created} by hear-runner {escape(__version__)}. "
             "Scores are on each task's test split, under its primary metric.</p>"
-            f"<nav>{nav}</nav>{skipped_html}</header>\n{body}\n</body></html>\n"
+            f"<nav>{nav}</nav></header>\n{body}\n</body></html>\n"
         )
 
     def _id(self, *parts: str) -> str:
@@ -164,63 +162,7 @@ class Page:
     # -- sections -----------------------------------------------------------------------
 
     def leaderboard(self) -> str:
-        head = "".join(
-            f'<th data-task="{escape(t)}">{escape(t)}<span class="sub">{escape(self._metric(t))}'
-            "</span></th>"
-            for t in self.tasks
-        )
-        aggregates = self._aggregates()
-        if aggregates is not None:
-            head += '<th>aggregate<span class="sub">HEAR normalized</span></th>'
-        rows = []
-        for model in self.models:
-            cells = []
-            for task in self.tasks:
-                entry = self.cell.get((model, task))
-                if entry is None:
-                    cells.append('<td class="missing" title="no record">—</td>')
-                    continue
-                best = self._best(task) == model
-                cells.append(
-                    f'<td class="num{" best" if best else ""}" data-model="{escape(model)}" '
-                    f'data-task="{escape(task)}">{_cell(entry)}</td>'
-                )
-            if aggregates is not None:
-                value, count = aggregates.get(model, (None, 0))
-                text = "—" if value is None else f"<b>{value:+.3f}</b>"
-                sub = f"{count}/{len(self.tasks)} tasks"
-                cells.append(f'<td class="num aggregate">{text}<span class="sub">{sub}</span></td>')
-            rows.append(
-                f'<tr><th data-model="{escape(model)}">{escape(model)}</th>{"".join(cells)}</tr>'
-            )
-        ci = any(e.ci for e in self.entries)
-        note = (
-            "Each cell: the primary test score; below it "
-            + (
-                "its confidence interval from the record (bootstrap over test clips) where it "
-                "has one, else "
-                if ci
-                else ""
-            )
-            + "± its standard deviation over folds (k-fold tasks) and over probe seeds (with "
-            "several seeds). A dash is a (model, task) that was not run: it is missing, not zero. "
-            "Green: the task's best score."
-        )
-        if aggregates is not None:
-            note += (
-                " Aggregate: as HEAR's leaderboard, each task's scores standardized across the "
-                "models here, clipped to [-1, 1] and averaged over the tasks a model has "
-                "(<code>hear leaderboard</code> computes the same)."
-            )
-        if not ci:
-            note += (
-                " No record here has a confidence interval (<code>test_score_ci</code>); "
-                "the whiskers below show the spread over folds where there is one."
-            )
-        return (
-            f'<table id="leaderboard"><thead><tr><th>model</th>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table><p class="note">{note}</p>'
-        )
+        return leaderboard_table(self.board, {e.found.path: e for e in self.entries})
 
     def task_scores(self) -> str:
         figures = []
@@ -288,7 +230,7 @@ class Page:
             mine = [e for e in self.entries if e.model == model]
             costs = [c[0] for e in mine if (c := e.seconds_per_audio_hour())]
             median = sorted(costs)[len(costs) // 2] if costs else None
-            kind = str(mine[0].model_info.get("kind", ""))
+            kind = mine[0].record.model.kind
             size = sizes.get(model)
             size_text = (
                 f"{size / 1e9:.2f} GB" if size else "— (local module)" if kind == "module" else "—"
@@ -417,18 +359,17 @@ class Page:
                     f"module <code>{escape(str(engine.get('module', e.model)))}</code>"
                     f'<span class="sub">{escape(str(engine.get("python", "")))}</span>'
                 )
-            probe = e.raw.get("probe")
-            probe = probe if isinstance(probe, dict) else {}
-            hardware = _hardware(e.raw)
+            record = e.record
+            seeds = ", ".join(map(str, record.probe.seeds))
             rows.append(
                 f"<tr><td>{escape(e.model)}</td><td>{escape(e.task)}"
-                f'<span class="sub">hash {escape(str(e.task_info.get("content_hash", "?")))}'
-                f"</span></td><td>{build}</td>"
-                f"<td>{escape(str(probe.get('mode', '?')))}"
-                f'<span class="sub">seeds {escape(", ".join(map(str, e.seeds)) or "?")}</span></td>'
-                f"<td>{escape(hardware)}</td>"
-                f"<td>{escape(str(e.raw.get('runner_version', '?')))}"
-                f'<span class="sub">{escape(str(e.raw.get("created", "")))}</span></td></tr>'
+                f'<span class="sub">hash {escape(record.task.content_hash)}</span></td>'
+                f"<td>{build}</td><td>{escape(record.probe.mode)}"
+                f'<span class="sub">seeds {escape(seeds or "?")}</span></td>'
+                f"<td>{escape(_hardware(record.host))}</td>"
+                f"<td>{escape(record.runner_version)}"
+                f'<span class="sub">{escape(record.created)}</span>'
+                f'<span class="sub record">{escape(str(e.found.path))}</span></td></tr>'
             )
         return (
             '<table id="provenance-table"><thead><tr><th>model</th><th>task</th><th>build</th>'
@@ -438,85 +379,39 @@ class Page:
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _aggregates(self) -> dict[str, tuple[float, int]] | None:
-        """Each model's HEAR normalized score (`hear leaderboard`'s), where that is here."""
-        try:
-            from hear_runner.results.leaderboard import normalized_scores
-        except ImportError:
-            return None
-        from hear_runner.metrics import metrics
-
-        known = metrics()
-        found: dict[str, list[float]] = {}
-        for task in self.tasks:
-            metric = known.get(self._metric(task))
-            values = {m: self.cell[(m, task)].score for m in self.models if (m, task) in self.cell}
-            higher = metric.higher_is_better if metric else True
-            for model, z in normalized_scores(values, higher).items():
-                found.setdefault(model, []).append(z)
-        return {m: (sum(zs) / len(zs), len(zs)) for m, zs in found.items()}
-
     def _metric(self, task: str) -> str:
         return next(e.metric for e in self.entries if e.task == task)
 
     def _embedding_type(self, task: str) -> str:
-        return next(e.embedding_type for e in self.entries if e.task == task)
+        return next(e.record.task.embedding_type for e in self.entries if e.task == task)
 
     def _prediction_type(self, task: str) -> str:
-        return next(e.prediction_type for e in self.entries if e.task == task)
-
-    def _best(self, task: str) -> str | None:
-        scored = [
-            (e.score, e.model) for e in self.entries if e.task == task and math.isfinite(e.score)
-        ]
-        return max(scored)[1] if len(scored) > 1 else None
+        return next(e.record.task.prediction_type for e in self.entries if e.task == task)
 
 
-def _cell(entry: Entry) -> str:
-    if not math.isfinite(entry.score):
-        return '<span title="the metric is undefined on these predictions (NaN)">n/a (NaN)</span>'
-    text = f"<b>{fmt_score(entry.score)}</b>"
-    subs = []
-    if entry.ci:
-        subs.append(f'<span class="ci">[{fmt_score(entry.ci[0])}, {fmt_score(entry.ci[1])}]</span>')
-    if entry.fold_std is not None and math.isfinite(entry.fold_std):
-        subs.append(f"±{entry.fold_std:.3f} folds")
-    seed_std = entry.raw.get("seed_std")
-    if isinstance(seed_std, int | float) and math.isfinite(seed_std):
-        subs.append(f"±{seed_std:.3f} seeds")
-    if subs:
-        text += f'<span class="sub">{" ".join(subs)}</span>'
-    return text
-
-
-def _hardware(raw: dict[str, Any]) -> str:
-    """The hardware a record names, however it spells it (host, hardware)."""
+def _hardware(host: dict[str, Any]) -> str:
+    """The hardware the record's ``host`` names, on one line."""
     parts = []
-    for key in ("hardware", "host"):
-        value = raw.get(key)
-        if isinstance(value, dict):
-            for k, v in value.items():
-                if k.endswith("_bytes") and isinstance(v, int | float) and v > 0:
-                    parts.append(f"{k.removesuffix('_bytes')}: {v / 2**30:.1f} GiB")
-                elif isinstance(v, str | int | float) and not isinstance(v, bool):
-                    parts.append(f"{k}: {v}")
-                elif isinstance(v, list | dict) and v:
-                    parts.append(f"{k}: {json.dumps(v)[:120]}")
+    for k, v in host.items():
+        if k.endswith("_bytes") and isinstance(v, int | float) and v > 0:
+            parts.append(f"{k.removesuffix('_bytes')}: {v / 2**30:.1f} GiB")
+        elif isinstance(v, str | int | float) and not isinstance(v, bool):
+            parts.append(f"{k}: {v}")
+        elif isinstance(v, list | dict) and v:
+            parts.append(f"{k}: {json.dumps(v)[:120]}")
     return "; ".join(dict.fromkeys(parts)) or "?"
 
 
 def _clip_seconds(entry: Entry, panels: list[Timeline]) -> float:
     """The task's clip length (its metadata where the folder is still there), else the
     last event's end, rounded up to a second."""
-    path = entry.task_info.get("path")
-    if isinstance(path, str):
-        try:
-            meta = json.loads((Path(path) / "task_metadata.json").read_text())
-            duration = float(meta.get("sample_duration") or 0)
-            if duration > 0:
-                return duration
-        except (OSError, ValueError, TypeError, AttributeError):
-            pass
+    try:
+        meta = json.loads((Path(entry.record.task.path) / "task_metadata.json").read_text())
+        duration = float(meta.get("sample_duration") or 0)
+        if duration > 0:
+            return duration
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass
     ends = [
         end
         for p in panels

@@ -1,6 +1,7 @@
 """`hear compare A B`: is one model's score really higher than the other's, task by task?
 
-For each task both models have a record of (the newest, as the leaderboard takes), both
+For each task both models have a record of (the newest, read by hear_runner.results.reader
+as the leaderboard reads it), both
 records' test predictions are scored on the same bootstrap draws of the test clips
 (hear_runner.results.stats.paired_bootstrap): the difference A - B of the primary score, its
 95% percentile interval, and a two-sided p-value. Below 0.05 the better model is named;
@@ -20,9 +21,8 @@ from rich.table import Table
 
 from hear_runner.errors import HearError
 from hear_runner.metrics import get_metric
-from hear_runner.results.leaderboard import column_name, latest_records
-from hear_runner.results.predictions import load_predictions
-from hear_runner.results.records import RunRecord
+from hear_runner.results.leaderboard import column_name
+from hear_runner.results.reader import FoundRecord, read_results
 from hear_runner.results.stats import ALPHA, DEFAULT_SEED, paired_bootstrap
 
 TIE = f"tie (not significant at {ALPHA:g})"
@@ -57,15 +57,14 @@ def compare_models(
     alpha: float = ALPHA,
 ) -> tuple[list[TaskComparison], list[str]]:
     """A paired comparison per task both models have; notes on the records used."""
-    latest, notes = latest_records(results_dir)
-    models = sorted({model for model, _ in latest})
+    results = read_results(results_dir)
+    latest, notes, models = results.latest, list(results.notes), results.models()
     for name in (a, b):
         if name not in models:
             raise HearError(
                 f"no records of model {name!r} in {results_dir} (models: {', '.join(models)})"
             )
-    tasks_a = {task for model, task in latest if model == a}
-    tasks_b = {task for model, task in latest if model == b}
+    tasks_a, tasks_b = results.tasks_of(a), results.tasks_of(b)
     shared = sorted(tasks_a & tasks_b)
     if not shared:
         raise HearError(
@@ -84,22 +83,24 @@ def compare_models(
 
 def _compare_task(
     task: str,
-    found_a: tuple[Path, RunRecord],
-    found_b: tuple[Path, RunRecord],
+    found_a: FoundRecord,
+    found_b: FoundRecord,
     resamples: int | None,
     seed: int,
     alpha: float,
 ) -> TaskComparison:
-    (path_a, record_a), (path_b, record_b) = found_a, found_b
+    record_a, record_b = found_a.record, found_b.record
     if record_a.primary_metric != record_b.primary_metric:
         raise HearError(
             f"{task}: the records' primary metrics differ ({record_a.primary_metric} in "
-            f"{path_a}, {record_b.primary_metric} in {path_b})"
+            f"{found_a.path}, {record_b.primary_metric} in {found_b.path})"
         )
-    labels_a, folds_a = _predictions(path_a, record_a)
-    labels_b, folds_b = _predictions(path_b, record_b)
+    labels_a, folds_a = found_a.predictions()
+    labels_b, folds_b = found_b.predictions()
     if labels_a != labels_b:
-        raise HearError(f"{task}: the records' label vocabularies differ ({path_a}, {path_b})")
+        raise HearError(
+            f"{task}: the records' label vocabularies differ ({found_a.path}, {found_b.path})"
+        )
     metric = get_metric(record_a.primary_metric)
     try:
         paired = paired_bootstrap(labels_a, folds_a, folds_b, metric, resamples, seed, what=task)
@@ -129,16 +130,6 @@ def _compare_task(
         seed=paired.seed,
         seconds=round(paired.seconds, 3),
     )
-
-
-def _predictions(path: Path, record: RunRecord) -> tuple[list[str], list[Any]]:
-    if not record.predictions_file:
-        raise HearError(f"{path}: the record keeps no test predictions (run it again)")
-    sidecar = path.parent / record.predictions_file
-    try:
-        return load_predictions(sidecar)
-    except (OSError, ValueError, KeyError) as e:
-        raise HearError(f"{sidecar}: test predictions not readable ({e})") from None
 
 
 def to_json(a: str, b: str, rows: list[TaskComparison], notes: list[str]) -> dict[str, Any]:

@@ -16,8 +16,10 @@ task whose primary metric is lower-is-better has its standardized scores negated
 so a higher aggregate is always better (HEAR's primary metrics are all higher-is-better).
 
 Task columns of HEAR 2021 tasks are named as on HEAR's published leaderboard;
-other tasks by their folder name. With several records of one (model, task)
-(results folders inside the results folder, say), the newest is used and a note says so.
+other tasks by their folder name. Records are read by hear_runner.results.reader (as
+`hear report`, `compare` and `rerun` read them): with several records of one (model,
+task) (results folders inside the results folder, say), the newest is used and a note
+says so. `hear report` shows this module's :class:`Leaderboard`, never a recomputation.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import io
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from hear_runner.errors import HearError
-from hear_runner.results.records import RunRecord, find_records
+from hear_runner.results.reader import FoundRecord, Results, read_results
 
 # HEAR's published leaderboard columns (hearbenchmark/hearbenchmark.com
 # docs/assets/leaderboard.csv, commit fd18a12), in its order, by released task folder.
@@ -97,53 +98,21 @@ class Leaderboard:
     notes: list[str]
 
 
-Latest = dict[tuple[str, str], tuple[Path, RunRecord]]
-
-
-def latest_records(results_dir: Path) -> tuple[Latest, list[str]]:
-    """The newest record of each (model name, task folder) under ``results_dir``; notes on
-    the records passed over (older duplicates, unreadable files)."""
-    if not results_dir.is_dir():
-        raise HearError(f"{results_dir}: results folder does not exist")
-    found: dict[tuple[str, str], list[tuple[Path, RunRecord]]] = {}
-    notes = []
-    for path, record in find_records(results_dir):
-        if record is None:
-            notes.append(f"{path}: not a readable result record, left out")
-            continue
-        found.setdefault((record.model.name, record.task.name), []).append((path, record))
-    latest: Latest = {}
-    for key, candidates in sorted(found.items()):
-        candidates.sort(key=lambda c: (_created(c[1]), c[0].stat().st_mtime), reverse=True)
-        latest[key] = candidates[0]
-        if len(candidates) > 1:
-            path, record = candidates[0]
-            notes.append(
-                f"{key[0]} · {key[1]}: {len(candidates)} records, the newest ({record.created}, "
-                f"{path}) is used"
-            )
-    return latest, notes
-
-
-def _created(record: RunRecord) -> float:
-    try:
-        return datetime.fromisoformat(record.created).timestamp()
-    except ValueError:
-        return 0.0
-
-
 def column_name(task: str) -> str:
     """A task folder's column: HEAR's published name for HEAR 2021 tasks, else the folder."""
     return _COLUMN_OF.get(task, task)
 
 
-def build_leaderboard(results_dir: Path) -> Leaderboard:
-    latest, notes = latest_records(results_dir)
-    if not latest:
-        raise HearError(f"{results_dir}: no result records (hear run writes them there)")
-    by_model: dict[str, dict[str, list[tuple[Path, RunRecord]]]] = {}
+def build_leaderboard(results: Path | Results) -> Leaderboard:
+    """The leaderboard of a results folder (read by :func:`read_results`, or already read)."""
+    if isinstance(results, Path):
+        results = read_results(results)
+    if not results.latest:
+        raise HearError(f"{results.folder}: no result records (hear run writes them there)")
+    notes = list(results.notes)
+    by_model: dict[str, dict[str, list[FoundRecord]]] = {}
     tasks_of: dict[str, set[str]] = {}
-    for (model, task), found in latest.items():
+    for (model, task), found in results.latest.items():
         name = column_name(task)
         by_model.setdefault(model, {}).setdefault(name, []).append(found)
         tasks_of.setdefault(name, set()).add(task)
@@ -151,7 +120,9 @@ def build_leaderboard(results_dir: Path) -> Leaderboard:
     names = hear + sorted(c for c in tasks_of if c not in HEAR_2021_COLUMNS)
     columns = []
     for name in names:
-        metrics = {r.primary_metric for cells in by_model.values() for _, r in cells.get(name, [])}
+        metrics = {
+            f.record.primary_metric for cells in by_model.values() for f in cells.get(name, [])
+        }
         if len(metrics) > 1:
             disagree = ", ".join(sorted(metrics))
             notes.append(f"{name}: records disagree on the primary metric ({disagree})")
@@ -165,12 +136,12 @@ def build_leaderboard(results_dir: Path) -> Leaderboard:
     return Leaderboard(columns, rows, notes)
 
 
-def _cell(name: str, model: str, found: list[tuple[Path, RunRecord]], notes: list[str]) -> Cell:
+def _cell(name: str, model: str, found: list[FoundRecord], notes: list[str]) -> Cell:
     """One record's score and interval; several folders of one column (Beehive's two folds,
     as HEAR's leaderboard does) give their mean, without an interval."""
     if len(found) == 1:
-        path, record = found[0]
-        return Cell(record.test_score, record.test_score_ci, record.primary_metric, [path])
+        record = found[0].record
+        return Cell(record.test_score, record.test_score_ci, record.primary_metric, [found[0].path])
     wanted = len(HEAR_2021_COLUMNS.get(name, ()))
     notes.append(
         f"{model} · {name}: the mean of {len(found)} task folders' scores"
@@ -178,10 +149,10 @@ def _cell(name: str, model: str, found: list[tuple[Path, RunRecord]], notes: lis
         + "; no interval is shown for a mean of folders"
     )
     return Cell(
-        float(np.mean([r.test_score for _, r in found])),
+        float(np.mean([f.record.test_score for f in found])),
         None,
-        found[0][1].primary_metric,
-        [p for p, _ in found],
+        found[0].record.primary_metric,
+        [f.path for f in found],
     )
 
 

@@ -24,6 +24,7 @@ from hear_runner.contract.wire import CONTRACT_VERSION
 from hear_runner.engines.base import ModelSource
 from hear_runner.errors import HearError
 from hear_runner.files import atomic_write
+from hear_runner.results.reader import read_results
 
 if TYPE_CHECKING:
     from hear_runner.results.records import RunRecord
@@ -239,15 +240,15 @@ def _agreement(
     return worst, match
 
 
-def compare(
-    manifest: RunManifest, records: list[RunRecord], tolerance: float = 1e-9
-) -> list[Comparison]:
-    """Each (model, task) of the manifest against the rerun's record: every test metric
-    must agree within ``tolerance`` (absolute); NaN matches NaN."""
-    new = {(r.model.name, r.task.name): r for r in records}
+def compare(manifest: RunManifest, results_dir: Path, tolerance: float = 1e-9) -> list[Comparison]:
+    """Each (model, task) of the manifest against the rerun's record in ``results_dir``, read
+    as `hear leaderboard` reads it (the newest of each): every test metric must agree within
+    ``tolerance`` (absolute); NaN matches NaN."""
+    new = read_results(results_dir).latest
     rows = []
     for kept in manifest.results:
-        record = new.get((kept.model, kept.task))
+        found = new.get((kept.model, kept.task))
+        record = found.record if found is not None else None
         worst: float | None = None
         match = False
         if record is not None:

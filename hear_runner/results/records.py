@@ -254,27 +254,33 @@ def _torch_info() -> dict[str, Any]:
     return {"torch": torch.__version__, "cuda": torch.version.cuda, "gpus": gpus}
 
 
-def find_records(results_dir: Path) -> Iterator[tuple[Path, RunRecord | None]]:
+def find_records(results_dir: Path) -> Iterator[tuple[Path, RunRecord | str]]:
     """Every result record under ``results_dir`` (any depth), in path order.
 
     Sidecars (predictions, heareval's score files), hidden files and JSON that is not a
-    record (no ``test_score`` and ``model``: a run manifest, say) are passed over;
-    a record that does not validate comes with None.
+    record (no ``test_score`` and ``model``: a run manifest, say) are passed over; a file
+    that is not readable JSON, or a record that does not validate, comes with the reason
+    (one line naming the field at fault) in place of the record.
     """
     for path in sorted(results_dir.rglob("*.json")):
         if path.name.startswith(".") or path.name == HEAREVAL_SCORES:
             continue
         try:
             raw = json.loads(path.read_text())
-        except (OSError, ValueError):
-            yield path, None
+        except OSError as e:
+            yield path, f"not readable ({e.strerror})"
+            continue
+        except ValueError as e:
+            yield path, f"not JSON ({e})"
             continue
         if not (isinstance(raw, dict) and "test_score" in raw and "model" in raw):
             continue
         try:
             yield path, RunRecord.model_validate(raw)
-        except ValidationError:
-            yield path, None
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+            yield path, f"not a result record: field {where!r}: {first['msg']}"
 
 
 def _slug(name: str) -> str:
