@@ -38,3 +38,8 @@ class ModelTimeout(ModelError):
 
 class ModelDied(ModelError):
     """The server process or container ended while the host was waiting on it."""
+
+
+def one_line(value: object) -> str:
+    """``value`` as text on one line (an OS or library message may hold newlines)."""
+    return " ".join(str(value).split())

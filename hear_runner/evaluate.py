@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from hear_runner.contract.messages import Hello
-from hear_runner.embed.pipeline import SplitEmbeddings, embed_split, split_stamps
+from hear_runner.embed.pipeline import embed_split, split_stamps
+from hear_runner.embed.split import SplitEmbeddings
 from hear_runner.embed.store import EmbeddingStore, ModelKey, Overwrite, SplitStore
 from hear_runner.engines.base import Engine, ModelSource, RunningModel
 from hear_runner.errors import HearError

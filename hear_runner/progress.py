@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     MofNCompleteColumn,
     Progress,
     ProgressColumn,
@@ -21,6 +22,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
+    TransferSpeedColumn,
 )
 from rich.text import Text
 
@@ -112,3 +114,17 @@ class LogProgress:
 def progress(console: Console, unit: str = "clips") -> LiveProgress | LogProgress:
     """Live bars on a terminal, log lines otherwise."""
     return LiveProgress(console, unit) if console.is_terminal else LogProgress(console, unit)
+
+
+def file_bars(enabled: bool, transfer: bool) -> Progress:
+    """Bars for work on files: bytes and speed for a ``transfer``, else files done."""
+    counts: tuple[ProgressColumn, ...] = (
+        (DownloadColumn(), TransferSpeedColumn()) if transfer else (MofNCompleteColumn(),)
+    )
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        *counts,
+        TimeRemainingColumn(),
+        disable=not enabled,
+    )

@@ -27,6 +27,7 @@ from releases import task_files as _task_files
 
 from hear_runner.errors import HearError
 from hear_runner.tasks import download as dl
+from hear_runner.tasks import fetch as dl_fetch
 from hear_runner.tasks.folder import Task
 from hear_runner.tasks.metadata import TaskMetadata
 
@@ -35,8 +36,8 @@ from hear_runner.tasks.metadata import TaskMetadata
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     monkeypatch.setenv("no_proxy", "*")
     monkeypatch.setenv("NO_PROXY", "*")
-    monkeypatch.setattr(dl, "BACKOFF_S", 0.01)
-    monkeypatch.setattr(dl, "TIMEOUT_S", 5.0)
+    monkeypatch.setattr(dl_fetch, "BACKOFF_S", 0.01)
+    monkeypatch.setattr(dl_fetch, "TIMEOUT_S", 5.0)
     with serving() as state:
         yield state
 
@@ -103,7 +104,7 @@ def test_download_resumes_across_runs(
     url = server.serve("tiny.tar.gz", payload)
     entry = _entry(url, sha256=_sha256(payload))
     server.drops = 1
-    monkeypatch.setattr(dl, "RETRIES", 0)
+    monkeypatch.setattr(dl_fetch, "RETRIES", 0)
     with pytest.raises(HearError, match=rf"^{url}: download failed after 1 tries: "):
         dl.download_task(entry, tmp_path, progress=False)
     part = tmp_path / dl.DOWNLOADS / f"{FOLDER}.tar.gz.part"
@@ -217,7 +218,7 @@ def test_http_errors_name_the_url(
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{probe.getsockname()[1]}/x.tar.gz"
-    monkeypatch.setattr(dl, "RETRIES", 2)
+    monkeypatch.setattr(dl_fetch, "RETRIES", 2)
     with pytest.raises(HearError, match=rf"^{closed}: download failed after 3 tries: "):
         dl.download_task(_entry(closed), tmp_path, progress=False)
 

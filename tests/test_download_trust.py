@@ -23,7 +23,9 @@ from hear_2021 import catalogue as cat
 from releases import FOLDER, RATE, Server, entry, serving, tarball, task_files
 
 from hear_runner.errors import HearError
+from hear_runner.tasks import archive as dl_archive
 from hear_runner.tasks import download as dl
+from hear_runner.tasks import fetch as dl_fetch
 from hear_runner.tasks.folder import Task
 
 ARCHIVE = f"{FOLDER}.tar.gz"  # the archive's file name in entry()
@@ -45,8 +47,8 @@ def quick(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_PROXY", "*")
     monkeypatch.delenv(MIRROR_ENV, raising=False)
     monkeypatch.delenv(MAX_EXPANSION_ENV, raising=False)
-    monkeypatch.setattr(dl, "BACKOFF_S", 0.01)
-    monkeypatch.setattr(dl, "TIMEOUT_S", 5.0)
+    monkeypatch.setattr(dl_fetch, "BACKOFF_S", 0.01)
+    monkeypatch.setattr(dl_fetch, "TIMEOUT_S", 5.0)
 
 
 @pytest.fixture
@@ -234,7 +236,7 @@ def test_expansion_cap_counts_every_member_and_is_configurable(
 ) -> None:
     """Many modest members add up: refused once their sum passes the cap, wherever it is;
     a larger ``max_expansion`` (option or $HEAR_MAX_EXPANSION) lets the archive in."""
-    monkeypatch.setattr(dl, "EXPANSION_FLOOR", 1 << 20, raising=False)
+    monkeypatch.setattr(dl_archive, "EXPANSION_FLOOR", 1 << 20)
     zeros = {f"{FOLDER}/extra/{i}.bin": bytes(256 << 10) for i in range(40)}  # 10 MiB
     data = tarball(task_files() | zeros)
     task = entry(server.serve("many.tar.gz", data))
@@ -288,7 +290,7 @@ def test_a_part_the_server_cannot_resume_is_removed(
     part.parent.mkdir(parents=True)
     part.write_bytes(payload[:100])
     server.ignore_range, server.drops = True, 1
-    monkeypatch.setattr(dl, "RETRIES", 0)
+    monkeypatch.setattr(dl_fetch, "RETRIES", 0)
     with pytest.raises(HearError, match=r"the server ignores Range, so the partial file is removed$"):  # fmt: skip
         dl.download_task(task, tmp_path, progress=False)
     assert not part.exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from taskfolders import write_task
 
-from hear_runner.embed.pipeline import SplitEmbeddings
+from hear_runner.embed.split import SplitEmbeddings
 from hear_runner.events import frame_targets, postprocessing_grid, predict_events, reference_events
 from hear_runner.tasks.folder import Task
 

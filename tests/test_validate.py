@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from hear_runner import validate as validate_module
 from hear_runner.engines.base import ModelSource
 from hear_runner.engines.local import LocalEngine
 from hear_runner.validate import CHECK_NAMES, validate
+from hear_runner.validate import session as validate_session
 
 HEAR_MODULES = Path(__file__).parent / "hear_modules"
 
@@ -119,7 +119,7 @@ def test_table_output_names_the_failed_check(tmp_path: Path) -> None:
 def test_a_server_that_dies_is_restarted_then_given_up(monkeypatch: pytest.MonkeyPatch) -> None:
     """A failure that kills the server: the next check gets a fresh one, up to MAX_RESTARTS;
     after that, checks that need a server are skipped, naming the check that lost it."""
-    monkeypatch.setattr(validate_module, "MAX_RESTARTS", 1)
+    monkeypatch.setattr(validate_session, "MAX_RESTARTS", 1)
     source = ModelSource(kind="module", ref="broken", options={"fault": "exit"})
     report = validate(LocalEngine(), source, long_seconds=5)
     results = {c.name: c for c in report.checks}
@@ -132,6 +132,24 @@ def test_a_server_that_dies_is_restarted_then_given_up(monkeypatch: pytest.Monke
     assert results["long_input"].result == "skip"
     assert results["long_input"].detail.startswith("skipped: server stopped after scene_shape")
     assert not report.passed
+
+
+@pytest.mark.parametrize(
+    ("fault", "failed", "skip"),
+    [
+        ("wrong_size", "scene_shape", "skipped: needs the scene embeddings (scene_shape did not pass)"),
+        ("nondeterministic", "determinism", "skipped: outputs are not deterministic (determinism failed)"),
+    ],
+)  # fmt: skip
+def test_a_check_whose_dependency_failed_is_skipped_naming_it(
+    fault: str, failed: str, skip: str
+) -> None:
+    source = ModelSource(kind="module", ref="broken", options={"fault": fault})
+    report = validate(LocalEngine(), source, long_seconds=0)
+    results = {c.name: c for c in report.checks}
+    assert results[failed].result == "fail"
+    assert results["batch_invariance"].result == "skip"
+    assert results["batch_invariance"].detail == skip
 
 
 def test_usage_errors_exit_2() -> None:

@@ -12,43 +12,22 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hear_runner.contract.client import ModelClient
+from hear_runner.embed.split import SplitEmbeddings
+from hear_runner.embed.store import SplitStore
 from hear_runner.errors import ModelError
 from hear_runner.tasks.audio import Stamp, clip_frames, fit_length, read_clip_stamped, stat_clip
 from hear_runner.tasks.folder import Clip, Task
-
-if TYPE_CHECKING:
-    from hear_runner.embed.store import SplitStore
 
 #: Threads decoding and resampling the next batch while the model embeds the current one.
 DECODE_THREADS = min(4, os.cpu_count() or 1)
 
 #: Timestamps must advance by a regular hop, to within this many milliseconds.
 HOP_TOLERANCE_MS = 1.0
-
-
-@dataclass
-class SplitEmbeddings:
-    split: str
-    files: list[str]
-    embeddings: np.ndarray  # scene: (n_clips, D); event: (n_frames, D)
-    audio_seconds: float
-    seconds: float
-    # Event tasks: the clip index and time (ms) of every frame row.
-    frame_clip: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    frame_ms: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
-    cached: bool = False  # read back from the store, not computed in this run
-    batch_size: int = 0  # the batch size the split ended with (smaller after out-of-memory)
-    wall_seconds: float = 0.0  # wall time this run spent embedding the split (0 when cached)
-    clips_embedded: int = 0  # clips this run sent to the model (the others were in the store)
-    clips_from_store: int = 0  # clips whose embeddings came from the store
-    clips_changed: int = 0  # stored clips embedded again because their audio file changed
 
 
 class SplitPlan:
@@ -172,103 +151,157 @@ def embed_batches(
     embedded in chunks (halved until they fit), as is any clip longer than
     ``max_clip_seconds``.
     """
-    assert client.hello is not None
-    rate = client.hello.sample_rate
-    source_rate = task.source_rate(rate)
-    duration = task.metadata.sample_duration
-    n_samples = round(duration * rate) if duration else None
-    event = task.metadata.embedding_type == "event"
-    clips = task.clips(split)
+    worker = BatchEmbedder(client, task, split, store, batch_size, on_batch, max_clip_seconds)
+    return worker.run(plan)
 
-    stamps: dict[int, Stamp] = {}  # the bytes each clip was decoded from, for its batch record
 
-    def read(i: int) -> np.ndarray:
-        path = task.audio_path(split, clips[i].file, source_rate)
-        audio, stamps[i] = read_clip_stamped(path, rate, source_rate)
+#: A decoded batch: its clips' audio stacked (padded to the longest) and each clip's length.
+Decoded = tuple[np.ndarray, list[int]]
+
+
+class BatchEmbedder:
+    """One model server's share of a split: decode, embed, check and commit batch by batch.
+
+    The batch size it holds shrinks after out-of-memory and stays small for later
+    batches; its :class:`Chunker` likewise keeps a halved chunk length.
+    """
+
+    def __init__(
+        self,
+        client: ModelClient,
+        task: Task,
+        split: str,
+        store: SplitStore,
+        batch_size: int,
+        on_batch: Callable[[int, float], None] | None = None,
+        max_clip_seconds: float | None = None,
+    ) -> None:
+        assert client.hello is not None
+        self.client, self.task, self.split, self.store = client, task, split, store
+        self.batch_size = batch_size
+        self.on_batch = on_batch
+        self.rate = client.hello.sample_rate
+        self.source_rate = task.source_rate(self.rate)
+        duration = task.metadata.sample_duration
+        self.n_samples = round(duration * self.rate) if duration else None  # fixed-length task
+        self.event = task.metadata.embedding_type == "event"
+        self.clips = task.clips(split)
+        self.chunker = Chunker(client, self.rate, self.event, max_clip_seconds)
+        self.stamps: dict[int, Stamp] = {}  # the bytes each clip was decoded from, for its record
+
+    def run(self, plan: SplitPlan) -> int:
+        """Embed ``plan``'s batches, decoding the next while the model embeds the current."""
+        with (
+            ThreadPoolExecutor(max_workers=1) as loader,
+            ThreadPoolExecutor(max_workers=DECODE_THREADS, thread_name_prefix="decode") as decoders,
+        ):
+            # Each pending load carries its clips; the batch size may shrink meanwhile.
+            pending = self._decode_next(plan, loader, decoders)
+            while pending is not None:
+                indices, future = pending
+                audio, lengths = future.result()
+                pending = self._decode_next(plan, loader, decoders)
+                self.embed_in_pieces(indices, audio, lengths)
+        return self.batch_size
+
+    def _decode_next(
+        self, plan: SplitPlan, loader: ThreadPoolExecutor, decoders: ThreadPoolExecutor
+    ) -> tuple[list[int], Future[Decoded]] | None:
+        """Take the next batch from ``plan`` and start decoding it; None when none is left."""
+        indices = plan.take(self.batch_size)
+        return (indices, loader.submit(self.load, indices, decoders)) if indices else None
+
+    def read(self, i: int) -> np.ndarray:
+        """Clip ``i``'s audio at the model's rate (its stamp kept for the batch record)."""
+        path = self.task.audio_path(self.split, self.clips[i].file, self.source_rate)
+        audio, self.stamps[i] = read_clip_stamped(path, self.rate, self.source_rate)
         return audio
 
-    def load(indices: list[int]) -> tuple[np.ndarray, list[int]]:
-        audio = list(decoders.map(read, indices))  # libsndfile and soxr release the GIL
-        lengths = [n_samples or len(a) for a in audio]
+    def load(self, indices: list[int], decoders: ThreadPoolExecutor) -> Decoded:
+        audio = list(decoders.map(self.read, indices))  # libsndfile and soxr release the GIL
+        lengths = [self.n_samples or len(a) for a in audio]
         return np.stack([fit_length(a, max(lengths)) for a in audio]), lengths
 
-    chunker = Chunker(client, rate, event, max_clip_seconds)
+    def embed_in_pieces(self, indices: list[int], audio: np.ndarray, lengths: list[int]) -> None:
+        """Batches of at most the current batch size (it shrinks after out-of-memory)."""
+        i = 0
+        while i < len(indices):
+            part = slice(i, i + self.batch_size)
+            first, last = indices[part][0] + 1, indices[part][-1] + 1
+            context = f"task {self.task.name}, split {self.split}, clips {first}-{last}"
+            self.embed(indices[part], audio[part], lengths[part], context)
+            i = part.stop
 
-    def embed(indices: list[int], audio: np.ndarray, lengths: list[int], context: str) -> None:
-        nonlocal batch_size
+    def embed(
+        self, indices: list[int], audio: np.ndarray, lengths: list[int], context: str
+    ) -> None:
+        """One batch through the model, then checked and committed; out-of-memory retried
+        smaller (a batch halved, a lone clip in shorter chunks)."""
         started = time.perf_counter()
-        timestamps = np.zeros((0, 0))
         try:
-            if chunker.needed(max(lengths)):
-                if len(indices) > 1:  # clips that long go one by one
-                    batch_size = 1
-                    embed_in_pieces(indices, audio, lengths)
-                    return
-                embeddings, timestamps = chunker.embed(audio[0, : lengths[0]], context)
-            elif event:
-                embeddings, timestamps = client.timestamps(audio, context)
-            else:
-                embeddings = client.scene(audio, context)
+            if self.chunker.needed(max(lengths)) and len(indices) > 1:
+                self.batch_size = 1  # clips that long go one by one
+                self.embed_in_pieces(indices, audio, lengths)
+                return
+            embeddings, timestamps = self._model_output(audio, lengths, context)
         except ModelError as e:
             if e.kind != "out_of_memory":
                 raise
             if len(indices) == 1:
-                chunker.shrink(lengths[0], context)  # raises when chunks cannot get smaller
-                embed(indices, audio, lengths, context)
+                self.chunker.shrink(lengths[0], context)  # raises when chunks cannot get smaller
+                self.embed(indices, audio, lengths, context)
                 return
-            batch_size = max(1, min(batch_size, len(indices) // 2))
-            embed_in_pieces(indices, audio, lengths)
+            self.batch_size = max(1, min(self.batch_size, len(indices) // 2))
+            self.embed_in_pieces(indices, audio, lengths)
             return
         seconds = time.perf_counter() - started
-        batch = [clips[i] for i in indices]
-        if event:
+        self.commit(indices, embeddings, timestamps, lengths, seconds, context)
+
+    def _model_output(
+        self, audio: np.ndarray, lengths: list[int], context: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The model's embeddings for a batch, and their timestamps (empty for scene tasks).
+        A clip longer than the chunk length comes alone, and goes in chunks."""
+        if self.chunker.needed(max(lengths)):
+            return self.chunker.embed(audio[0, : lengths[0]], context)
+        if self.event:
+            return self.client.timestamps(audio, context)
+        return self.client.scene(audio, context), np.zeros((0, 0))
+
+    def commit(
+        self,
+        indices: list[int],
+        embeddings: np.ndarray,
+        timestamps: np.ndarray,
+        lengths: list[int],
+        seconds: float,
+        context: str,
+    ) -> None:
+        """Check what the model returned for a batch, write it to the store, report progress."""
+        batch = [self.clips[i] for i in indices]
+        clip_seconds = [n / self.rate for n in lengths]
+        stamps = [self.stamps[i] for i in indices]
+        label = self.client.label
+        if self.event:
             rows, times, counts = [], [], []
             for row, clip in enumerate(batch):
-                clip_ms = lengths[row] * 1000.0 / rate
-                keep = _check_timestamps(timestamps[row], clip_ms, clip.file, client.label)
+                clip_ms = lengths[row] * 1000.0 / self.rate
+                keep = _check_timestamps(timestamps[row], clip_ms, clip.file, label)
                 rows.append(embeddings[row, keep])
                 times.append(timestamps[row, keep])
                 counts.append(int(keep.sum()))
-            _check_finite(rows, batch, client.label, context)
-            store.write_batch(
+            _check_finite(rows, batch, label, context)
+            self.store.write_batch(
                 indices, np.concatenate(rows), counts, np.concatenate(times),
-                [n / rate for n in lengths], seconds, [stamps[i] for i in indices],
+                clip_seconds, seconds, stamps,
             )  # fmt: skip
         else:
-            _check_finite(list(embeddings[:, None, :]), batch, client.label, context)
-            store.write_batch(
-                indices, embeddings, [1] * len(batch), None, [n / rate for n in lengths],
-                seconds, [stamps[i] for i in indices],
-            )  # fmt: skip
-        if on_batch is not None:
-            on_batch(len(batch), sum(lengths) / rate)
-
-    def embed_in_pieces(indices: list[int], audio: np.ndarray, lengths: list[int]) -> None:
-        """Batches of at most the current batch size (it shrinks after out-of-memory)."""
-        i = 0
-        while i < len(indices):
-            part = slice(i, i + batch_size)
-            first, last = indices[part][0] + 1, indices[part][-1] + 1
-            context = f"task {task.name}, split {split}, clips {first}-{last}"
-            embed(indices[part], audio[part], lengths[part], context)
-            i = part.stop
-
-    with (
-        ThreadPoolExecutor(max_workers=1) as pool,
-        ThreadPoolExecutor(max_workers=DECODE_THREADS, thread_name_prefix="decode") as decoders,
-    ):
-        # Each pending load carries its clips; the batch size may shrink meanwhile.
-        pending: tuple[list[int], Future[tuple[np.ndarray, list[int]]]] | None = None
-        first_batch = plan.take(batch_size)
-        if first_batch:
-            pending = (first_batch, pool.submit(load, first_batch))
-        while pending is not None:
-            indices, future = pending
-            audio, lengths = future.result()
-            following = plan.take(batch_size)
-            pending = (following, pool.submit(load, following)) if following else None
-            embed_in_pieces(indices, audio, lengths)
-    return batch_size
+            _check_finite(list(embeddings[:, None, :]), batch, label, context)
+            self.store.write_batch(
+                indices, embeddings, [1] * len(batch), None, clip_seconds, seconds, stamps
+            )
+        if self.on_batch is not None:
+            self.on_batch(len(batch), sum(lengths) / self.rate)
 
 
 class Chunker:

@@ -58,7 +58,7 @@ from pydantic import ValidationError
 
 from hear_runner.contract.messages import Hello
 from hear_runner.contract.wire import CONTRACT_VERSION
-from hear_runner.embed.pipeline import SplitEmbeddings
+from hear_runner.embed.split import SplitEmbeddings
 from hear_runner.files import TEMP_SUFFIX, atomic_output, atomic_save, atomic_write
 from hear_runner.locks import file_lock
 from hear_runner.tasks.audio import Stamp

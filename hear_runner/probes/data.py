@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hear_runner.embed.pipeline import SplitEmbeddings
+from hear_runner.embed.split import SplitEmbeddings
 from hear_runner.errors import HearError
 from hear_runner.events import Events, frame_targets, reference_events
 from hear_runner.tasks.folder import Fold, Task

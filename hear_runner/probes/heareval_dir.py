@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from hear_runner.embed.pipeline import SplitEmbeddings
+from hear_runner.embed.split import SplitEmbeddings
 from hear_runner.errors import TaskError
 from hear_runner.events import reference_events
 from hear_runner.files import atomic_write
