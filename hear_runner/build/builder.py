@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from hear_runner.build.debian import DEBIAN_BASE, ensure_debian_base
+from hear_runner.build.shipped import image_folder
 from hear_runner.build.wheelhouse import prepare_wheels
 from hear_runner.contract import package
 from hear_runner.errors import ImageError
@@ -59,8 +60,9 @@ def build_image(
     say: Callable[[str], None] = print,
     force: bool = False,
 ) -> BuildResult:
-    """Build ``folder`` into ``tag``; reuse the existing image when no input changed."""
-    folder = folder.resolve()
+    """Build ``folder`` (or a shipped image folder by name: ``base``) into ``tag``; reuse the
+    existing image when no input changed."""
+    folder = image_folder(folder).resolve()
     dockerfile = folder / "Dockerfile"
     if not dockerfile.is_file():
         raise ImageError(f"{folder}: no Dockerfile in this image folder")
@@ -131,7 +133,7 @@ def _resolve_base(
     if base.startswith("hear/"):
         folder = _folder_of(base)
         raise ImageError(
-            f"base image {base} is missing: build it first (hear image build images/{folder})"
+            f"base image {base} is missing: build it first (hear image build {folder})"
         )
     say(f"pulling {base}")
     try:
