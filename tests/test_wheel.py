@@ -123,7 +123,9 @@ def test_wheel_holds_every_module_of_the_checkout(wheel: Path) -> None:
 def test_installed_wheel_runs_from_the_venv_with_its_own_image_folders(
     installed: Path, outside: Path
 ) -> None:
-    site = Path(python_in(installed, outside, "import sysconfig; print(sysconfig.get_paths()['purelib'])"))
+    site = Path(
+        python_in(installed, outside, "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+    )
     package = Path(python_in(installed, outside, "import hear_runner; print(hear_runner.__file__)"))
     assert package == site / "hear_runner" / "__init__.py"  # the venv's copy, not the checkout
     assert site.is_relative_to(installed.parent.parent)
@@ -145,7 +147,9 @@ def test_editable_install_uses_the_checkouts_images(
     """`pip install -e .` (the dev venv's way): the clone's top-level images/ is used."""
     python = fresh_venv(tmp_path / "venv")
     pip_install(python, "--editable", str(source))
-    where = python_in(python, outside, "from hear_runner.models import images_dir; print(images_dir())")
+    where = python_in(
+        python, outside, "from hear_runner.build.shipped import images_dir; print(images_dir())"
+    )
     assert where == str(source / "images")
 
 
@@ -166,6 +170,10 @@ def test_installed_wheel_builds_base_and_runs_naive_without_a_clone(
     assert again.returncode == 0, again.stderr
     assert "hear/base:latest is up to date" in again.stderr
     assert docker_client.images.get("hear/base:latest").id == checkout_base.image_id
+    naive = hear_in(installed, outside, "image", "build", "naive")  # likewise hear/naive
+    assert naive.returncode == 0, naive.stderr
+    assert "hear/naive:latest is up to date" in naive.stderr
+    assert naive.stdout.split() == [naive_image, docker_client.images.get(naive_image).id[:19]]
     # A real build from the packaged folder (staged context, wheelhouse, contract server),
     # on the same base: Docker's layer cache gives the very same image.
     tag = "hear-test/wheel-base:latest"
