@@ -153,6 +153,19 @@ def test_editable_install_uses_the_checkouts_images(
     assert where == str(source / "images")
 
 
+def test_a_bare_name_is_a_folder_here_first_then_a_shipped_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hear_runner.build.shipped import image_folder
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HEAR_IMAGES_DIR", raising=False)
+    assert image_folder(Path("naive")) == ROOT / "images" / "naive"  # the checkout's
+    (tmp_path / "naive").mkdir()
+    assert image_folder(Path("naive")) == Path("naive")  # a folder here wins
+    assert image_folder(Path("sub/base")) == Path("sub/base")  # a path is taken as given
+
+
 # -- real Docker engine ------------------------------------------------------------------
 
 
