@@ -20,9 +20,10 @@ COPY requirements.txt /tmp/hear-requirements.txt
 RUN python3 -m pip install --no-index --no-deps --find-links /tmp/hear-wheels -r /tmp/hear-requirements.txt
 
 WORKDIR /opt/hear-runner
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY hear_runner hear_runner
 COPY plugins plugins
+# images/ is installed as hear_runner/images (setup.py): `--model NAME` builds from it.
 COPY images images
 # Built here with the setuptools from the lock (no network); bytecode compiled at build time.
 RUN python3 -m pip install --no-index --no-deps --no-build-isolation . \

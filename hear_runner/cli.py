@@ -839,7 +839,11 @@ def models_list(
 @image_app.command("build")
 def image_build(
     folder: Annotated[
-        Path, typer.Argument(help="Image folder with a Dockerfile (e.g. images/naive).")
+        Path,
+        typer.Argument(
+            help="Image folder with a Dockerfile (e.g. ./my-model), or one that hear-runner "
+            "ships, by name (e.g. base, naive: no clone needed)."
+        ),
     ],
     tag: Annotated[
         str | None, typer.Option("--tag", help="Image name. Default: hear/<folder name>:latest.")

@@ -4,14 +4,12 @@ A :class:`ModelSpec` names a model image (``--model crepe`` instead of ``--model
 hear/torchcrepe:latest``) and, optionally, the image folder to build it from when the Docker
 engine does not have it. A relative ``build`` path is resolved against the folder of the
 registering plugin's module (a third-party plugin ships its image folder as package data);
-an absolute one is used as is. The built-in models' folders live in hear-runner's source
-tree (``images/``), not in its wheel: :func:`images_dir` finds them in a clone (or an
-editable install) or through ``$HEAR_IMAGES_DIR``.
+an absolute one is used as is. The built-in models' folders ship with hear-runner (its
+wheel or clone): :func:`images_dir` finds them, or ``$HEAR_IMAGES_DIR``.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from collections.abc import Callable
@@ -21,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from hear_runner import plugins
+from hear_runner.build.shipped import images_dir as images_dir  # for model plugins
 from hear_runner.errors import HearError, ImageError
 
 HOOK = "hear_register_models"
@@ -40,16 +39,6 @@ class ModelSpec(BaseModel):
     gpu: bool = False  # whether it wants a GPU
     description: str = ""
     plugin: str = ""  # filled in: the plugin that registered it
-
-
-def images_dir() -> Path | None:
-    """hear-runner's own image folders: ``$HEAR_IMAGES_DIR``, else ``images/`` of the source
-    tree this package runs from (a clone or an editable install); None from a wheel."""
-    configured = os.environ.get("HEAR_IMAGES_DIR")
-    if configured:
-        return Path(configured).expanduser().resolve()
-    tree = Path(__file__).resolve().parent.parent / "images"
-    return tree if (tree / "base" / "Dockerfile").is_file() else None
 
 
 def model_specs() -> list[ModelSpec]:

@@ -107,3 +107,16 @@ def test_template_wraps_a_pip_installable_hear_package_as_its_readme_says(
     result = build_image(docker_client, folder, "hear-test/template:1", say=lambda m: None)  # step 5
     assert result.labels["org.hear.model"] == "hearbaseline.naive"
     assert result.labels["org.hear.scene_embedding_size"] == "4096"
+
+
+def test_dockerignore_patterns_are_anchored_at_the_folder_as_dockers_are(tmp_path):
+    from hear_runner.build.builder import _context_files
+
+    for name in ("Dockerfile", "build/lib/x.py", "pkg/build/mod.py", "wheels/old.whl",
+                 "pkg/wheels/keep.txt", "pkg/__pycache__/m.pyc", "a.egg-info/PKG-INFO",
+                 "notes.log"):  # fmt: skip
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    (tmp_path / ".dockerignore").write_text("# setuptools\n/build\n*.egg-info\n*.log\n")
+    files = {str(p.relative_to(tmp_path)) for p in _context_files(tmp_path)}
+    assert files == {".dockerignore", "Dockerfile", "pkg/build/mod.py", "pkg/wheels/keep.txt"}

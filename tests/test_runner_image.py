@@ -24,6 +24,9 @@ def test_runner_image_context_leaves_out_the_virtualenv_and_tests() -> None:
 
     files = {str(p.relative_to(ROOT)) for p in _context_files(ROOT)}
     assert {"Dockerfile", "requirements.txt", "hear_runner/cli.py", "images/naive/Dockerfile"} <= files
+    # .dockerignore's `build` is setuptools' top-level build/, not the hear_runner.build package;
+    # setup.py ships images/ inside the installed package.
+    assert {"setup.py", "hear_runner/build/builder.py", "hear_runner/build/shipped.py"} <= files
     assert not any(f.startswith((".venv/", "tests/", ".git/", "bench/")) for f in files)
 
 
@@ -53,3 +56,15 @@ def test_runner_in_a_container_scores_a_model_in_a_sibling_container(
 
     [(written, _)] = find_records(results)
     assert json.loads(written.read_text())["test_score"] == record["test_score"]
+
+
+def test_runner_image_builds_named_models_from_its_installed_image_folders(
+    docker_client, runner_image: str
+) -> None:
+    """`--model NAME` inside the runner image: the folders come with its installed package."""
+    stdout = docker_client.containers.run(
+        runner_image, ["models", "list", "--json"], remove=True, stdout=True, stderr=False
+    )
+    builds = {m["name"]: m["build"] for m in json.loads(stdout)}
+    assert builds["naive"].endswith("-packages/hear_runner/images/naive")
+    assert not builds["naive"].startswith("/opt/hear-runner/")  # not the build's source copy

@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from hear_runner.build.debian import DEBIAN_BASE, ensure_debian_base
+from hear_runner.build.shipped import image_folder
 from hear_runner.build.wheelhouse import prepare_wheels
 from hear_runner.contract import package
 from hear_runner.errors import ImageError
@@ -59,8 +60,9 @@ def build_image(
     say: Callable[[str], None] = print,
     force: bool = False,
 ) -> BuildResult:
-    """Build ``folder`` into ``tag``; reuse the existing image when no input changed."""
-    folder = folder.resolve()
+    """Build ``folder`` (or a shipped image folder by name: ``base``) into ``tag``; reuse the
+    existing image when no input changed."""
+    folder = image_folder(folder).resolve()
     dockerfile = folder / "Dockerfile"
     if not dockerfile.is_file():
         raise ImageError(f"{folder}: no Dockerfile in this image folder")
@@ -131,7 +133,7 @@ def _resolve_base(
     if base.startswith("hear/"):
         folder = _folder_of(base)
         raise ImageError(
-            f"base image {base} is missing: build it first (hear image build images/{folder})"
+            f"base image {base} is missing: build it first (hear image build {folder})"
         )
     say(f"pulling {base}")
     try:
@@ -177,12 +179,14 @@ def _input_hash(folder: Path, base_id: str) -> str:
 def _context_files(folder: Path) -> list[Path]:
     """The folder's files that go into the build, less those its ``.dockerignore`` names.
 
-    ``.dockerignore`` lines are glob patterns matched against each path relative to the
-    folder and against every folder above it (``.venv`` leaves out all of ``.venv/``);
-    ``__pycache__`` and a stale ``wheels/`` are always left out.
+    As with ``docker build``, ``.dockerignore`` lines are glob patterns anchored at the
+    folder (here ``*`` may cross a ``/``), matched against each path and every folder above
+    it: ``.venv`` leaves out all of ``.venv/``, ``build`` the top-level ``build/`` and not
+    ``hear_runner/build/``. ``__pycache__`` at any depth and a stale top-level ``wheels/``
+    are always left out.
     """
     ignore = folder / ".dockerignore"
-    patterns = ["__pycache__", "wheels"]
+    patterns = ["wheels"]
     if ignore.is_file():
         for line in ignore.read_text().splitlines():
             line = line.strip().strip("/")
@@ -190,14 +194,10 @@ def _context_files(folder: Path) -> list[Path]:
                 patterns.append(line)
 
     def ignored(relative: Path) -> bool:
-        for i in range(1, len(relative.parts) + 1):
-            part = relative.parts[:i]
-            if any(
-                fnmatch.fnmatch("/".join(part), p) or fnmatch.fnmatch(part[-1], p)
-                for p in patterns
-            ):
-                return True
-        return False
+        if "__pycache__" in relative.parts:
+            return True
+        above = ("/".join(relative.parts[:i]) for i in range(1, len(relative.parts) + 1))
+        return any(fnmatch.fnmatch(path, p) for path in above for p in patterns)
 
     found = []
     for root, dirs, files in os.walk(folder):

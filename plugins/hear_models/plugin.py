@@ -1,9 +1,8 @@
 """The `models` plugin: hear-runner's own model images, by name (``hear run --model crepe``).
 
-Their image folders are in hear-runner's source tree (``images/``), which the wheel does not
-carry: from a clone or an editable install each spec names its folder, so a missing image is
-built on first use; from a wheel (no ``images/`` and no ``$HEAR_IMAGES_DIR``) the spec has no
-build folder and a missing image is an error that says so.
+Their image folders ship with hear-runner (``images/`` of a clone, ``hear_runner/images`` of
+the wheel): each spec names its folder, so a missing image is built on first use, after the
+hear/* images it is FROM (hear/base).
 """
 
 from __future__ import annotations
