@@ -11,8 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hear_runner.hookspecs import hookimpl
-from hear_runner.tasks.sources import TaskSource
+from hear_runner.api import TaskSource, hookimpl
 
 # module, description, domain, embedding type, prediction type, split mode
 _TASKS = [
@@ -55,11 +54,10 @@ def _source(
         prepare=prepare,
         folder_name=folder_name,
         scales=("smoke", "full"),
-        plugin="mini",
     )
 
 
 @hookimpl
-def hear_register_tasks(register: Callable[[Any], None]) -> None:
+def hear_register_tasks(register: Callable[[TaskSource], None]) -> None:
     for task in _TASKS:
         register(_source(*task))
