@@ -124,33 +124,25 @@ def test_a_plugin_may_not_set_its_own_name() -> None:
         api.ModelSpec(name="m", image="a/b:1", plugin="someone-else")
 
 
-def test_a_spec_refused_at_registration_names_the_plugin(register_plugin) -> None:
-    def impostor() -> api.Metric:
-        return api.Metric(name="m", score=_score, plugin="core_metrics")
-
-    register_plugin("impostor", "hear_register_metrics", impostor)
-    with pytest.raises(
-        api.HearError,
-        match=r"^plugin 'impostor', hear_register_metrics: invalid Metric .*filled in by the",
-    ):
-        metrics()
+def _impostor() -> api.Metric:
+    return api.Metric(name="m", score=_score, plugin="core_metrics")  # not its to set
 
 
-def test_registering_the_wrong_type_names_the_plugin_and_hook(register_plugin) -> None:
-    register_plugin("confused", "hear_register_models", api.Metric(name="m", score=_score))
-    with pytest.raises(
-        api.HearError,
-        match=r"^plugin 'confused' registered .* through hear_register_models, not a ModelSpec$",
-    ):
-        model_specs()
+REFUSED = [  # hook, what the plugin's hook registers (or raises), collector, the one-line error
+    ("hear_register_metrics", _impostor, metrics,
+     r"^plugin 'bad', hear_register_metrics: invalid Metric .*filled in by the runner"),
+    ("hear_register_models", api.Metric(name="m", score=_score), model_specs,
+     r"^plugin 'bad' registered .* through hear_register_models, not a ModelSpec$"),
+    ("hear_register_tasks", OSError("disk on fire"), task_sources,
+     r"^plugin 'bad' failed in hear_register_tasks: OSError: disk on fire$"),
+]  # fmt: skip
 
 
-def test_a_hook_that_raises_is_one_line_naming_the_plugin(register_plugin) -> None:
-    register_plugin("flaky", "hear_register_tasks", OSError("disk on fire"))
-    with pytest.raises(
-        api.HearError, match=r"^plugin 'flaky' failed in hear_register_tasks: OSError: disk on fire$"
-    ):
-        task_sources()
+@pytest.mark.parametrize(("hook", "item", "collect", "error"), REFUSED)
+def test_a_refused_registration_is_one_line_naming_the_plugin(register_plugin, hook, item, collect, error):  # fmt: skip
+    register_plugin("bad", hook, item)
+    with pytest.raises(api.HearError, match=error):
+        collect()
 
 
 def test_specs_are_frozen() -> None:

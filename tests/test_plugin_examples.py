@@ -11,13 +11,11 @@ from pathlib import Path
 
 import pytest
 from docker.errors import ImageNotFound
+from userclips import labels_csv
 from venvs import fresh_venv, pip_install, venv_env
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "docs" / "examples"
-SOUNDS = Path("/usr/share/sounds/freedesktop/stereo")
-VOICES = sorted(SOUNDS.glob("audio-channel-*.oga"))  # a spoken channel name each
-CHIMES = sorted(p for p in SOUNDS.glob("*.oga") if not p.name.startswith("audio-"))
 FOLDER = "my_task-1.0-full"
 
 
@@ -50,17 +48,7 @@ def json_out(python: Path, *args: str, **env: str) -> list[dict]:
 @pytest.fixture
 def clips(tmp_path: Path) -> Path:
     """A user's folder: links to real clips and labels.csv (voice or chime, two per split)."""
-    if len(VOICES) < 6 or len(CHIMES) < 6:
-        pytest.skip("no freedesktop sound theme")
-    folder = tmp_path / "my-clips"
-    folder.mkdir()
-    rows = ["file,label,split"]
-    for label, paths in (("voice", VOICES[:6]), ("chime", CHIMES[:6])):
-        for i, path in enumerate(paths):
-            (folder / path.name).symlink_to(path)
-            rows.append(f"{path.name},{label},{('train', 'valid', 'test')[i % 3]}")
-    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
-    return folder
+    return labels_csv(tmp_path / "my-clips").parent
 
 
 @pytest.mark.parametrize("name", ["hear-example-task", "hear-example-model"])

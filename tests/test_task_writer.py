@@ -8,32 +8,14 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+from userclips import VOICES, labels_csv
 
 from hear_runner.api import LabelledClip, TaskError, read_labels_csv, write_task_folder
 from hear_runner.tasks.folder import Task
 
-SOUNDS = Path("/usr/share/sounds/freedesktop/stereo")
-VOICES = sorted(SOUNDS.glob("audio-channel-*.oga"))  # a spoken channel name each
-CHIMES = sorted(p for p in SOUNDS.glob("*.oga") if not p.name.startswith("audio-"))
-
-pytestmark = pytest.mark.skipif(len(VOICES) < 6 or len(CHIMES) < 6, reason="no sound theme")
-
-
-def labels_csv(folder: Path, clips: dict[str, list[Path]], splits: list[str]) -> Path:
-    """``folder/labels.csv`` over links to the theme's clips, dealt round-robin into splits."""
-    rows = ["file,label,split"]
-    for label, paths in clips.items():
-        for i, path in enumerate(paths[:6]):
-            (folder / path.name).symlink_to(path)
-            rows.append(f"{path.name},{label},{splits[i % len(splits)]}")
-    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
-    return folder / "labels.csv"
-
 
 def test_clips_and_labels_become_a_task_the_runner_reads(tmp_path: Path) -> None:
-    source = tmp_path / "mine"
-    source.mkdir()
-    table = labels_csv(source, {"voice": VOICES, "chime": CHIMES}, ["train", "valid", "test"])
+    table = labels_csv(tmp_path / "mine")
     folder = write_task_folder(tmp_path / "tasks" / "mine-1.0-full", read_labels_csv(table),
                                task_name="mine", sample_duration=1.5)  # fmt: skip
     task = Task(folder)
@@ -52,9 +34,7 @@ def test_clips_and_labels_become_a_task_the_runner_reads(tmp_path: Path) -> None
 
 
 def test_fold_splits_make_a_presplit_kfold_task(tmp_path: Path) -> None:
-    source = tmp_path / "mine"
-    source.mkdir()
-    table = labels_csv(source, {"voice": VOICES, "chime": CHIMES}, ["fold00", "fold01", "fold02"])
+    table = labels_csv(tmp_path / "mine", ("fold00", "fold01", "fold02"))
     task = Task(write_task_folder(tmp_path / "t" / "k-1.0-full", read_labels_csv(table),
                                   task_name="k", sample_rates=(16000,)))  # fmt: skip
     assert task.metadata.split_mode == "presplit_kfold" and task.metadata.nfolds == 3
@@ -71,6 +51,7 @@ def test_a_table_row_missing_a_column_names_the_file_and_line(tmp_path: Path) ->
 
 
 def test_splits_that_are_neither_trainvaltest_nor_folds_are_refused(tmp_path: Path) -> None:
+    labels_csv(tmp_path / "mine")  # skips without the sound theme
     clips = [LabelledClip(audio=VOICES[0], labels=("v",), split="train"),
              LabelledClip(audio=VOICES[1], labels=("v",), split="holdout")]  # fmt: skip
     with pytest.raises(TaskError, match=r"splits must be train, valid and test.*holdout, train"):
@@ -79,6 +60,7 @@ def test_splits_that_are_neither_trainvaltest_nor_folds_are_refused(tmp_path: Pa
 
 
 def test_two_sources_of_one_name_are_refused(tmp_path: Path) -> None:
+    labels_csv(tmp_path / "mine")  # skips without the sound theme
     other = tmp_path / "other"
     other.mkdir()
     (other / VOICES[0].name).symlink_to(VOICES[1])
