@@ -22,7 +22,15 @@ from hear_runner.errors import HearError, TaskError
 from hear_runner.hookspecs import hookimpl
 from hear_runner.metrics import Events, EventScoreFn, SceneScoreFn
 from hear_runner.models import images_dir
-from hear_runner.specs import Metric, ModelSpec, PluginSpec, TaskSource
+from hear_runner.specs import (
+    EmbeddingType,
+    Metric,
+    ModelSpec,
+    PluginSpec,
+    PredictionType,
+    SplitMode,
+    TaskSource,
+)
 from hear_runner.tasks import download
 from hear_runner.tasks.download import ArchiveSpec, TaskSpec
 from hear_runner.tasks.metadata import TaskMetadata
@@ -40,6 +48,7 @@ from hear_runner.tasks.writer import (
 
 __all__ = [
     "ArchiveSpec",
+    "EmbeddingType",
     "EventScoreFn",
     "Events",
     "HearError",
@@ -47,7 +56,9 @@ __all__ = [
     "Metric",
     "ModelSpec",
     "PluginSpec",
+    "PredictionType",
     "SceneScoreFn",
+    "SplitMode",
     "TaskError",
     "TaskMetadata",
     "TaskSource",

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pluggy
 from pydantic import ValidationError
@@ -116,7 +116,7 @@ def collect(kind: type[Spec]) -> list[Spec]:
     ``plugin`` is filled in from the entry-point name; a name registered twice (by one plugin
     or two) is an error naming both plugins.
     """
-    return list(_collected(kind))  # type: ignore[arg-type]
+    return cast(list[Spec], list(_collected(kind)))
 
 
 @cache

@@ -19,6 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hear_runner.errors import HearError
 
+EmbeddingType = Literal["scene", "event"]
+PredictionType = Literal["multiclass", "multilabel"]
+SplitMode = Literal["trainvaltest", "new_split_kfold", "presplit_kfold"]
+
 
 class PluginSpec(BaseModel):
     """The fields and rule every registered spec shares."""
@@ -59,9 +63,9 @@ class TaskSource(PluginSpec):
     suite: str  # a group of tasks prepared together (``hear tasks prepare SUITE``)
     description: str
     domain: str  # speech | environment | music ("" where unknown)
-    embedding_type: Literal["scene", "event"]
-    prediction_type: Literal["multiclass", "multilabel"]
-    split_mode: Literal["trainvaltest", "new_split_kfold", "presplit_kfold"]
+    embedding_type: EmbeddingType
+    prediction_type: PredictionType
+    split_mode: SplitMode
     prepare: Callable[[Path, str], Path]
     folder_name: Callable[[str], str]
     scales: tuple[str, ...] = ("full",)
@@ -81,7 +85,7 @@ class Metric(PluginSpec):
 
     score: Callable[..., Any]
     higher_is_better: bool = True
-    kind: Literal["scene", "event"] = "scene"
+    kind: EmbeddingType = "scene"
 
 
 class ModelSpec(PluginSpec):

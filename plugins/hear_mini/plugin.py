@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hear_runner.api import TaskSource, hookimpl
+from hear_runner.api import EmbeddingType, PredictionType, SplitMode, TaskSource, hookimpl
 
 # module, description, domain, embedding type, prediction type, split mode
-_TASKS = [
+_TASKS: list[tuple[str, str, str, EmbeddingType, PredictionType, SplitMode]] = [
     ("spoken_digits", "Spoken digits zero-nine by espeak-ng voices; test voices unseen in training",
      "speech", "scene", "multiclass", "trainvaltest"),
     ("spoken_language", "Which of ten languages a phrase of numbers is spoken in",
@@ -35,7 +35,12 @@ def _module(name: str) -> Any:
 
 
 def _source(
-    module: str, description: str, domain: str, embedding: str, prediction: str, split: str
+    module: str,
+    description: str,
+    domain: str,
+    embedding: EmbeddingType,
+    prediction: PredictionType,
+    split: SplitMode,
 ) -> TaskSource:
     def prepare(tasks_dir: Path, scale: str) -> Path:
         return Path(_module(module).prepare(tasks_dir, scale))
