@@ -19,14 +19,24 @@ EXAMPLES = ROOT / "docs" / "examples"
 FOLDER = "my_task-1.0-full"
 
 
+def _not_for_the_wheel(folder: str, names: list[str]) -> set[str]:
+    """The checkout's own clutter (top level only: hear_runner/build/ is code)."""
+    if Path(folder) != ROOT:
+        return {n for n in names if n == "__pycache__"}
+    top = {"build", "dist", "tests", "bench", "docs", "hear-data", "hear-results"}
+    return {n for n in names if n in top or n.startswith(".") or n.endswith(".egg-info")}
+
+
 @pytest.fixture(scope="module")
 def python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv with hear-runner and both examples installed from copies of their sources."""
     work = tmp_path_factory.mktemp("examples")
     python = fresh_venv(work / "venv")
-    pip_install(python, str(ROOT))
+    # Building writes build/ and *.egg-info beside the source: build copies.
+    runner = work / "hear-runner"
+    shutil.copytree(ROOT, runner, ignore=_not_for_the_wheel)
+    pip_install(python, str(runner))
     for name in ("hear-example-task", "hear-example-model"):
-        # building writes build/ and *.egg-info beside the source: build a copy
         shutil.copytree(EXAMPLES / name, work / name)
         pip_install(python, str(work / name))
     return python
