@@ -11,15 +11,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from hear_runner.api import (
-    build_folder as build,
-)
-from hear_runner.api import (
+    build_folder,
     params_hash,
     write_metadata,
     write_split,
     write_vocabulary,
     write_wav,
 )
+
+build = build_folder  # the name the task modules call
 
 __all__ = [
     "build", "params_hash", "run_jobs", "write_metadata", "write_split", "write_vocabulary",
