@@ -1,64 +1,33 @@
 """Named models: what plugins register with ``hear_register_models``, and how to get the image.
 
-A :class:`ModelSpec` names a model image (``--model crepe`` instead of ``--model-image
-hear/torchcrepe:latest``) and, optionally, the image folder to build it from when the Docker
-engine does not have it. A relative ``build`` path is resolved against the folder of the
-registering plugin's module (a third-party plugin ships its image folder as package data);
-an absolute one is used as is. The built-in models' folders ship with hear-runner (its
-wheel or clone): :func:`images_dir` finds them, or ``$HEAR_IMAGES_DIR``.
+A :class:`~hear_runner.specs.ModelSpec` names a model image (``--model crepe`` instead of
+``--model-image hear/torchcrepe:latest``) and, optionally, the image folder to build it from
+when the Docker engine does not have it. A relative ``build`` path is resolved against the
+folder of the registering plugin's module (a third-party plugin ships its image folder as
+package data); an absolute one is used as is. The built-in models' folders ship with
+hear-runner (its wheel or clone): :func:`images_dir` finds them, or ``$HEAR_IMAGES_DIR``.
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from hear_runner import plugins
 from hear_runner.build.shipped import images_dir as images_dir  # for model plugins
 from hear_runner.errors import HearError, ImageError
+from hear_runner.specs import ModelSpec
 
-HOOK = "hear_register_models"
+__all__ = ["ModelSpec", "ensure_image", "find_models", "images_dir", "is_present", "model_specs"]
+
 _ARG_BASE = re.compile(r"^\s*ARG\s+BASE_IMAGE=(\S+)\s*$", re.MULTILINE)
-
-
-class ModelSpec(BaseModel):
-    """A named model: its image, and where to build it from when it is not here."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str
-    image: str  # a tag, e.g. hear/torchcrepe:latest
-    build: Path | None = None  # an image folder with a Dockerfile (relative: to the plugin)
-    options: dict[str, Any] = Field(default_factory=dict)  # HEAR_MODEL_OPTIONS
-    sample_rate: int | None = None  # informative; the image's hello is what counts
-    gpu: bool = False  # whether it wants a GPU
-    description: str = ""
-    plugin: str = ""  # filled in: the plugin that registered it
 
 
 def model_specs() -> list[ModelSpec]:
     """Every registered model, by name; a name registered twice is an error naming both."""
-    by_name: dict[str, ModelSpec] = {}
-    for plugin_name, plugin, item in plugins.collect_by_plugin(HOOK):
-        if not isinstance(item, ModelSpec):
-            raise HearError(
-                f"plugin {plugin_name!r} registered {item!r} through {HOOK}, not a ModelSpec"
-            )
-        spec = item.model_copy(
-            update={"plugin": plugin_name, "build": _resolve_build(item.build, plugin)}
-        )
-        if spec.name in by_name:
-            raise HearError(
-                f"model {spec.name!r} is registered twice: by plugin "
-                f"{by_name[spec.name].plugin!r} and by plugin {plugin_name!r}"
-            )
-        by_name[spec.name] = spec
-    return [by_name[n] for n in sorted(by_name)]
+    return sorted(plugins.collect(ModelSpec), key=lambda spec: spec.name)
 
 
 def find_models(names: list[str]) -> list[ModelSpec]:
@@ -120,16 +89,3 @@ def _build_with_bases(docker: Any, folder: Path, tag: str, say: Callable[[str], 
     for path, name in reversed(chain):
         say(f"building {name} from {path}")
         build_image(docker, path, name, say=say)
-
-
-def _resolve_build(build: Path | None, plugin: Any) -> Path | None:
-    if build is None or build.is_absolute():
-        return build
-    module = plugin if hasattr(plugin, "__file__") else sys.modules.get(type(plugin).__module__)
-    file = getattr(module, "__file__", None)
-    if not file:
-        raise HearError(
-            f"model build folder {build} is relative, but its plugin has no file to resolve "
-            "it against: give an absolute path"
-        )
-    return (Path(file).resolve().parent / build).resolve()

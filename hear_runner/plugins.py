@@ -3,20 +3,27 @@
 ``HEAR_PLUGINS=a,b`` loads only the named entry points; ``HEAR_DISABLE_PLUGINS=c``
 skips some. A plugin that implements a hook this runner does not define is an
 error, as in pytest: a typo must not pass silently.
+
+:func:`collect` is the one collector of what plugins register (tasks, metrics, models),
+under one rule: see :mod:`hear_runner.specs`.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import entry_points
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import pluggy
+from pydantic import ValidationError
 
 from hear_runner import hookspecs
 from hear_runner.errors import HearError
+from hear_runner.specs import Metric, ModelSpec, PluginSpec, TaskSource
 
 GROUP = "hear"
 
@@ -72,14 +79,12 @@ def register(plugin: Any, name: str) -> None:
             f"plugin {name!r} implements a hook this runner does not define: {e}"
         ) from None
     _collected.cache_clear()
-    _collected_by_plugin.cache_clear()
 
 
 def unregister(name: str) -> None:
     """Remove an in-process plugin registered with :func:`register`."""
     manager().unregister(name=name)
     _collected.cache_clear()
-    _collected_by_plugin.cache_clear()
 
 
 def plugins() -> list[PluginInfo]:
@@ -94,30 +99,72 @@ def plugins() -> list[PluginInfo]:
     return infos
 
 
+#: The hook each kind of spec is registered through.
+HOOKS: dict[type[PluginSpec], str] = {
+    TaskSource: "hear_register_tasks",
+    Metric: "hear_register_metrics",
+    ModelSpec: "hear_register_models",
+}
+
+Spec = TypeVar("Spec", bound=PluginSpec)
+
+
+def collect(kind: type[Spec]) -> list[Spec]:
+    """Every ``kind`` spec the loaded plugins register, in plugin order, each with its plugin.
+
+    The one registration rule: an item that is not a ``kind`` is an error naming the plugin;
+    ``plugin`` is filled in from the entry-point name; a name registered twice (by one plugin
+    or two) is an error naming both plugins.
+    """
+    return cast(list[Spec], list(_collected(kind)))
+
+
 @cache
-def _collected(hook: str) -> tuple[Any, ...]:
-    items: list[Any] = []
-    getattr(manager().hook, hook)(register=items.append)
-    return tuple(items)
-
-
-def collect(hook: str) -> list[Any]:
-    """Everything registered through ``hook`` (e.g. ``hear_register_metrics``)."""
-    return list(_collected(hook))
-
-
-@cache
-def _collected_by_plugin(hook: str) -> tuple[tuple[str, Any, Any], ...]:
-    pm = manager()
-    items: list[tuple[str, Any, Any]] = []
+def _collected(kind: type[PluginSpec]) -> tuple[PluginSpec, ...]:
+    hook = HOOKS[kind]
+    by_name: dict[str, PluginSpec] = {}
     # Called plugin by plugin, in registration order, so each item is known by its plugin.
-    for impl in getattr(pm.hook, hook).get_hookimpls():
-        found: list[Any] = []
-        impl.function(**{arg: found.append for arg in impl.argnames})
-        items += [(impl.plugin_name, impl.plugin, item) for item in found]
-    return tuple(items)
+    for impl in getattr(manager().hook, hook).get_hookimpls():
+        for spec in _registered(impl, hook, kind):
+            if spec.name in by_name:
+                raise HearError(
+                    f"{kind.noun} {spec.name!r} is registered twice: by plugin "
+                    f"{by_name[spec.name].plugin!r} and by plugin {spec.plugin!r}"
+                )
+            by_name[spec.name] = spec
+    return tuple(by_name.values())
 
 
-def collect_by_plugin(hook: str) -> list[tuple[str, Any, Any]]:
-    """``(plugin name, plugin object, item)`` for everything registered through ``hook``."""
-    return list(_collected_by_plugin(hook))
+def _registered(impl: Any, hook: str, kind: type[PluginSpec]) -> list[PluginSpec]:
+    """What one plugin's implementation of ``hook`` registers; its failures name it."""
+    plugin_name, folder = str(impl.plugin_name), _module_folder(impl.plugin)
+    found: list[PluginSpec] = []
+
+    def register(item: object) -> None:
+        if not isinstance(item, kind):
+            raise HearError(
+                f"plugin {plugin_name!r} registered {item!r:.80} through {hook}, "
+                f"not a {kind.__name__}"
+            )
+        found.append(item.registered_by(plugin_name, folder))
+
+    try:
+        impl.function(**{arg: register for arg in impl.argnames})
+    except HearError:
+        raise
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or e.title
+        raise HearError(
+            f"plugin {plugin_name!r}, {hook}: invalid {e.title} ({where}): {first['msg']}"
+        ) from None
+    except Exception as e:
+        raise HearError(f"plugin {plugin_name!r} failed in {hook}: {type(e).__name__}: {e}") from e
+    return found
+
+
+def _module_folder(plugin: Any) -> Path | None:
+    """The folder of a plugin's module (a module, or an object whose class has one)."""
+    module = plugin if hasattr(plugin, "__file__") else sys.modules.get(type(plugin).__module__)
+    file = getattr(module, "__file__", None)
+    return Path(file).resolve().parent if file else None

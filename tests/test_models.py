@@ -255,7 +255,7 @@ def test_missing_image_builds_from_the_plugin_folder_with_merged_options(
 @pytest.mark.docker
 def test_missing_image_without_a_usable_folder_says_so(docker_client, tmp_path: Path) -> None:
     absent = "hear-test/never-built:0"
-    spec = ModelSpec(name="ghost", image=absent, plugin="acme")
+    spec = ModelSpec(name="ghost", image=absent).registered_by("acme", None)
     with pytest.raises(
         ImageError,
         match=r"'ghost' \(plugin 'acme'\): image hear-test/never-built:0 is not on this Docker engine and the plugin names no folder",

@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-
 from hear_runner import plugins
 from hear_runner.errors import HearError
+from hear_runner.specs import TaskSource
 
-
-@dataclass(frozen=True)
-class TaskSource:
-    """A task a plugin provides. ``prepare(tasks_dir, scale)`` returns the task folder."""
-
-    name: str
-    suite: str
-    description: str
-    domain: str  # speech | environment | music
-    embedding_type: str  # scene | event
-    prediction_type: str  # multiclass | multilabel
-    split_mode: str  # trainvaltest | new_split_kfold | presplit_kfold
-    prepare: Callable[[Path, str], Path]
-    folder_name: Callable[[str], str]  # scale -> the task folder's name
-    scales: tuple[str, ...] = ("full",)
-    plugin: str = ""
+__all__ = ["TaskSource", "select_sources", "task_sources"]
 
 
 def task_sources() -> list[TaskSource]:
-    return sorted(plugins.collect("hear_register_tasks"), key=lambda s: (s.suite, s.name))
+    """Every registered task, by suite then name; a name registered twice is an error."""
+    return sorted(plugins.collect(TaskSource), key=lambda s: (s.suite, s.name))
 
 
 def select_sources(names: list[str]) -> list[TaskSource]:

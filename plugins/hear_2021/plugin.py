@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from hear_2021.catalogue import CATALOGUE, SUITE, CatalogueTask
-from hear_runner.hookspecs import hookimpl
-from hear_runner.tasks.sources import TaskSource
+from hear_runner.api import TaskSource, download_task, hookimpl
 
 
 def _source(task: CatalogueTask) -> TaskSource:
     def prepare(tasks_dir: Path, scale: str) -> Path:
-        # Imported here so listing tasks does not load the downloader.
-        from hear_runner.tasks.download import download_task
-
         return download_task(task, tasks_dir)
 
     def folder_name(scale: str) -> str:
@@ -33,11 +28,10 @@ def _source(task: CatalogueTask) -> TaskSource:
         prepare=prepare,
         folder_name=folder_name,
         scales=("full",),
-        plugin=SUITE,
     )
 
 
 @hookimpl
-def hear_register_tasks(register: Callable[[Any], None]) -> None:
+def hear_register_tasks(register: Callable[[TaskSource], None]) -> None:
     for task in CATALOGUE:
         register(_source(task))

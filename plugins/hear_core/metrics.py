@@ -15,8 +15,7 @@ from scipy import stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from hear_core.event_metrics import EVENT_METRICS, HIGHER_IS_BETTER
-from hear_runner.hookspecs import hookimpl
-from hear_runner.metrics import Metric
+from hear_runner.api import Metric, hookimpl
 
 
 def _check_2d(targets: np.ndarray, scores: np.ndarray) -> None:
@@ -97,10 +96,10 @@ SCENE_METRICS: dict[str, Callable[[np.ndarray, np.ndarray, list[str]], float]] =
 
 
 @hookimpl
-def hear_register_metrics(register: Callable[[Any], None]) -> None:
+def hear_register_metrics(register: Callable[[Metric], None]) -> None:
     for name, fn in SCENE_METRICS.items():
         # All of heareval's scene scores are maximized.
-        register(Metric(name, fn, higher_is_better=True, plugin="core_metrics"))
+        register(Metric(name=name, score=fn, higher_is_better=True))
     for name, event_fn in EVENT_METRICS.items():
         better = HIGHER_IS_BETTER[name]
-        register(Metric(name, event_fn, better, plugin="core_metrics", kind="event"))
+        register(Metric(name=name, score=event_fn, higher_is_better=better, kind="event"))

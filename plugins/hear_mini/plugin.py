@@ -11,11 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hear_runner.hookspecs import hookimpl
-from hear_runner.tasks.sources import TaskSource
+from hear_runner.api import EmbeddingType, PredictionType, SplitMode, TaskSource, hookimpl
 
 # module, description, domain, embedding type, prediction type, split mode
-_TASKS = [
+_TASKS: list[tuple[str, str, str, EmbeddingType, PredictionType, SplitMode]] = [
     ("spoken_digits", "Spoken digits zero-nine by espeak-ng voices; test voices unseen in training",
      "speech", "scene", "multiclass", "trainvaltest"),
     ("spoken_language", "Which of ten languages a phrase of numbers is spoken in",
@@ -36,7 +35,12 @@ def _module(name: str) -> Any:
 
 
 def _source(
-    module: str, description: str, domain: str, embedding: str, prediction: str, split: str
+    module: str,
+    description: str,
+    domain: str,
+    embedding: EmbeddingType,
+    prediction: PredictionType,
+    split: SplitMode,
 ) -> TaskSource:
     def prepare(tasks_dir: Path, scale: str) -> Path:
         return Path(_module(module).prepare(tasks_dir, scale))
@@ -55,11 +59,10 @@ def _source(
         prepare=prepare,
         folder_name=folder_name,
         scales=("smoke", "full"),
-        plugin="mini",
     )
 
 
 @hookimpl
-def hear_register_tasks(register: Callable[[Any], None]) -> None:
+def hear_register_tasks(register: Callable[[TaskSource], None]) -> None:
     for task in _TASKS:
         register(_source(*task))

@@ -8,10 +8,8 @@ hear/* images it is FROM (hear/base).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from hear_runner.hookspecs import hookimpl
-from hear_runner.models import ModelSpec, images_dir
+from hear_runner.api import ModelSpec, hookimpl, images_dir
 
 # name, image folder, tag, sample rate, wants a GPU, description
 _MODELS = [
@@ -27,7 +25,7 @@ _MODELS = [
 
 
 @hookimpl
-def hear_register_models(register: Callable[[Any], None]) -> None:
+def hear_register_models(register: Callable[[ModelSpec], None]) -> None:
     images = images_dir()
     for name, folder, image, rate, gpu, description in _MODELS:
         register(

@@ -6,8 +6,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from hear_runner.hookspecs import hookimpl
-from hear_runner.tasks.sources import TaskSource
+from hear_runner.api import TaskSource, hookimpl
 
 
 def prepare(tasks_dir: Path, scale: str) -> Path:
@@ -33,5 +32,6 @@ def prepare(tasks_dir: Path, scale: str) -> Path:
 
 @hookimpl
 def hear_register_tasks(register):
-    register(TaskSource("tones", "tones", "Low or high pure tone", "music", "scene", "multiclass",
-                        "trainvaltest", prepare, lambda scale: "tones-1.0-full", plugin="tones"))  # fmt: skip
+    register(TaskSource(name="tones", suite="tones", description="Low or high pure tone", domain="music",
+                        embedding_type="scene", prediction_type="multiclass", split_mode="trainvaltest",
+                        prepare=prepare, folder_name=lambda scale: "tones-1.0-full"))  # fmt: skip
