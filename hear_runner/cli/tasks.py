@@ -73,7 +73,9 @@ def tasks_info(
 def tasks_download(
     names: Annotated[
         list[str],
-        typer.Argument(help="HEAR 2021 task names or folder names, or hear2021 for all 19."),
+        typer.Argument(
+            help="HEAR 2021 task names or folder names, or hear2021 for all 19.",
+        ),
     ],
     tasks_dir: TasksDir = ...,  # type: ignore[assignment]
     sample_rate: Annotated[

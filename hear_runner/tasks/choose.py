@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,7 +44,9 @@ def choose_tasks(
         if folder not in folders:
             say(f"task {name} is not in {tasks_dir}: preparing it ({scale}) from plugin "
                 f"{source.plugin or source.suite}")  # fmt: skip
-            path = prepare_sources([source], tasks_dir, scale)[0]
+            # What the plugin prints (its progress) is not the run's output: stdout may be --json.
+            with contextlib.redirect_stdout(sys.stderr):
+                path = prepare_sources([source], tasks_dir, scale)[0]
             say(f"{name}: {path}")
             folder = path.name
         chosen.append(folder)
