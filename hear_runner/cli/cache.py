@@ -9,12 +9,10 @@ import typer
 from rich.table import Table
 
 from hear_runner.cli.options import CacheDir, JsonOutput, flag
-from hear_runner.cli.render import HelpGroup, esc, out
+from hear_runner.cli.render import command_group, esc, out
 from hear_runner.errors import HearError
 
-cache_app = typer.Typer(
-    cls=HelpGroup, help="The embedding store: list and remove.", no_args_is_help=True
-)
+cache_app = command_group("The embedding store: list and remove.")
 
 
 @cache_app.command("list")

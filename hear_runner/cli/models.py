@@ -11,14 +11,10 @@ import typer
 from rich.table import Table
 
 from hear_runner.cli.options import JsonOutput, flag
-from hear_runner.cli.render import HelpGroup, esc, out, say
+from hear_runner.cli.render import command_group, esc, out, say
 
-models_app = typer.Typer(
-    cls=HelpGroup,
-    help="Named models that plugins register (for --model): their images.",
-    no_args_is_help=True,
-)
-image_app = typer.Typer(cls=HelpGroup, help="Build model images offline.", no_args_is_help=True)
+models_app = command_group("Named models that plugins register (for --model): their images.")
+image_app = command_group("Build model images offline.")
 
 
 @models_app.command("list")

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
@@ -38,6 +39,11 @@ def progress_bar(description: str) -> Iterator[Callable[[int], None]]:
     with progress(err, unit="trainings") as bars:
         bar = bars.add_task(description, total=None)
         yield lambda n: bars.advance(bar, n)
+
+
+def command_group(help: str) -> typer.Typer:
+    """A `hear` subcommand group (`hear tasks ...`): its bare name prints its help."""
+    return typer.Typer(cls=HelpGroup, help=help, no_args_is_help=True)
 
 
 class HelpGroup(TyperGroup):

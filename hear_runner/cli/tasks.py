@@ -9,12 +9,10 @@ import typer
 from rich.table import Table
 
 from hear_runner.cli.options import JsonOutput, TasksDir
-from hear_runner.cli.render import HelpGroup, esc, out
+from hear_runner.cli.render import command_group, esc, out
 from hear_runner.tasks.choose import DEFAULT_SCALE
 
-tasks_app = typer.Typer(
-    cls=HelpGroup, help="Prepare the task folders that plugins provide.", no_args_is_help=True
-)
+tasks_app = command_group("Prepare the task folders that plugins provide.")
 
 
 @tasks_app.command("list")
