@@ -150,18 +150,19 @@ SERVE_OPTIONS: dict[str, tuple[Any, Any]] = {
 }  # fmt: skip
 
 
-def serve_options(*fields: str) -> Callable[[Command], Command]:
-    """Add the serving options named (default: all) as one ``serve: ServeSettings``."""
+def serve_options(*fields: str, exit_code: int = 1) -> Callable[[Command], Command]:
+    """Add the serving options named (default: all) as one ``serve: ServeSettings``; a bad
+    value exits with ``exit_code``."""
     names = fields or tuple(SERVE_OPTIONS)
     options = {
         name: (Annotated[SERVE_OPTIONS[name][0], SERVE_OPTIONS[name][1]],
                ServeSettings.model_fields[name].default)
         for name in names
     }  # fmt: skip
-    return _packed("serve", options, lambda values: _build(ServeSettings, values), first=False)
+    return _packed("serve", options, lambda values: _build(ServeSettings, values), False, exit_code)
 
 
-def model_options(many: bool) -> Callable[[Command], Command]:
+def model_options(many: bool, exit_code: int = 1) -> Callable[[Command], Command]:
     """Add --model, --model-image, --model-module (repeatable when ``many``), --model-python,
     --model-options and --model-path as one ``models: ModelChoice``."""
     some = list[str] | None if many else str | None
@@ -196,7 +197,7 @@ def model_options(many: bool) -> Callable[[Command], Command]:
         options = json_object(values["options"], "--model-options")
         return _build(ModelChoice, {**values, **listed, "options": options})
 
-    return _packed("models", options, choice, first=True)
+    return _packed("models", options, choice, True, exit_code)
 
 
 def _packed(
@@ -204,10 +205,11 @@ def _packed(
     options: dict[str, tuple[Any, Any]],
     build: Callable[[dict[str, Any]], Any],
     first: bool,
+    exit_code: int,
 ) -> Callable[[Command], Command]:
     """A decorator: ``options`` become keyword parameters of the command's signature
     (``first`` or after its own: the order of its help), and reach it packed by ``build``
-    as its parameter ``target``."""
+    as its parameter ``target`` (a bad value: a HearError exiting with ``exit_code``)."""
 
     def decorate(command: Command) -> Command:
         hints = get_type_hints(command, include_extras=True)
@@ -223,7 +225,12 @@ def _packed(
         @functools.wraps(command)
         def packed(**kwargs: Any) -> Any:
             values = {name: kwargs.pop(f"{target}_{name}") for name in options}
-            return command(**kwargs, **{target: build(values)})
+            try:
+                built = build(values)
+            except HearError as e:
+                e.exit_code = exit_code
+                raise
+            return command(**kwargs, **{target: built})
 
         parameters = added + own if first else own + added
         packed.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
 from hear_runner.cli.options import CacheDir, flag
@@ -106,9 +107,12 @@ def rerun(
         modules=[m.ref for m in manifest.models if m.kind == "module"],
         python=kept.python,
     )
-    serve = ServeSettings(
-        **kept.model_dump(exclude={"engine", "python"}), batch_size=manifest.probe.batch_size
-    )
+    try:
+        serve = ServeSettings(
+            **kept.model_dump(exclude={"engine", "python"}), batch_size=manifest.probe.batch_size
+        )
+    except ValidationError as e:
+        raise HearError(f"{manifest_path}: engine settings: {e.errors()[0]['msg']}") from None
     engine, _ = select_engine(choice, serve, say=say)
     sources = manifest.sources()
     tasks = [Task(tasks_dir / t.name if tasks_dir else Path(t.path)) for t in manifest.tasks]

@@ -16,9 +16,11 @@ from hear_runner.errors import HearError
 MARKS = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]", "skip": "[dim]skip[/]"}
 
 
-@serve_options("gpus", "memory", "transport", "load_timeout", "call_timeout",
-               "call_timeout_per_second")  # fmt: skip
-@model_options(many=False)
+@serve_options(
+    "gpus", "memory", "transport", "load_timeout", "call_timeout", "call_timeout_per_second",
+    exit_code=2,
+)  # fmt: skip
+@model_options(many=False, exit_code=2)
 def validate_model(
     models: ModelChoice,
     serve: ServeSettings,

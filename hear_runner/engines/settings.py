@@ -22,7 +22,7 @@ class ServeSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    memory: str = _SANDBOX["memory"].default or "8g"
+    memory: str = str(_SANDBOX["memory"].default)
     gpus: str | None = _SANDBOX["gpus"].default
     workers: int | None = Field(default=None, ge=1)
     transport: Literal["auto", "socket", "stdio"] = _SANDBOX["transport"].default
@@ -60,7 +60,3 @@ class ModelChoice(BaseModel):
     python: str | None = None  # the interpreter of modules; default: this one
     options: dict[str, object] = {}  # keyword options for load_model()
     path: str | None = None  # weights path passed to load_model()
-
-    @property
-    def count(self) -> int:
-        return len(self.names) + len(self.images) + len(self.modules)
