@@ -83,6 +83,28 @@ def test_every_summary_is_one_line_and_no_option_shows_a_python_type() -> None:
         assert not re.search(r"^│[ *]*--\S+ +<list\[", text, re.M), f"hear {name} --help:\n{text}"
 
 
+def test_serving_options_are_declared_once_with_the_engines_defaults() -> None:
+    from hear_runner.cli.options import SERVE_OPTIONS
+    from hear_runner.engines.base import EngineSettings
+    from hear_runner.engines.docker import Sandbox
+    from hear_runner.engines.settings import ServeSettings
+
+    assert set(SERVE_OPTIONS) == set(ServeSettings.model_fields)
+    defaults = ServeSettings()
+    assert defaults.limits() == EngineSettings()
+    assert defaults.sandbox() == Sandbox()
+    by_name = dict(commands(typer.main.get_command(app)))
+    for name in ("run", "embed", "validate"):
+        shown = {
+            p.name.removeprefix("serve_"): p.default
+            for p in by_name[name].params
+            if p.name.startswith("serve_")
+        }
+        assert {"gpus", "memory", "load_timeout"} <= set(shown), f"hear {name}"
+        for field, default in shown.items():
+            assert default == getattr(defaults, field), (name, field)
+
+
 def test_task_a_plugin_provides_is_prepared_into_the_tasks_dir_and_run(tmp_path: Path) -> None:
     tasks = tmp_path / "tasks"  # not there yet: created
     args = ["--task", "mini_spoken_digits", "--tasks-dir", str(tasks), "--model-module",
