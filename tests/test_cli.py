@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import os
 import re
 import subprocess
 import sys
@@ -47,6 +49,80 @@ def test_run_help_explains_the_model_options() -> None:
     assert result.returncode == 0
     for option in ("--model-image", "--model-module", "--tasks-dir", "--results-dir", "--gpus"):
         assert option in result.stdout
+
+
+def help_at_100_columns(*command: str) -> str:
+    """`hear ... --help` as a user's 100-column terminal shows it."""
+    env = {**os.environ, "COLUMNS": "100", "TERMINAL_WIDTH": "100"}
+    result = subprocess.run(
+        [sys.executable, "-m", "hear_runner", *command, "--help"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_every_summary_is_one_line_and_no_option_shows_a_python_type() -> None:
+    groups = [("", typer.main.get_command(app))]
+    groups += [(name, c) for name, c in commands(groups[0][1]) if hasattr(c, "commands")]
+    for path, group in groups:
+        text = help_at_100_columns(*path.split())
+        assert "<bool>" not in text, f"hear {path} --help"
+        panel = text.split("─ Commands ─")[1].split("╰")[0].splitlines()[1:]
+        rows = [line.strip("│ ") for line in panel]
+        assert len(rows) == len(group.commands), f"hear {path} --help wraps a summary:\n{text}"
+        for name, command in group.commands.items():
+            [summary] = [r.removeprefix(name).strip() for r in rows if r.split()[0] == name]
+            first = inspect.cleandoc(command.help).split("\n\n")[0]
+            assert summary == first and "\n" not in first, f"hear {path} {name}: {first!r}"
+            assert summary.endswith((".", ")")), f"hear {path} {name}: {summary!r}"
+    for name, _ in commands(groups[0][1]):
+        text = help_at_100_columns(*name.split())
+        assert "<bool>" not in text, f"hear {name} --help:\n{text}"
+        # An option reads as --model NAME, not as typer's --model <list[str]>.
+        assert not re.search(r"^│[ *]*--\S+ +<list\[", text, re.M), f"hear {name} --help:\n{text}"
+
+
+def test_serving_options_are_declared_once_with_the_engines_defaults() -> None:
+    from hear_runner.cli.options import SERVE_OPTIONS
+    from hear_runner.engines.base import EngineSettings
+    from hear_runner.engines.docker import Sandbox
+    from hear_runner.engines.settings import ServeSettings
+
+    assert set(SERVE_OPTIONS) == set(ServeSettings.model_fields)
+    defaults = ServeSettings()
+    assert defaults.limits() == EngineSettings()
+    assert defaults.sandbox() == Sandbox()
+    by_name = dict(commands(typer.main.get_command(app)))
+    for name in ("run", "embed", "validate"):
+        shown = {
+            p.name.removeprefix("serve_"): p.default
+            for p in by_name[name].params
+            if p.name.startswith("serve_")
+        }
+        assert {"gpus", "memory", "load_timeout"} <= set(shown), f"hear {name}"
+        for field, default in shown.items():
+            assert default == getattr(defaults, field), (name, field)
+
+
+def test_task_a_plugin_provides_is_prepared_into_the_tasks_dir_and_run(tmp_path: Path) -> None:
+    tasks = tmp_path / "tasks"  # not there yet: created
+    args = ["--task", "mini_spoken_digits", "--tasks-dir", str(tasks), "--model-module",
+            "numpy_logmel", "--results-dir", str(tmp_path / "results"), "--probe", "linear",
+            "--cache-dir", str(tmp_path / "cache"), "--json"]  # fmt: skip
+    result = hear("run", *args)
+    assert result.returncode == 0, result.stderr
+    assert "task mini_spoken_digits is not in" in result.stderr and "preparing it" in result.stderr
+    [record] = json.loads(result.stdout)
+    folder = record["task"]["name"]
+    assert (
+        folder.startswith("mini_spoken_digits") and (tasks / folder / "task_metadata.json").exists()
+    )
+    assert record["task"]["clips"]["test"] > 0 and record["test_score"] > 0
+    again = hear("run", *args)  # the folder is there now: used as it is
+    assert again.returncode == 0 and "preparing" not in again.stderr
+    unknown = hear("run", "--task", "no_such_task", *args[2:])
+    assert unknown.returncode == 1 and "no task named no_such_task" in unknown.stderr
 
 
 def test_local_engine_run_scores_and_writes_a_record(tmp_path: Path) -> None:
@@ -108,6 +184,7 @@ def test_module_that_fails_to_import_is_one_line(tmp_path: Path) -> None:
         (["--model-module", "a", "--model-image", "b"], "not both"),
         ([], "--model-image (Docker) or --model-module"),
         (["--model-module", "numpy_logmel", "--model-options", "[1]"], "expected a JSON object"),
+        (["--model-module", "numpy_logmel", "--transport", "pigeon"], "--transport 'pigeon'"),
     ],
 )
 def test_bad_arguments_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:

@@ -23,7 +23,7 @@ def test_runner_image_context_leaves_out_the_virtualenv_and_tests() -> None:
     from hear_runner.build.builder import _context_files
 
     files = {str(p.relative_to(ROOT)) for p in _context_files(ROOT)}
-    assert {"Dockerfile", "requirements.txt", "hear_runner/cli.py", "images/naive/Dockerfile"} <= files
+    assert {"Dockerfile", "requirements.txt", "hear_runner/cli/__init__.py", "images/naive/Dockerfile"} <= files
     # .dockerignore's `build` is setuptools' top-level build/, not the hear_runner.build package;
     # setup.py ships images/ inside the installed package.
     assert {"setup.py", "hear_runner/build/builder.py", "hear_runner/build/shipped.py"} <= files

@@ -249,18 +249,20 @@ class Task:
         return clips
 
 
+def task_folders(tasks_dir: Path) -> list[Path]:
+    """``tasks_dir`` when it is a task folder, else the task folders in it (none if missing)."""
+    if (tasks_dir / METADATA_FILE).exists():
+        return [tasks_dir]
+    # Task folders directly here, or inside an extracted release tarball's root.
+    patterns = ("*", "tasks/*", "hear-*/tasks/*")
+    return sorted({p.parent for pat in patterns for p in tasks_dir.glob(f"{pat}/{METADATA_FILE}")})
+
+
 def find_tasks(tasks_dir: Path, names: list[str] | None = None) -> list[Task]:
     """Task folders under ``tasks_dir`` (or ``tasks_dir`` itself), optionally by name."""
     if not tasks_dir.is_dir():
         raise TaskError(tasks_dir, "tasks directory does not exist")
-    if (tasks_dir / METADATA_FILE).exists():
-        folders = [tasks_dir]
-    else:
-        # Task folders directly here, or inside an extracted release tarball's root.
-        patterns = ("*", "tasks/*", "hear-*/tasks/*")
-        folders = sorted(
-            {p.parent for pat in patterns for p in tasks_dir.glob(f"{pat}/{METADATA_FILE}")}
-        )
+    folders = task_folders(tasks_dir)
     if not folders:
         raise TaskError(tasks_dir, f"no task folders (no */{METADATA_FILE}) here")
     if names:

@@ -1,0 +1,66 @@
+"""What the commands print: two consoles, escaping, status lines and a progress bar."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
+
+# Piped output is not squeezed into 80 columns: tables stay readable in logs and CI.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+def esc(value: object) -> str:
+    """Text a model, task, plugin or file supplied, shown as it is: rich reads ``[...]`` in
+    printed strings and table cells as markup (a crash on ``[/bold]``, a restyle, a link)."""
+    return escape(str(value))
+
+
+def say(message: str) -> None:
+    """A status line on stderr: ``• message``."""
+    err.print(f"[dim]•[/] {esc(message)}", soft_wrap=True)
+
+
+def wrote(path: object) -> None:
+    err.print(f"[green]wrote[/] {esc(path)}", soft_wrap=True)
+
+
+@contextlib.contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[int], None]]:
+    from hear_runner.progress import progress
+
+    with progress(err, unit="trainings") as bars:
+        bar = bars.add_task(description, total=None)
+        yield lambda n: bars.advance(bar, n)
+
+
+def command_group(help: str) -> typer.Typer:
+    """A `hear` subcommand group (`hear tasks ...`): its bare name prints its help."""
+    return typer.Typer(cls=HelpGroup, help=help, no_args_is_help=True)
+
+
+class HelpGroup(TyperGroup):
+    """A command group whose help, and its commands' help, shows ``--help`` without a type:
+    typer labels every flag ``<bool>``, its own ``--help`` included."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _untyped(super().get_help_option(ctx))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _untyped(command.get_help_option(ctx))  # cached: the one its own help shows
+        return command
+
+
+def _untyped(option: Any) -> Any:
+    if option is not None:
+        option.metavar = ""
+    return option

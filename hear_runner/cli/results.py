@@ -1,0 +1,109 @@
+"""`hear leaderboard`, `hear compare` and `hear report`: reading the records of runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hear_runner.cli.options import JsonOutput, ResultsDir
+from hear_runner.cli.render import esc, out, say
+from hear_runner.errors import HearError
+
+
+def leaderboard(
+    results_dir: ResultsDir = Path("hear-results"),
+    fmt: Annotated[
+        str,
+        typer.Option("--format", metavar="FORMAT", help="table (rich), csv, json or markdown."),
+    ] = "table",
+) -> None:
+    """Models by tasks: each task's primary test score and HEAR's normalized aggregate.
+
+    Each score comes with its 95% bootstrap interval; the aggregate is per-task z-scores
+    across models clipped to [-1, 1], averaged over the tasks a model has. Missing cells
+    are shown as missing; of several records of one (model, task) the newest is used.
+    """
+    from hear_runner.results.leaderboard import FORMATS, build_leaderboard, render, to_table
+
+    if fmt not in FORMATS:
+        raise HearError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    board = build_leaderboard(results_dir)
+    if fmt == "table":
+        out.print(to_table(board))
+        for note in board.notes:
+            say(note)
+    else:
+        sys.stdout.write(render(board, fmt))
+
+
+def compare(
+    model_a: Annotated[str, typer.Argument(help="Model A, named as in its records.")],
+    model_b: Annotated[str, typer.Argument(help="Model B.")],
+    results_dir: ResultsDir = Path("hear-results"),
+    resamples: Annotated[
+        int | None,
+        typer.Option(
+            "--resamples",
+            min=1,
+            metavar="N",
+            help="Bootstrap resamples (default: 1000 scene, 200 event).",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap draws.")] = 0,
+    json_output: JsonOutput = False,
+) -> None:
+    """A paired bootstrap of two models on each task both have: A - B, and who is better.
+
+    The difference of the primary test score on the same resampled test clips, its 95%
+    interval, a two-sided p-value and a verdict (A better, B better, or a tie where
+    p >= 0.05).
+    """
+    from hear_runner.results.compare import compare_models, to_json, to_table
+
+    rows, notes = compare_models(results_dir, model_a, model_b, resamples, seed)
+    if json_output:
+        out.print_json(json.dumps(to_json(model_a, model_b, rows, notes)))
+        return
+    out.print(to_table(model_a, model_b, rows))
+    for note in notes:
+        say(note)
+
+
+def report(
+    results_dir: Annotated[
+        Path,
+        typer.Option(
+            "--results-dir", metavar="DIR", help="The folder `hear run` wrote its records into."
+        ),
+    ] = Path("hear-results"),
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="FILE", help="The HTML file to write.")
+    ] = Path("report.html"),
+    timeline_files: Annotated[
+        int,
+        typer.Option("--timeline-files", min=1, metavar="N", help="Test files per event timeline."),
+    ] = 3,
+) -> None:
+    """Write one self-contained HTML page of the results (it opens with no network).
+
+    The leaderboard with intervals, a score chart per task, quality against embedding
+    cost, event timelines (predicted against true) and confusion matrices of multiclass
+    scene tasks.
+    """
+    from hear_runner.files import check_writable
+    from hear_runner.report import write_report
+
+    check_writable(output.parent, "report's folder")
+    written = write_report(results_dir, output, timeline_files)
+    plots = ", ".join(f"{len(ids)} {kind}" for kind, ids in written.plots.items())
+    for note in written.notes:
+        say(note)
+    out.print(
+        f"[green]wrote[/] {esc(written.path)}: {len(written.models)} models, {len(written.tasks)} "
+        f"tasks; plots: {plots}",
+        soft_wrap=True,
+    )

@@ -1,0 +1,179 @@
+"""`hear run` and `hear embed`: serve models over tasks (and what `hear rerun` shares)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from hear_runner.cli.options import (
+    CacheDir,
+    GridPoints,
+    OverwriteOption,
+    ProbeModeOption,
+    Seed,
+    Seeds,
+    TaskNames,
+    TasksDir,
+    flag,
+    model_options,
+    serve_options,
+)
+from hear_runner.cli.render import err, esc, out, say, wrote
+from hear_runner.engines.settings import ModelChoice, ServeSettings
+from hear_runner.errors import HearError
+
+if TYPE_CHECKING:
+    from hear_runner.embed.store import Overwrite
+    from hear_runner.probes.stage import ProbeMode
+
+
+@serve_options()
+@model_options(many=True)
+def run(
+    models: ModelChoice,
+    serve: ServeSettings,
+    tasks_dir: TasksDir = ...,  # type: ignore[assignment]
+    task: TaskNames = None,
+    results_dir: Annotated[
+        Path,
+        typer.Option(
+            "--results-dir", metavar="DIR", help="Where one JSON per (model, task) is written."
+        ),
+    ] = Path("hear-results"),
+    probe: ProbeModeOption = "fast",
+    grid_points: GridPoints = 8,
+    seed: Seed = 42,
+    seeds: Seeds = 1,
+    cache_dir: CacheDir = ...,  # type: ignore[assignment]
+    overwrite: OverwriteOption = "only-missing",
+    json_output: Annotated[
+        bool, flag("--json", "Print the result records as JSON instead of a table.")
+    ] = False,
+) -> None:
+    """Embed each task with each model, train a probe and score it on the test split."""
+    from hear_runner.engines.select import select_engine
+    from hear_runner.results.table import scores_table
+    from hear_runner.tasks.choose import choose_tasks
+
+    mode = probe_mode(probe)
+    policy = overwrite_policy(overwrite)
+    tasks = choose_tasks(tasks_dir, task, say=say)
+    check_results_dir(results_dir)
+    engine, sources = select_engine(models, serve, say=say)
+    probe_settings = {"mode": mode, "seeds": list(range(seed, seed + seeds)),
+                      "grid_points": grid_points, "batch_size": serve.batch_size}  # fmt: skip
+    records = evaluate_and_record(
+        engine, sources, tasks, results_dir, cache_dir, serve, probe_settings, policy
+    )
+    if json_output:
+        out.print_json(json.dumps([r.model_dump(mode="json") for r in records]))
+    else:
+        out.print(scores_table(records))
+
+
+@serve_options()
+@model_options(many=False)
+def embed(
+    out_dir: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            metavar="DIR",
+            help="Folder to write <task>/ into, in heareval's embeddings layout.",
+        ),
+    ],
+    models: ModelChoice,
+    serve: ServeSettings,
+    tasks_dir: TasksDir = ...,  # type: ignore[assignment]
+    task: TaskNames = None,
+    cache_dir: CacheDir = ...,  # type: ignore[assignment]
+    overwrite: OverwriteOption = "only-missing",
+) -> None:
+    """Embed tasks with one model and write heareval's embeddings folders.
+
+    They are what `hear probe`, heareval's predictions runner and notebooks that read its
+    files take.
+    """
+    from hear_runner.embed.store import EmbeddingStore
+    from hear_runner.engines.select import select_engine
+    from hear_runner.evaluate import export_embeddings
+    from hear_runner.files import check_writable
+    from hear_runner.tasks.choose import choose_tasks
+
+    if models.names and models.images:
+        raise HearError("hear embed writes one model: name it with --model or --model-image")
+    policy = overwrite_policy(overwrite)
+    tasks = choose_tasks(tasks_dir, task, say=say)
+    check_writable(out_dir, "--out folder")
+    engine, sources = select_engine(models, serve, say=say)
+    for path in export_embeddings(
+        engine, sources[0], tasks, out_dir, EmbeddingStore(cache_dir), serve.batch_size, err,
+        policy, serve.worker_gpus(),
+    ):  # fmt: skip
+        out.print(f"[green]wrote[/] {esc(path)}", soft_wrap=True)
+
+
+def evaluate_and_record(
+    engine: Any,
+    sources: list[Any],
+    tasks: list[Any],
+    results_dir: Path,
+    cache_dir: Path,
+    serve: ServeSettings,
+    probe: dict[str, Any],
+    policy: Overwrite,
+    rerun_of: Path | None = None,
+) -> list[Any]:
+    """Evaluate, writing each record as it comes, then the run's manifest (for `hear rerun`)."""
+    from hear_runner.embed.store import EmbeddingStore
+    from hear_runner.evaluate import evaluate
+    from hear_runner.results.manifest import (
+        ManifestEngine,
+        ManifestProbe,
+        build_manifest,
+    )
+
+    records = evaluate(
+        engine, sources, tasks, results_dir, EmbeddingStore(cache_dir), serve.batch_size, err,
+        on_record=lambda r, p: wrote(p), probe_mode=probe["mode"], seeds=probe["seeds"],
+        grid_points=probe["grid_points"], overwrite=policy, gpus=serve.worker_gpus(),
+    )  # fmt: skip
+    kept = serve.model_dump(include=set(ManifestEngine.model_fields))
+    manifest = build_manifest(
+        ManifestEngine(engine=engine.name, python=getattr(engine, "python", None), **kept),
+        sources, [engine.check(s) for s in sources], tasks, ManifestProbe(**probe), records,
+        results_dir, rerun_of,
+    )  # fmt: skip
+    path = manifest.write(results_dir)
+    err.print(
+        f"[green]wrote[/] {esc(path)} (hear rerun {esc(path)} repeats this run)", soft_wrap=True
+    )
+    return records
+
+
+def check_results_dir(results_dir: Path) -> None:
+    """The records and the manifest folder can be written: known before hours of work."""
+    from hear_runner.files import check_writable
+    from hear_runner.results.manifest import FOLDER
+
+    check_writable(results_dir, "results folder")
+    check_writable(results_dir / FOLDER, "manifest folder")
+
+
+def probe_mode(value: str) -> ProbeMode:
+    from hear_runner.probes.stage import PROBE_MODES
+
+    if value not in PROBE_MODES:
+        raise HearError(f"probe mode {value!r}: expected one of {', '.join(PROBE_MODES)}")
+    return value  # type: ignore[return-value]
+
+
+def overwrite_policy(value: str) -> Overwrite:
+    from hear_runner.embed.store import OVERWRITE_CHOICES
+
+    if value not in OVERWRITE_CHOICES:
+        raise HearError(f"--overwrite {value!r}: expected one of {', '.join(OVERWRITE_CHOICES)}")
+    return value  # type: ignore[return-value]
