@@ -90,11 +90,11 @@ def test_example_task_is_prepared_from_the_users_clips(python: Path, clips: Path
     tasks = tmp_path / "tasks"
     listed = {t["name"]: t for t in json_out(python, "tasks", "list", "--tasks-dir", str(tasks))}
     assert listed["my_task"]["plugin"] == "example_task" and listed["my_task"]["present"] is False
-    unset = hear(python, "tasks", "prepare", "my_task", "--scale", "full", "--tasks-dir", str(tasks))
+    unset = hear(python, "tasks", "prepare", "my_task", "--tasks-dir", str(tasks))
     assert unset.returncode != 0 and "HEAR_MY_TASK_DIR" in unset.stderr
     assert "Traceback" not in unset.stderr
-    prepared = hear(python, "tasks", "prepare", "my_task", "--scale", "full", "--tasks-dir", str(tasks),
-                    HEAR_MY_TASK_DIR=str(clips))  # fmt: skip
+    prepared = hear(python, "tasks", "prepare", "my_task", "--tasks-dir", str(tasks),
+                    HEAR_MY_TASK_DIR=str(clips))  # fmt: skip  (its only scale, full, by default)
     assert prepared.returncode == 0, prepared.stderr
     listed = {t["name"]: t for t in json_out(python, "tasks", "list", "--tasks-dir", str(tasks))}
     assert listed["my_task"]["folders"] == [FOLDER] and listed["my_task"]["clips"] == 12
@@ -103,14 +103,14 @@ def test_example_task_is_prepared_from_the_users_clips(python: Path, clips: Path
 @pytest.mark.docker
 def test_example_model_is_built_and_run_on_the_example_task(python: Path, clips: Path, tmp_path: Path, docker_client) -> None:  # fmt: skip
     tasks, results = tmp_path / "tasks", tmp_path / "results"
-    prepared = hear(python, "tasks", "prepare", "my_task", "--scale", "full", "--tasks-dir", str(tasks),
-                    HEAR_MY_TASK_DIR=str(clips))  # fmt: skip
-    assert prepared.returncode == 0, prepared.stderr
     with contextlib.suppress(ImageNotFound):  # so the run builds it from the package's folder
         docker_client.images.remove("hear-example/my-model:latest", force=True)
-    run = hear(python, "run", "--model", "my_model", "--tasks-dir", str(tasks), "--task", FOLDER,
-               "--results-dir", str(results), "--probe", "linear", "--json")  # fmt: skip
+    # As the tutorial says: the task is prepared from the user's clips on first use.
+    run = hear(python, "run", "--model", "my_model", "--tasks-dir", str(tasks), "--task", "my_task",
+               "--results-dir", str(results), "--probe", "linear", "--json",
+               HEAR_MY_TASK_DIR=str(clips))  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
+    assert "preparing it" in run.stderr and (tasks / FOLDER / "task_metadata.json").is_file()
     [record] = json.loads(run.stdout)
     assert 0.0 <= record["test_score"] <= 1.0
     image = docker_client.images.get("hear-example/my-model:latest")
