@@ -90,7 +90,7 @@ ProbeModeOption = Annotated[
         "faithful: heareval's protocol, network by network. linear: logistic regression.",
     ),
 ]
-Seed = Annotated[int, typer.Option("--seed", help="Seed of the probe's training.")]
+Seed = Annotated[int, typer.Option("--seed", metavar="N", help="Seed of the probe's training.")]
 GridPoints = Annotated[
     int,
     typer.Option(

@@ -51,7 +51,12 @@ def rerun(
     ] = False,
     tolerance: Annotated[
         float,
-        typer.Option("--tolerance", min=0, help="Largest absolute score difference that matches."),
+        typer.Option(
+            "--tolerance",
+            min=0,
+            metavar="DIFF",
+            help="Largest absolute score difference that matches.",
+        ),
     ] = 1e-9,
     allow_local: Annotated[
         bool,

@@ -53,7 +53,9 @@ def compare(
             help="Bootstrap resamples (default: 1000 scene, 200 event).",
         ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap draws.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", metavar="N", help="Seed of the bootstrap draws.")
+    ] = 0,
     json_output: JsonOutput = False,
 ) -> None:
     """A paired bootstrap of two models on each task both have: A - B, and who is better.

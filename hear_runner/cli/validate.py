@@ -33,7 +33,9 @@ def validate_model(
             help="Length of the long-input check's clip (0 skips it).",
         ),
     ] = 1200.0,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the random test audio.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", metavar="N", help="Seed of the random test audio.")
+    ] = 0,
     json_output: Annotated[
         bool, flag("--json", "Print the report as JSON instead of a table.")
     ] = False,
