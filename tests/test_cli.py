@@ -125,6 +125,21 @@ def test_task_a_plugin_provides_is_prepared_into_the_tasks_dir_and_run(tmp_path:
     assert unknown.returncode == 1 and "no task named no_such_task" in unknown.stderr
 
 
+def test_a_manifest_keeps_every_serving_setting_for_its_rerun(tmp_path: Path) -> None:
+    from hear_runner.engines.settings import ServeSettings
+    from hear_runner.results.manifest import RunManifest
+
+    write_task(tmp_path / "tasks")
+    result = hear("run", "--tasks-dir", str(tmp_path / "tasks"), "--model-module", "numpy_logmel",
+                  "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "c"),
+                  "--probe", "linear", "--max-clip-seconds", "0.75", "--call-timeout", "33")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    [path] = (tmp_path / "results" / "manifests").glob("*.json")
+    engine = RunManifest.load(path).engine
+    assert set(ServeSettings.model_fields) <= set(type(engine).model_fields)
+    assert engine.max_clip_seconds == 0.75 and engine.call_timeout == 33
+
+
 def test_local_engine_run_scores_and_writes_a_record(tmp_path: Path) -> None:
     write_task(tmp_path / "tasks")
     result = hear(

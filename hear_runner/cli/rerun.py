@@ -114,7 +114,8 @@ def rerun(
     )
     try:
         serve = ServeSettings(
-            **kept.model_dump(exclude={"engine", "python"}), batch_size=manifest.probe.batch_size
+            **kept.model_dump(exclude={"engine", "python", "batch_size"}),
+            batch_size=manifest.probe.batch_size,
         )
     except ValidationError as e:
         raise HearError(f"{manifest_path}: engine settings: {e.errors()[0]['msg']}") from None

@@ -141,9 +141,10 @@ def evaluate_and_record(
         on_record=lambda r, p: wrote(p), probe_mode=probe["mode"], seeds=probe["seeds"],
         grid_points=probe["grid_points"], overwrite=policy, gpus=serve.worker_gpus(),
     )  # fmt: skip
-    kept = serve.model_dump(include=set(ManifestEngine.model_fields))
     manifest = build_manifest(
-        ManifestEngine(engine=engine.name, python=getattr(engine, "python", None), **kept),
+        ManifestEngine(
+            engine=engine.name, python=getattr(engine, "python", None), **serve.model_dump()
+        ),
         sources, [engine.check(s) for s in sources], tasks, ManifestProbe(**probe), records,
         results_dir, rerun_of,
     )  # fmt: skip

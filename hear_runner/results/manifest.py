@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, ValidationError
 from hear_runner import __version__
 from hear_runner.contract.wire import CONTRACT_VERSION
 from hear_runner.engines.base import ModelSource
+from hear_runner.engines.settings import ServeSettings
 from hear_runner.errors import HearError
 from hear_runner.files import atomic_write
 from hear_runner.results.reader import read_results
@@ -49,18 +50,13 @@ class ManifestTask(BaseModel):
     version: str
 
 
-class ManifestEngine(BaseModel):
-    """How the models were served (for images: the container sandbox)."""
+class ManifestEngine(ServeSettings):
+    """How the models were served: the serving settings (their defaults are the engine's, so
+    an older manifest missing one reads as it ran) and which engine ran them. The batch size
+    a rerun uses is the probe's (``ManifestProbe.batch_size``), as manifests always kept it."""
 
     engine: Literal["docker", "local"]
     python: str | None = None  # the interpreter of --model-module models
-    memory: str = "8g"
-    gpus: str | None = None
-    workers: int | None = None
-    transport: str = "auto"
-    load_timeout: float = 600.0
-    call_timeout: float = 60.0
-    call_timeout_per_second: float = 10.0
 
 
 class ManifestProbe(BaseModel):
