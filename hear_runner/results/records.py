@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from hear_runner import __version__
 from hear_runner.contract.wire import CONTRACT_VERSION
 from hear_runner.files import OutputError, atomic_write, temp_path
+from hear_runner.names import slug
 from hear_runner.results.predictions import FoldPredictions, predictions_path, save_predictions
 
 # heareval's test.predicted-scores.json for the record's run goes in a folder per (model,
@@ -139,7 +140,7 @@ class RunRecord(BaseModel):
         self._heareval_scores = scores
 
     def path_in(self, results_dir: Path) -> Path:
-        return results_dir / _slug(self.model.name) / f"{self.task.name}.json"
+        return results_dir / slug(self.model.name, default="model") / f"{self.task.name}.json"
 
     def write(self, results_dir: Path) -> Path:
         """Write the record and its files so that no failure leaves one without the other.
@@ -275,7 +276,3 @@ def find_records(results_dir: Path) -> Iterator[tuple[Path, RunRecord | None]]:
             yield path, RunRecord.model_validate(raw)
         except ValidationError:
             yield path, None
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("_") or "model"
