@@ -28,11 +28,11 @@ import soundfile as sf
 import soxr
 
 from hear_mini import layout
+from hear_mini.shapes import DRUMS
 from hear_mini.sound_themes import package_versions
 
-TASK_NAME = "mini_drums"
-VERSION = "1.0.0"
-SCALES = ("smoke", "full")
+SHAPE = DRUMS
+TASK_NAME, VERSION = SHAPE.name, SHAPE.version
 PACKAGE = "hydrogen-drumkits"
 # Where the package installs its kits; tests point it elsewhere.
 KITS_DIR = Path("/usr/share/hydrogen/data/drumkits")
@@ -50,8 +50,8 @@ CLASS_RULES: tuple[tuple[str, str], ...] = (
     ("clap", r"clap"),
 )
 SKIP_RULE = r"semi|pedal|foot|roll|swish|choke|hat free|side hh|bell|cup|crash.?ride|ride.?crash"
-NFOLDS = 5
-FOLDS = tuple(f"fold{i:02d}" for i in range(NFOLDS))
+FOLDS = SHAPE.folds
+NFOLDS = len(FOLDS)
 # fold -> kits. Every fold needs a kit with a ride and one with a clap; "Gimme A Hand"'s
 # clap is the recording in "The Black Pearl", so the two kits share a fold.
 KIT_FOLDS: dict[str, tuple[str, ...]] = {
@@ -61,8 +61,8 @@ KIT_FOLDS: dict[str, tuple[str, ...]] = {
     "fold03": ("Millo_MultiLayered2", "ColomboAcousticDrumkit", "Audiophob"),
     "fold04": ("Millo_MultiLayered3", "Millo-Drums_v.1", "rumpf_kit_z01_h2"),
 }
-SAMPLE_DURATION = 1.0
-EVALUATION = ["top1_acc", "mAP"]
+SAMPLE_DURATION = SHAPE.sample_duration
+EVALUATION = list(SHAPE.evaluation)
 PEAK = 0.9
 ONSET_DB = 40.0  # a sample starts at its first value within this many dB of its peak
 PRE_ONSET_S = 0.002  # kept before the onset, so the attack is whole
@@ -104,13 +104,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def folder_name(scale: str) -> str:
-    return f"{TASK_NAME}-{VERSION}-{scale}"
-
-
-def _check_scale(scale: str) -> None:
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
+folder_name = SHAPE.folder_name
 
 
 def classify(instrument: str) -> str | None:
@@ -159,7 +153,7 @@ def kit_strokes(kit: str, scale: str) -> list[Stroke]:
 
 def plan(scale: str) -> dict[str, list[Stroke]]:
     """fold -> its kits' strokes (reads the kits' drumkit.xml)."""
-    _check_scale(scale)
+    SHAPE.check_scale(scale)
     return {
         fold: sorted(s for kit in kits for s in kit_strokes(kit, scale))
         for fold, kits in KIT_FOLDS.items()
@@ -247,18 +241,10 @@ def _metadata(strokes: dict[str, list[Stroke]], scale: str, sample_rate: int) ->
     instruments: dict[str, dict[str, str]] = {}
     for stroke in sorted(s for items in strokes.values() for s in items):
         instruments.setdefault(stroke.kit, {})[stroke.instrument] = stroke.label
-    return {
-        "task_name": TASK_NAME,
-        "version": VERSION,
-        "embedding_type": "scene",
-        "prediction_type": "multiclass",
-        "split_mode": "presplit_kfold",
-        "nfolds": NFOLDS,
-        "sample_duration": SAMPLE_DURATION,
-        "evaluation": EVALUATION,
-        "mode": scale,
-        "sample_rates": [sample_rate],
-        "generator": {
+    return SHAPE.metadata(
+        scale,
+        sample_rate,
+        generator={
             "tool": "Hydrogen drum kits",
             "packages": package_versions([PACKAGE]),
             "kits_dir": "/usr/share/hydrogen/data/drumkits",
@@ -274,7 +260,7 @@ def _metadata(strokes: dict[str, list[Stroke]], scale: str, sample_rate: int) ->
             "processing": PROCESSING,
             "revision": _GENERATOR_REVISION,
         },
-    }
+    )
 
 
 def prepare(
@@ -286,7 +272,7 @@ def prepare(
     a hash of the generation parameters, and a folder whose hash matches is returned
     without reading the kits.
     """
-    _check_scale(scale)
+    SHAPE.check_scale(scale)
     return layout.build(
         Path(out_dir),
         folder_name(scale),

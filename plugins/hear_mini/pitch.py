@@ -25,17 +25,17 @@ import numpy as np
 import soundfile as sf
 
 from hear_mini import layout
+from hear_mini.shapes import PITCH
 from hear_mini.sound_themes import package_versions
 
-TASK_NAME = "mini_pitch"
-VERSION = "1.0.0"
-SCALES = ("smoke", "full")
+SHAPE = PITCH
+TASK_NAME, VERSION = SHAPE.name, SHAPE.version
 PITCHES = tuple(range(48, 84))  # C3..B5: three octaves, starting on a C
 LABELS = tuple(str(p) for p in PITCHES)
-NFOLDS = 5
-FOLDS = tuple(f"fold{i:02d}" for i in range(NFOLDS))
-SAMPLE_DURATION = 1.0
-EVALUATION = ["pitch_acc", "chroma_acc"]
+FOLDS = SHAPE.folds
+NFOLDS = len(FOLDS)
+SAMPLE_DURATION = SHAPE.sample_duration
+EVALUATION = list(SHAPE.evaluation)
 PEAK = 0.9
 # Where the packages install their soundfonts; tests point it elsewhere.
 SOUNDFONTS_DIR = Path("/usr/share/sounds")
@@ -79,14 +79,12 @@ class Instrument:
         return f"{self.soundfont}_p{self.program:03d}_v{velocity:03d}_{pitch}.wav"
 
 
-def folder_name(scale: str) -> str:
-    return f"{TASK_NAME}-{VERSION}-{scale}"
+folder_name = SHAPE.folder_name
 
 
 def plan(scale: str) -> dict[str, list[Instrument]]:
     """fold -> the instruments whose notes it holds at ``scale``."""
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
+    SHAPE.check_scale(scale)
     count = 1 if scale == "smoke" else None
     return {
         fold: [Instrument(sf2, p) for p, _ in programs[:count] for sf2 in SOUNDFONTS]
@@ -240,18 +238,10 @@ def _write_folder(folder: Path, scale: str, sample_rate: int, progress: bool) ->
 
 def _metadata(scale: str, sample_rate: int, version: str) -> dict[str, Any]:
     names = {p: name for programs in PROGRAMS.values() for p, name in programs}
-    return {
-        "task_name": TASK_NAME,
-        "version": VERSION,
-        "embedding_type": "scene",
-        "prediction_type": "multiclass",
-        "split_mode": "presplit_kfold",
-        "nfolds": NFOLDS,
-        "sample_duration": SAMPLE_DURATION,
-        "evaluation": EVALUATION,
-        "mode": scale,
-        "sample_rates": [sample_rate],
-        "generator": {
+    return SHAPE.metadata(
+        scale,
+        sample_rate,
+        generator={
             "tool": "fluidsynth",
             "fluidsynth_version": version,
             "packages": package_versions(["fluidsynth", *(pkg for pkg, _ in SOUNDFONTS.values())]),
@@ -274,7 +264,7 @@ def _metadata(scale: str, sample_rate: int, version: str) -> dict[str, Any]:
             "peak": PEAK,
             "revision": _GENERATOR_REVISION,
         },
-    }
+    )
 
 
 def prepare(

@@ -17,18 +17,18 @@ from typing import Any
 import numpy as np
 
 from hear_mini import layout, sound_themes
+from hear_mini.shapes import SOUND_EVENTS
 
-TASK_NAME = "mini_sound_events"
-VERSION = "1.0.0"
-SCALES = ("smoke", "full")
+SHAPE = SOUND_EVENTS
+TASK_NAME, VERSION = SHAPE.name, SHAPE.version
 CLASSES = (
     "camera_shutter", "complete", "device_added", "device_removed",
     "dialog_error", "message", "phone_ring", "trash_empty",
 )  # fmt: skip
 SPLITS = ("train", "valid", "test")
-SAMPLE_DURATION = 4.0
+SAMPLE_DURATION = SHAPE.sample_duration
 MAX_EVENT_SECONDS = 2.0  # ringtones and jingles are cut: events stay shorter than a clip
-EVALUATION = ["event_onset_200ms_fms", "segment_1s_er"]
+EVALUATION = list(SHAPE.evaluation)
 EVALUATION_PARAMS = {
     "event_postprocessing_grid": {"median_filter_ms": [150, 250], "min_duration": [60, 125]}
 }
@@ -40,14 +40,12 @@ _CLIPS = {"smoke": (120, 40, 40), "full": (600, 200, 200)}
 _WEIGHTS = {"train": 3.0, "valid": 1.0, "test": 1.0}
 
 
-def folder_name(scale: str) -> str:
-    return f"{TASK_NAME}-{VERSION}-{scale}"
+folder_name = SHAPE.folder_name
 
 
 def clip_counts(scale: str) -> dict[str, int]:
     """Clips per split at ``scale``."""
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
+    SHAPE.check_scale(scale)
     return dict(zip(SPLITS, _CLIPS[scale], strict=True))
 
 
@@ -104,25 +102,18 @@ def _write_folder(folder: Path, scale: str, sample_rate: int, progress: bool) ->
     layout.write_vocabulary(folder, CLASSES)
     layout.write_metadata(
         folder,
-        {
-            "task_name": TASK_NAME,
-            "version": VERSION,
-            "embedding_type": "event",
-            "prediction_type": "multilabel",
-            "split_mode": "trainvaltest",
-            "sample_duration": SAMPLE_DURATION,
-            "evaluation": EVALUATION,
-            "evaluation_params": EVALUATION_PARAMS,
-            "mode": scale,
-            "sample_rates": [sample_rate],
-            "generator": {
+        SHAPE.metadata(
+            scale,
+            sample_rate,
+            evaluation_params=EVALUATION_PARAMS,
+            generator={
                 **sound_themes.provenance(sources, placed),
                 "revision": _GENERATOR_REVISION,
                 "seed": _SEED,
                 "max_event_seconds": MAX_EVENT_SECONDS,
                 "events_per_clip": [1, 3],
             },
-        },
+        ),
     )
 
 

@@ -16,16 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from hear_mini import layout, sound_themes
+from hear_mini.shapes import SOUND_MIX
 
-TASK_NAME = "mini_sound_mix"
-VERSION = "1.0.0"
-SCALES = ("smoke", "full")
+SHAPE = SOUND_MIX
+TASK_NAME, VERSION = SHAPE.name, SHAPE.version
 CLASSES = ("complete", "dialog_error", "login_logout", "message", "phone_ring")
-NFOLDS = 5
-FOLDS = tuple(f"fold{i:02d}" for i in range(NFOLDS))
-SAMPLE_DURATION = 2.0
+FOLDS = SHAPE.folds
+NFOLDS = len(FOLDS)
+SAMPLE_DURATION = SHAPE.sample_duration
 MAX_SOUND_SECONDS = 1.5  # ringtones and jingles are cut, so that a sound fits a clip
-EVALUATION = ["mAP", "d_prime", "aucroc"]
+EVALUATION = list(SHAPE.evaluation)
 # Bump when the audio processing changes, so complete folders from older code are rebuilt.
 _GENERATOR_REVISION = 1
 _SEED = 5151
@@ -34,14 +34,12 @@ _CLIPS_PER_FOLD = {"smoke": 40, "full": 200}
 _LABEL_COUNT_P = (0.1, 0.3, 0.35, 0.25)
 
 
-def folder_name(scale: str) -> str:
-    return f"{TASK_NAME}-{VERSION}-{scale}"
+folder_name = SHAPE.folder_name
 
 
 def clip_counts(scale: str) -> dict[str, int]:
     """Clips per fold at ``scale``."""
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
+    SHAPE.check_scale(scale)
     return dict.fromkeys(FOLDS, _CLIPS_PER_FOLD[scale])
 
 
@@ -93,25 +91,17 @@ def _write_folder(folder: Path, scale: str, sample_rate: int, progress: bool) ->
     layout.write_vocabulary(folder, CLASSES)
     layout.write_metadata(
         folder,
-        {
-            "task_name": TASK_NAME,
-            "version": VERSION,
-            "embedding_type": "scene",
-            "prediction_type": "multilabel",
-            "split_mode": "new_split_kfold",
-            "nfolds": NFOLDS,
-            "sample_duration": SAMPLE_DURATION,
-            "evaluation": EVALUATION,
-            "mode": scale,
-            "sample_rates": [sample_rate],
-            "generator": {
+        SHAPE.metadata(
+            scale,
+            sample_rate,
+            generator={
                 **sound_themes.provenance(sources, placed),
                 "revision": _GENERATOR_REVISION,
                 "seed": _SEED,
                 "max_sound_seconds": MAX_SOUND_SECONDS,
                 "label_count_p": list(_LABEL_COUNT_P),
             },
-        },
+        ),
     )
 
 

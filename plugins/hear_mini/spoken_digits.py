@@ -19,12 +19,12 @@ import soundfile as sf
 import soxr
 
 from hear_mini import layout
+from hear_mini.shapes import SPOKEN_DIGITS
 
-TASK_NAME = "mini_spoken_digits"
-VERSION = "1.0.0"
-SCALES = ("smoke", "full")
+SHAPE = SPOKEN_DIGITS
+TASK_NAME, VERSION = SHAPE.name, SHAPE.version
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-SAMPLE_DURATION = 1.0
+SAMPLE_DURATION = SHAPE.sample_duration
 PEAK = 0.9
 # Bump when the audio processing changes, so complete folders from older code are rebuilt.
 _GENERATOR_REVISION = 1
@@ -81,14 +81,12 @@ class Setting:
         return f"{self.language}_{self.variant}_s{self.speed}_p{self.pitch}_{digit}.wav"
 
 
-def folder_name(scale: str) -> str:
-    return f"{TASK_NAME}-{VERSION}-{scale}"
+folder_name = SHAPE.folder_name
 
 
 def settings(scale: str) -> dict[str, list[Setting]]:
     """The voice settings of each split at ``scale``."""
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
+    SHAPE.check_scale(scale)
     if scale == "full":
         return {
             split: [Setting(lang, var, s, p) for lang, var in voices for s, p in _PROSODIES]
@@ -189,17 +187,10 @@ def _write_folder(
     for split, items in plan.items():
         layout.write_split(folder, split, {s.file_name(d): [d] for s in items for d in DIGITS})
     layout.write_vocabulary(folder, DIGITS)
-    metadata = {
-        "task_name": TASK_NAME,
-        "version": VERSION,
-        "embedding_type": "scene",
-        "prediction_type": "multiclass",
-        "split_mode": "trainvaltest",
-        "sample_duration": SAMPLE_DURATION,
-        "evaluation": ["top1_acc", "mAP"],
-        "mode": scale,
-        "sample_rates": [sample_rate],
-        "generator": {
+    metadata = SHAPE.metadata(
+        scale,
+        sample_rate,
+        generator={
             "tool": "espeak-ng",
             "espeak_ng_version": version,
             "revision": _GENERATOR_REVISION,
@@ -208,7 +199,7 @@ def _write_folder(
             "words": list(DIGITS),
             "peak": PEAK,
         },
-    }
+    )
     layout.write_metadata(folder, metadata)
 
 

@@ -12,13 +12,13 @@ import random
 from pathlib import Path
 
 from hear_mini import layout
+from hear_mini.shapes import SPOKEN_LANGUAGE
 from hear_mini.spoken_digits import Setting, check_espeak, render
 
-TASK_NAME = "mini_spoken_language"
-VERSION = "1.0.0"
-SCALES = ("smoke", "full")
+SHAPE = SPOKEN_LANGUAGE
+TASK_NAME, VERSION = SHAPE.name, SHAPE.version
 LANGUAGES = ("de", "en", "es", "it", "nl", "pl", "pt", "ru", "sv", "tr")
-SAMPLE_DURATION = 2.0
+SAMPLE_DURATION = SHAPE.sample_duration
 _SEED = 20211
 _GENERATOR_REVISION = 1
 # Speakers (espeak-ng variants) per split; each is in exactly one split.
@@ -31,14 +31,12 @@ _VARIANTS = {
 _PHRASES = {"smoke": 2, "full": 8}
 
 
-def folder_name(scale: str) -> str:
-    return f"{TASK_NAME}-{VERSION}-{scale}"
+folder_name = SHAPE.folder_name
 
 
 def plan(scale: str) -> dict[str, list[tuple[Setting, str]]]:
     """Per split: (voice setting, phrase) for every clip."""
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
+    SHAPE.check_scale(scale)
     rng = random.Random(_SEED)
     clips: dict[str, list[tuple[Setting, str]]] = {}
     for split, variants in _VARIANTS.items():
@@ -91,24 +89,17 @@ def prepare(
         layout.write_vocabulary(folder, LANGUAGES)
         layout.write_metadata(
             folder,
-            {
-                "task_name": TASK_NAME,
-                "version": VERSION,
-                "embedding_type": "scene",
-                "prediction_type": "multiclass",
-                "split_mode": "trainvaltest",
-                "sample_duration": SAMPLE_DURATION,
-                "evaluation": ["top1_acc", "mAP"],
-                "mode": scale,
-                "sample_rates": [sample_rate],
-                "generator": {
+            SHAPE.metadata(
+                scale,
+                sample_rate,
+                generator={
                     "tool": "espeak-ng",
                     "espeak_ng_version": version,
                     "revision": _GENERATOR_REVISION,
                     "speakers": {s: list(v) for s, v in _VARIANTS.items()},
                     "languages": list(LANGUAGES),
                 },
-            },
+            ),
         )
 
     return layout.build(Path(out_dir), folder_name(scale), digest, write)
