@@ -32,7 +32,6 @@ from hear_mini.shapes import DRUMS
 from hear_mini.sound_themes import package_versions
 
 SHAPE = DRUMS
-TASK_NAME, VERSION = SHAPE.name, SHAPE.version
 PACKAGE = "hydrogen-drumkits"
 # Where the package installs its kits; tests point it elsewhere.
 KITS_DIR = Path("/usr/share/hydrogen/data/drumkits")
@@ -62,7 +61,6 @@ KIT_FOLDS: dict[str, tuple[str, ...]] = {
     "fold04": ("Millo_MultiLayered3", "Millo-Drums_v.1", "rumpf_kit_z01_h2"),
 }
 SAMPLE_DURATION = SHAPE.sample_duration
-EVALUATION = list(SHAPE.evaluation)
 PEAK = 0.9
 ONSET_DB = 40.0  # a sample starts at its first value within this many dB of its peak
 PRE_ONSET_S = 0.002  # kept before the onset, so the attack is whole
@@ -164,16 +162,15 @@ def _params_hash(scale: str, sample_rate: int) -> str:
     """What the audio depends on, hashed without reading the kits (so a complete folder
     is reused where hydrogen-drumkits is not installed)."""
     return layout.params_hash(
-        {
-            "task": [TASK_NAME, VERSION, _GENERATOR_REVISION],
-            "scale": scale,
-            "classes": CLASSES,
-            "rules": [CLASS_RULES, SKIP_RULE],
-            "kit_folds": KIT_FOLDS,
-            "processing": PROCESSING,
-            "sample_rate": sample_rate,
-            "sample_duration": SAMPLE_DURATION,
-        }
+        SHAPE.hashed(
+            _GENERATOR_REVISION,
+            sample_rate,
+            scale=scale,
+            classes=CLASSES,
+            rules=[CLASS_RULES, SKIP_RULE],
+            kit_folds=KIT_FOLDS,
+            processing=PROCESSING,
+        )
     )
 
 
@@ -183,7 +180,7 @@ def check_installed() -> None:
     if missing:
         raise RuntimeError(
             f"Hydrogen drum kits not found in {KITS_DIR}: install them with "
-            f"'apt-get install {PACKAGE}' to prepare {TASK_NAME}"
+            f"'apt-get install {PACKAGE}' to prepare {SHAPE.name}"
         )
 
 
@@ -226,7 +223,7 @@ def _write_folder(folder: Path, scale: str, sample_rate: int, progress: bool) ->
     # libsndfile and soxr release the GIL, so threads help.
     jobs = [(fold, s) for fold, items in strokes.items() for s in items]
     with Progress(disable=not progress) as bar, ThreadPoolExecutor(max_workers=8) as pool:
-        task = bar.add_task(f"Preparing {TASK_NAME} ({scale})", total=len(jobs))
+        task = bar.add_task(SHAPE.progress_label(scale), total=len(jobs))
         for future in [pool.submit(write, *job) for job in jobs]:
             future.result()
             bar.advance(task)
@@ -266,16 +263,12 @@ def _metadata(strokes: dict[str, list[Stroke]], scale: str, sample_rate: int) ->
 def prepare(
     out_dir: Path, scale: str = "smoke", sample_rate: int = 16000, progress: bool = True
 ) -> Path:
-    """Write the task folder under out_dir and return its path; reuse it if already complete.
-
-    The folder is built under a temporary name and renamed into place; ``.complete`` holds
-    a hash of the generation parameters, and a folder whose hash matches is returned
-    without reading the kits.
-    """
+    """The task folder under ``out_dir`` (see TaskShape.prepare); a complete one is reused
+    without reading the kits."""
     SHAPE.check_scale(scale)
-    return layout.build(
-        Path(out_dir),
-        folder_name(scale),
+    return SHAPE.prepare(
+        out_dir,
+        scale,
         _params_hash(scale, sample_rate),
         lambda folder: _write_folder(folder, scale, sample_rate, progress),
     )

@@ -29,13 +29,11 @@ from hear_mini.shapes import PITCH
 from hear_mini.sound_themes import package_versions
 
 SHAPE = PITCH
-TASK_NAME, VERSION = SHAPE.name, SHAPE.version
 PITCHES = tuple(range(48, 84))  # C3..B5: three octaves, starting on a C
 LABELS = tuple(str(p) for p in PITCHES)
 FOLDS = SHAPE.folds
 NFOLDS = len(FOLDS)
 SAMPLE_DURATION = SHAPE.sample_duration
-EVALUATION = list(SHAPE.evaluation)
 PEAK = 0.9
 # Where the packages install their soundfonts; tests point it elsewhere.
 SOUNDFONTS_DIR = Path("/usr/share/sounds")
@@ -96,19 +94,18 @@ def _params_hash(scale: str, sample_rate: int) -> str:
     """What the audio depends on, hashed without running fluidsynth (so a complete folder
     is reused where fluidsynth or the soundfonts are not installed)."""
     return layout.params_hash(
-        {
-            "task": [TASK_NAME, VERSION, _GENERATOR_REVISION],
-            "plan": {f: [[i.soundfont, i.program] for i in p] for f, p in plan(scale).items()},
-            "soundfonts": SOUNDFONTS,
-            "pitches": PITCHES,
-            "velocities": VELOCITIES[scale],
-            "timeline_ms": [SLOT_MS, LEAD_MS, HOLD_MS],
-            "gain": GAIN,
-            "fade_s": FADE_S,
-            "peak": PEAK,
-            "sample_rate": sample_rate,
-            "sample_duration": SAMPLE_DURATION,
-        }
+        SHAPE.hashed(
+            _GENERATOR_REVISION,
+            sample_rate,
+            plan={f: [[i.soundfont, i.program] for i in p] for f, p in plan(scale).items()},
+            soundfonts=SOUNDFONTS,
+            pitches=PITCHES,
+            velocities=VELOCITIES[scale],
+            timeline_ms=[SLOT_MS, LEAD_MS, HOLD_MS],
+            gain=GAIN,
+            fade_s=FADE_S,
+            peak=PEAK,
+        )
     )
 
 
@@ -120,7 +117,7 @@ def _check_installed() -> str:
         raise RuntimeError(
             f"{' and '.join(missing)} not found: install {'it' if len(missing) == 1 else 'them'} "
             f"with 'apt-get install --no-install-recommends {' '.join(missing)}' to prepare "
-            f"{TASK_NAME}"
+            f"{SHAPE.name}"
         )
     # "FluidSynth runtime version 2.3.1 ...": the version, not the banner's other lines.
     banner = subprocess.run(["fluidsynth", "--version"], capture_output=True, text=True).stdout
@@ -228,7 +225,7 @@ def _write_folder(folder: Path, scale: str, sample_rate: int, progress: bool) ->
             labels[fold][name] = [str(pitch)]
 
     # fluidsynth runs as subprocesses, and libsndfile releases the GIL: threads help.
-    layout.run_jobs(render, jobs, f"Preparing {TASK_NAME} ({scale})", progress)
+    layout.run_jobs(render, jobs, SHAPE.progress_label(scale), progress)
 
     for fold, clips in labels.items():
         layout.write_split(folder, fold, clips)
@@ -270,16 +267,9 @@ def _metadata(scale: str, sample_rate: int, version: str) -> dict[str, Any]:
 def prepare(
     out_dir: Path, scale: str = "smoke", sample_rate: int = 16000, progress: bool = True
 ) -> Path:
-    """Write the task folder under out_dir and return its path; reuse it if already complete.
-
-    The folder is built under a temporary name and renamed into place; ``.complete`` holds
-    a hash of the generation parameters, and a folder whose hash matches is returned
-    without running fluidsynth.
-    """
+    """The task folder under ``out_dir`` (see TaskShape.prepare); a complete one is reused
+    without running fluidsynth."""
     digest = _params_hash(scale, sample_rate)
-    return layout.build(
-        Path(out_dir),
-        folder_name(scale),
-        digest,
-        lambda folder: _write_folder(folder, scale, sample_rate, progress),
+    return SHAPE.prepare(
+        out_dir, scale, digest, lambda folder: _write_folder(folder, scale, sample_rate, progress)
     )

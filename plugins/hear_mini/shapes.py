@@ -7,7 +7,9 @@ its name, version and metadata header from its shape here, so the two cannot dis
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 SCALES = ("smoke", "full")
@@ -43,6 +45,29 @@ class TaskShape:
     def check_scale(self, scale: str) -> None:
         if scale not in SCALES:
             raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
+
+    def progress_label(self, scale: str) -> str:
+        return f"Preparing {self.name} ({scale})"
+
+    def hashed(self, revision: int, sample_rate: int, **params: Any) -> dict[str, Any]:
+        """The generation parameters to hash: the task, its generator's ``revision`` (bumped
+        when the audio processing changes), the audio format, and the task's own ``params``."""
+        return {
+            "task": [self.name, self.version, revision],
+            "sample_rate": sample_rate,
+            "sample_duration": self.sample_duration,
+            **params,
+        }
+
+    def prepare(
+        self, out_dir: Path, scale: str, digest: str, write: Callable[[Path], None]
+    ) -> Path:
+        """The task folder at ``scale`` under ``out_dir``: reused if complete for ``digest``,
+        else built by ``write(folder)`` under a temporary name and renamed into place."""
+        from hear_mini import layout  # here, so that listing the tasks imports no audio stack
+
+        self.check_scale(scale)
+        return layout.build(Path(out_dir), self.folder_name(scale), digest, write)
 
     def metadata(self, scale: str, sample_rate: int, **rest: Any) -> dict[str, Any]:
         """task_metadata.json's content: the shape, then ``rest`` (evaluation_params,

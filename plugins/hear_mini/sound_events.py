@@ -20,7 +20,6 @@ from hear_mini import layout, sound_themes
 from hear_mini.shapes import SOUND_EVENTS
 
 SHAPE = SOUND_EVENTS
-TASK_NAME, VERSION = SHAPE.name, SHAPE.version
 CLASSES = (
     "camera_shutter", "complete", "device_added", "device_removed",
     "dialog_error", "message", "phone_ring", "trash_empty",
@@ -28,7 +27,6 @@ CLASSES = (
 SPLITS = ("train", "valid", "test")
 SAMPLE_DURATION = SHAPE.sample_duration
 MAX_EVENT_SECONDS = 2.0  # ringtones and jingles are cut: events stay shorter than a clip
-EVALUATION = list(SHAPE.evaluation)
 EVALUATION_PARAMS = {
     "event_postprocessing_grid": {"median_filter_ms": [150, 250], "min_duration": [60, 125]}
 }
@@ -62,21 +60,20 @@ def _params_hash(counts: dict[str, int], sample_rate: int) -> str:
     """What the audio depends on, hashed without reading the recordings (so a complete
     folder is reused where the sound themes are not installed)."""
     return layout.params_hash(
-        {
-            "task": [TASK_NAME, VERSION, _GENERATOR_REVISION],
-            "plan": sound_themes.plan_params(plan()),
-            "counts": counts,
-            "seed": _SEED,
-            "sample_rate": sample_rate,
-            "sample_duration": SAMPLE_DURATION,
-            "max_event_seconds": MAX_EVENT_SECONDS,
-            "processing": sound_themes.PROCESSING,
-        }
+        SHAPE.hashed(
+            _GENERATOR_REVISION,
+            sample_rate,
+            plan=sound_themes.plan_params(plan()),
+            counts=counts,
+            seed=_SEED,
+            max_event_seconds=MAX_EVENT_SECONDS,
+            processing=sound_themes.PROCESSING,
+        )
     )
 
 
 def _write_folder(folder: Path, scale: str, sample_rate: int, progress: bool) -> None:
-    sound_themes.check_installed(CLASSES, TASK_NAME)
+    sound_themes.check_installed(CLASSES, SHAPE.name)
     sources = plan()
     placed = sound_themes.render_splits(
         folder,
@@ -87,7 +84,7 @@ def _write_folder(folder: Path, scale: str, sample_rate: int, progress: bool) ->
         counts=clip_counts(scale),
         seed=_SEED,
         labels_per_clip=_events_per_clip,
-        description=f"Preparing {TASK_NAME} ({scale})",
+        description=SHAPE.progress_label(scale),
         progress=progress,
     )
     for split, clips in placed.items():
@@ -120,16 +117,9 @@ def _write_folder(folder: Path, scale: str, sample_rate: int, progress: bool) ->
 def prepare(
     out_dir: Path, scale: str = "smoke", sample_rate: int = 16000, progress: bool = True
 ) -> Path:
-    """Write the task folder under out_dir and return its path; reuse it if already complete.
-
-    The folder is built under a temporary name and renamed into place; ``.complete`` holds
-    a hash of the generation parameters, and a folder whose hash matches is returned
-    without reading any recording.
-    """
+    """The task folder under ``out_dir`` (see TaskShape.prepare); a complete one is reused
+    without reading any recording."""
     digest = _params_hash(clip_counts(scale), sample_rate)
-    return layout.build(
-        Path(out_dir),
-        folder_name(scale),
-        digest,
-        lambda folder: _write_folder(folder, scale, sample_rate, progress),
+    return SHAPE.prepare(
+        out_dir, scale, digest, lambda folder: _write_folder(folder, scale, sample_rate, progress)
     )

@@ -19,13 +19,11 @@ from hear_mini import layout, sound_themes
 from hear_mini.shapes import SOUND_MIX
 
 SHAPE = SOUND_MIX
-TASK_NAME, VERSION = SHAPE.name, SHAPE.version
 CLASSES = ("complete", "dialog_error", "login_logout", "message", "phone_ring")
 FOLDS = SHAPE.folds
 NFOLDS = len(FOLDS)
 SAMPLE_DURATION = SHAPE.sample_duration
 MAX_SOUND_SECONDS = 1.5  # ringtones and jingles are cut, so that a sound fits a clip
-EVALUATION = list(SHAPE.evaluation)
 # Bump when the audio processing changes, so complete folders from older code are rebuilt.
 _GENERATOR_REVISION = 1
 _SEED = 5151
@@ -56,22 +54,21 @@ def _params_hash(counts: dict[str, int], sample_rate: int) -> str:
     """What the audio depends on, hashed without reading the recordings (so a complete
     folder is reused where the sound themes are not installed)."""
     return layout.params_hash(
-        {
-            "task": [TASK_NAME, VERSION, _GENERATOR_REVISION],
-            "plan": sound_themes.plan_params(plan()),
-            "counts": counts,
-            "seed": _SEED,
-            "sample_rate": sample_rate,
-            "sample_duration": SAMPLE_DURATION,
-            "max_sound_seconds": MAX_SOUND_SECONDS,
-            "label_count_p": _LABEL_COUNT_P,
-            "processing": sound_themes.PROCESSING,
-        }
+        SHAPE.hashed(
+            _GENERATOR_REVISION,
+            sample_rate,
+            plan=sound_themes.plan_params(plan()),
+            counts=counts,
+            seed=_SEED,
+            max_sound_seconds=MAX_SOUND_SECONDS,
+            label_count_p=_LABEL_COUNT_P,
+            processing=sound_themes.PROCESSING,
+        )
     )
 
 
 def _write_folder(folder: Path, scale: str, sample_rate: int, progress: bool) -> None:
-    sound_themes.check_installed(CLASSES, TASK_NAME)
+    sound_themes.check_installed(CLASSES, SHAPE.name)
     sources = plan()
     placed = sound_themes.render_splits(
         folder,
@@ -82,7 +79,7 @@ def _write_folder(folder: Path, scale: str, sample_rate: int, progress: bool) ->
         counts=clip_counts(scale),
         seed=_SEED,
         labels_per_clip=_labels_per_clip,
-        description=f"Preparing {TASK_NAME} ({scale})",
+        description=SHAPE.progress_label(scale),
         progress=progress,
     )
     for fold, clips in placed.items():
@@ -108,16 +105,9 @@ def _write_folder(folder: Path, scale: str, sample_rate: int, progress: bool) ->
 def prepare(
     out_dir: Path, scale: str = "smoke", sample_rate: int = 16000, progress: bool = True
 ) -> Path:
-    """Write the task folder under out_dir and return its path; reuse it if already complete.
-
-    The folder is built under a temporary name and renamed into place; ``.complete`` holds
-    a hash of the generation parameters, and a folder whose hash matches is returned
-    without reading any recording.
-    """
+    """The task folder under ``out_dir`` (see TaskShape.prepare); a complete one is reused
+    without reading any recording."""
     digest = _params_hash(clip_counts(scale), sample_rate)
-    return layout.build(
-        Path(out_dir),
-        folder_name(scale),
-        digest,
-        lambda folder: _write_folder(folder, scale, sample_rate, progress),
+    return SHAPE.prepare(
+        out_dir, scale, digest, lambda folder: _write_folder(folder, scale, sample_rate, progress)
     )

@@ -22,14 +22,13 @@ from hear_mini import layout
 from hear_mini.shapes import SPOKEN_DIGITS
 
 SHAPE = SPOKEN_DIGITS
-TASK_NAME, VERSION = SHAPE.name, SHAPE.version
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SAMPLE_DURATION = SHAPE.sample_duration
 PEAK = 0.9
 # Bump when the audio processing changes, so complete folders from older code are rebuilt.
 _GENERATOR_REVISION = 1
 _MISSING_ESPEAK = (
-    f"espeak-ng not found: install it with 'apt-get install espeak-ng' to prepare {TASK_NAME}"
+    f"espeak-ng not found: install it with 'apt-get install espeak-ng' to prepare {SHAPE.name}"
 )
 
 # (language, variant) per split; each variant (the speaker) is in exactly one split.
@@ -104,13 +103,12 @@ def settings(scale: str) -> dict[str, list[Setting]]:
 def _params_hash(plan: dict[str, list[Setting]], sample_rate: int) -> str:
     """What the audio depends on, hashed without running espeak-ng (its version is not in
     it, so a complete folder is reused where espeak-ng is missing or was upgraded)."""
-    params = {
-        "task": [TASK_NAME, VERSION, _GENERATOR_REVISION],
-        "plan": {split: [asdict(s) for s in items] for split, items in plan.items()},
-        "digits": DIGITS,
-        "sample_rate": sample_rate,
-        "sample_duration": SAMPLE_DURATION,
-    }
+    params = SHAPE.hashed(
+        _GENERATOR_REVISION,
+        sample_rate,
+        plan={split: [asdict(s) for s in items] for split, items in plan.items()},
+        digits=DIGITS,
+    )
     return layout.params_hash(params)
 
 
@@ -125,7 +123,7 @@ def _espeak(*args: str) -> bytes:
     return done.stdout
 
 
-def check_espeak(plan: dict[str, list[Setting]], task: str = TASK_NAME) -> str:
+def check_espeak(plan: dict[str, list[Setting]], task: str = SHAPE.name) -> str:
     """espeak-ng's version, after checking that it has every variant the plan uses."""
     if shutil.which("espeak-ng") is None:
         raise RuntimeError(_MISSING_ESPEAK)
@@ -182,7 +180,7 @@ def _write_folder(
         path = folder / str(sample_rate) / split / setting.file_name(digit)
         layout.write_wav(path, audio, sample_rate)
 
-    layout.run_jobs(render_clip, jobs, f"Preparing {TASK_NAME} ({scale})", progress)
+    layout.run_jobs(render_clip, jobs, SHAPE.progress_label(scale), progress)
 
     for split, items in plan.items():
         layout.write_split(folder, split, {s.file_name(d): [d] for s in items for d in DIGITS})
@@ -206,17 +204,12 @@ def _write_folder(
 def prepare(
     out_dir: Path, scale: str = "smoke", sample_rate: int = 16000, progress: bool = True
 ) -> Path:
-    """Write the task folder under out_dir and return its path; reuse it if already complete.
-
-    The folder is built under a temporary name and renamed into place, so an interrupted
-    run never leaves a folder that looks complete; ``.complete`` holds a hash of the
-    generation parameters, and a folder whose hash matches is returned without running
-    espeak-ng.
-    """
+    """The task folder under ``out_dir`` (see TaskShape.prepare); a complete one is reused
+    without running espeak-ng."""
     plan = settings(scale)
-    return layout.build(
-        Path(out_dir),
-        folder_name(scale),
+    return SHAPE.prepare(
+        out_dir,
+        scale,
         _params_hash(plan, sample_rate),
         lambda tmp: _write_folder(tmp, plan, sample_rate, scale, progress),
     )

@@ -16,7 +16,6 @@ from hear_mini.shapes import SPOKEN_LANGUAGE
 from hear_mini.spoken_digits import Setting, check_espeak, render
 
 SHAPE = SPOKEN_LANGUAGE
-TASK_NAME, VERSION = SHAPE.name, SHAPE.version
 LANGUAGES = ("de", "en", "es", "it", "nl", "pl", "pt", "ru", "sv", "tr")
 SAMPLE_DURATION = SHAPE.sample_duration
 _SEED = 20211
@@ -60,17 +59,16 @@ def prepare(
     """Write the task folder under ``out_dir`` and return it; reuse it if already complete."""
     clips = plan(scale)
     digest = layout.params_hash(
-        {
-            "task": [TASK_NAME, VERSION, _GENERATOR_REVISION],
-            "clips": {s: [[c.__dict__, p] for c, p in items] for s, items in clips.items()},
-            "sample_rate": sample_rate,
-            "sample_duration": SAMPLE_DURATION,
-        }
+        SHAPE.hashed(
+            _GENERATOR_REVISION,
+            sample_rate,
+            clips={s: [[c.__dict__, p] for c, p in items] for s, items in clips.items()},
+        )
     )
 
     def write(folder: Path) -> None:
         settings = {s: [c for c, _ in items] for s, items in clips.items()}
-        version = check_espeak(settings, TASK_NAME)
+        version = check_espeak(settings, SHAPE.name)
         for split in clips:
             (folder / str(sample_rate) / split).mkdir(parents=True)
 
@@ -82,7 +80,7 @@ def prepare(
         jobs = [
             (split, setting, phrase) for split, items in clips.items() for setting, phrase in items
         ]
-        layout.run_jobs(render_clip, jobs, f"Preparing {TASK_NAME} ({scale})", progress)
+        layout.run_jobs(render_clip, jobs, SHAPE.progress_label(scale), progress)
         for split, items in clips.items():
             labels = {_file_name(setting, phrase): [setting.language] for setting, phrase in items}
             layout.write_split(folder, split, labels)
@@ -102,4 +100,4 @@ def prepare(
             ),
         )
 
-    return layout.build(Path(out_dir), folder_name(scale), digest, write)
+    return SHAPE.prepare(out_dir, scale, digest, write)
