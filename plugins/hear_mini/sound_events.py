@@ -49,44 +49,18 @@ def clip_counts(scale: str) -> dict[str, int]:
 
 def plan() -> dict[str, dict[str, list[sound_themes.Source]]]:
     """split -> class -> the recordings it draws from (the same at every scale)."""
-    return sound_themes.assignment(CLASSES, _WEIGHTS)
+    return MIX.plan()
 
 
 def _events_per_clip(rng: np.random.Generator) -> int:
     return int(rng.integers(1, 4))
 
 
-def _params_hash(counts: dict[str, int], sample_rate: int) -> str:
-    """What the audio depends on, hashed without reading the recordings (so a complete
-    folder is reused where the sound themes are not installed)."""
-    return layout.params_hash(
-        SHAPE.hashed(
-            _GENERATOR_REVISION,
-            sample_rate,
-            plan=sound_themes.plan_params(plan()),
-            counts=counts,
-            seed=_SEED,
-            max_event_seconds=MAX_EVENT_SECONDS,
-            processing=sound_themes.PROCESSING,
-        )
-    )
+MIX = sound_themes.Mix(SHAPE, CLASSES, _WEIGHTS, _SEED, MAX_EVENT_SECONDS, _events_per_clip)
 
 
 def _write_folder(folder: Path, scale: str, sample_rate: int, progress: bool) -> None:
-    sound_themes.check_installed(CLASSES, SHAPE.name)
-    sources = plan()
-    placed = sound_themes.render_splits(
-        folder,
-        sample_rate=sample_rate,
-        clip_seconds=SAMPLE_DURATION,
-        max_sound_seconds=MAX_EVENT_SECONDS,
-        plan=sources,
-        counts=clip_counts(scale),
-        seed=_SEED,
-        labels_per_clip=_events_per_clip,
-        description=SHAPE.progress_label(scale),
-        progress=progress,
-    )
+    sources, placed = MIX.render(folder, scale, clip_counts(scale), sample_rate, progress)
     for split, clips in placed.items():
         events: dict[str, list[dict[str, Any]]] = {}
         for name, clip in clips.items():
@@ -119,7 +93,9 @@ def prepare(
 ) -> Path:
     """The task folder under ``out_dir`` (see TaskShape.prepare); a complete one is reused
     without reading any recording."""
-    digest = _params_hash(clip_counts(scale), sample_rate)
+    digest = MIX.params_hash(
+        _GENERATOR_REVISION, clip_counts(scale), sample_rate, max_event_seconds=MAX_EVENT_SECONDS
+    )
     return SHAPE.prepare(
         out_dir, scale, digest, lambda folder: _write_folder(folder, scale, sample_rate, progress)
     )

@@ -43,45 +43,20 @@ def clip_counts(scale: str) -> dict[str, int]:
 
 def plan() -> dict[str, dict[str, list[sound_themes.Source]]]:
     """fold -> class -> the recordings it draws from (the same at every scale)."""
-    return sound_themes.assignment(CLASSES, dict.fromkeys(FOLDS, 1.0))
+    return MIX.plan()
 
 
 def _labels_per_clip(rng: np.random.Generator) -> int:
     return int(rng.choice(len(_LABEL_COUNT_P), p=_LABEL_COUNT_P))
 
 
-def _params_hash(counts: dict[str, int], sample_rate: int) -> str:
-    """What the audio depends on, hashed without reading the recordings (so a complete
-    folder is reused where the sound themes are not installed)."""
-    return layout.params_hash(
-        SHAPE.hashed(
-            _GENERATOR_REVISION,
-            sample_rate,
-            plan=sound_themes.plan_params(plan()),
-            counts=counts,
-            seed=_SEED,
-            max_sound_seconds=MAX_SOUND_SECONDS,
-            label_count_p=_LABEL_COUNT_P,
-            processing=sound_themes.PROCESSING,
-        )
-    )
+MIX = sound_themes.Mix(
+    SHAPE, CLASSES, dict.fromkeys(FOLDS, 1.0), _SEED, MAX_SOUND_SECONDS, _labels_per_clip
+)
 
 
 def _write_folder(folder: Path, scale: str, sample_rate: int, progress: bool) -> None:
-    sound_themes.check_installed(CLASSES, SHAPE.name)
-    sources = plan()
-    placed = sound_themes.render_splits(
-        folder,
-        sample_rate=sample_rate,
-        clip_seconds=SAMPLE_DURATION,
-        max_sound_seconds=MAX_SOUND_SECONDS,
-        plan=sources,
-        counts=clip_counts(scale),
-        seed=_SEED,
-        labels_per_clip=_labels_per_clip,
-        description=SHAPE.progress_label(scale),
-        progress=progress,
-    )
+    sources, placed = MIX.render(folder, scale, clip_counts(scale), sample_rate, progress)
     for fold, clips in placed.items():
         labels = {name: sorted(p.label for p in clip) for name, clip in clips.items()}
         layout.write_split(folder, fold, labels)
@@ -107,7 +82,13 @@ def prepare(
 ) -> Path:
     """The task folder under ``out_dir`` (see TaskShape.prepare); a complete one is reused
     without reading any recording."""
-    digest = _params_hash(clip_counts(scale), sample_rate)
+    digest = MIX.params_hash(
+        _GENERATOR_REVISION,
+        clip_counts(scale),
+        sample_rate,
+        max_sound_seconds=MAX_SOUND_SECONDS,
+        label_count_p=_LABEL_COUNT_P,
+    )
     return SHAPE.prepare(
         out_dir, scale, digest, lambda folder: _write_folder(folder, scale, sample_rate, progress)
     )
