@@ -105,3 +105,11 @@ def mini_material_missing(task: str) -> str | None:
 
     classes = importlib.import_module(f"hear_mini.{task}").CLASSES
     return "sound themes not installed" if sound_themes.missing_packages(classes) else None
+
+
+def needs_mini_material(task: str) -> Any:
+    """Skip a test where the mini task module ``task``'s material is not installed."""
+    import pytest
+
+    reason = mini_material_missing(task)
+    return pytest.mark.skipif(bool(reason), reason=reason or "")

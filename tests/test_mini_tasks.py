@@ -59,6 +59,7 @@ class Case:
     clips: tuple[int, ...] | None  # per split; None where it depends on the installed kits
     metadata: dict[str, Any]  # task_metadata.json but its generator
     without_material: Callable[[pytest.MonkeyPatch, Path], None] = field(repr=False)
+    label_in_file_name: bool = True  # multiclass: a clip's name ends with _<its label>.wav
 
     @property
     def module(self) -> Any:
@@ -82,7 +83,7 @@ CASES = [
                ["top1_acc", "mAP"]), _no_path),
     Case("spoken_language", "LANGUAGES", TRAINVALTEST, 2, (120, 40, 40),
          _meta("mini_spoken_language", "scene", "multiclass", "trainvaltest", TRAINVALTEST, 2.0,
-               ["top1_acc", "mAP"]), _no_path),
+               ["top1_acc", "mAP"]), _no_path, label_in_file_name=False),
     Case("sound_events", "CLASSES", TRAINVALTEST, 4, (120, 40, 40),
          _meta("mini_sound_events", "event", "multilabel", "trainvaltest", TRAINVALTEST, 4.0,
                ["event_onset_200ms_fms", "segment_1s_er"], evaluation_params={
@@ -132,6 +133,19 @@ def test_split_json_keys_match_the_wavs(case: Case, task: Path) -> None:
         assert list(labels) == sorted(labels), split
         assert set(labels) == {p.name for p in wavs(task, split)}, split
         assert all(c.isalnum() or c in "._-" for name in labels for c in name), split
+
+
+MULTICLASS = [c for c in CASES if c.metadata["prediction_type"] == "multiclass"]
+
+
+@pytest.mark.parametrize("case", MULTICLASS, ids=[c.task for c in MULTICLASS])
+def test_each_multiclass_clip_has_one_label_from_the_vocabulary(case: Case, task: Path) -> None:
+    vocabulary = getattr(case.module, case.vocabulary)
+    for split in case.splits:
+        for name, value in split_labels(task, split).items():
+            assert isinstance(value, list) and len(value) == 1 and value[0] in vocabulary, name
+            if case.label_in_file_name:
+                assert name.endswith(f"_{value[0]}.wav"), name  # the name says which class
 
 
 def test_every_wav_is_mono_16bit_and_as_long_as_the_metadata_says(case: Case, task: Path) -> None:

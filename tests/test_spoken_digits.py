@@ -33,13 +33,6 @@ def test_generator_names_espeak_and_its_version(task: Path) -> None:
     assert generator["espeak_ng_version"][0].isdigit()  # "1.51", not a local path
 
 
-@pytest.mark.parametrize("split", SPLITS)
-def test_each_clip_has_one_digit_named_in_its_file_name(task: Path, split: str) -> None:
-    for name, value in split_labels(task, split).items():
-        assert isinstance(value, list) and len(value) == 1
-        assert name.endswith(f"_{value[0]}.wav")  # the file name says which digit it is
-
-
 def test_voices_are_disjoint_across_splits(task: Path) -> None:
     voices = metadata(task)["generator"]["voices"]
     assert [len(voices[s]) for s in SPLITS] == [12, 4, 4]
