@@ -14,6 +14,7 @@ import contextlib
 import errno
 import os
 import secrets
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -83,6 +84,85 @@ def atomic_save(path: Path, save: Callable[[IO[bytes]], None]) -> None:
 def atomic_save_array(path: Path, array: np.ndarray) -> None:
     """``np.save`` of ``array`` to ``path``, atomically."""
     atomic_save(path, lambda handle: np.save(handle, array))
+
+
+@contextlib.contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """Yield an empty staging folder beside ``target``; on success it replaces ``target`` whole.
+
+    A reader sees the old folder or the new one, never a mix: an existing ``target`` is moved
+    aside, the staging folder renamed in, then the old one removed. On failure the staging
+    folder is removed and ``target`` is left as it was.
+    """
+    staging, old = temp_path(target), temp_path(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging.mkdir()
+        yield staging
+        if target.exists():
+            os.replace(target, old)
+        os.replace(staging, target)
+    except OSError as e:
+        if e.errno in _DISK_ERRORS:
+            raise OutputError(target, e) from None
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+class AtomicGroup:
+    """Files written together: each is staged whole under a temporary name, then all are
+    renamed into place in staging order, or none is (see :func:`atomic_group`)."""
+
+    def __init__(self) -> None:
+        self.staged: list[tuple[Path, Path]] = []  # (temporary, final), in renaming order
+
+    def stage(self, final: Path, write: Callable[[Path], object]) -> None:
+        """``write(temporary)`` writes ``final``'s bytes to a temporary name beside it (whole
+        or absent, e.g. through :func:`atomic_write`); a full disk is named by ``final``."""
+        temporary = temp_path(final)
+        try:
+            write(temporary)
+        except OutputError as e:
+            temporary.unlink(missing_ok=True)
+            raise OutputError(final, OSError(e.errno, "")) from None
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        self.staged.append((temporary, final))
+
+    def commit(self) -> None:
+        """Rename every staged file into place (a rename needs no space); if one fails,
+        the ones already renamed are removed, so no file stands without the others."""
+        renamed: list[Path] = []
+        try:
+            for temporary, final in self.staged:
+                os.replace(temporary, final)
+                renamed.append(final)
+        except BaseException:
+            for final in renamed:
+                final.unlink(missing_ok=True)
+            raise
+
+    def discard(self) -> None:
+        for temporary, _ in self.staged:
+            temporary.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_group() -> Iterator[AtomicGroup]:
+    """Stage files in the block; they are renamed into place when it ends without error.
+
+    A failure while staging (full disk, Ctrl-C) leaves nothing new and earlier files at the
+    same places as they were; a failure while renaming removes the files already renamed.
+    """
+    group = AtomicGroup()
+    try:
+        yield group
+        group.commit()
+    finally:
+        group.discard()
 
 
 def check_writable(folder: Path, what: str = "output folder") -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -129,3 +131,28 @@ def no_leftover_containers(docker_client):
     yield
     left = ours() - before
     assert not left, f"containers left behind: {left}"
+
+
+@pytest.fixture(scope="session")
+def mini_task(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Callable[[str], Path]:
+    """``mini_task("drums")``: that mini task's smoke-scale folder, generated once per
+    session for every test that reads it (skipped where its material is not installed)."""
+    from taskfolders import mini_material_missing
+
+    root = tmp_path_factory.mktemp("mini_tasks")
+    folders: dict[str, Path] = {}
+
+    def get(task: str) -> Path:
+        reason = mini_material_missing(task)
+        if reason:
+            pytest.skip(reason)
+        if task == "spoken_digits":
+            return Path(request.getfixturevalue("digits_task"))
+        if task not in folders:
+            module = importlib.import_module(f"hear_mini.{task}")
+            folders[task] = module.prepare(root, "smoke", progress=False)
+        return folders[task]
+
+    return get

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from collections.abc import Callable
@@ -82,3 +83,33 @@ def assert_stale_folder_rebuilt(module: Any, task: Path, tmp_path: Path) -> None
     assert module.prepare(tmp_path, "smoke", progress=False) == stale
     assert tree(stale) == tree(task)  # same bytes, leftover gone
     assert [p.name for p in tmp_path.iterdir()] == [stale.name]  # no temporary folders left
+
+
+def mini_material_missing(task: str) -> str | None:
+    """Why the mini task module ``task`` cannot be generated on this machine, or None."""
+    import shutil
+
+    if task in ("spoken_digits", "spoken_language"):
+        return None if shutil.which("espeak-ng") else "no espeak-ng"
+    if task == "pitch":
+        from hear_mini import pitch
+
+        fonts = all((pitch.SOUNDFONTS_DIR / p).is_file() for _, p in pitch.SOUNDFONTS.values())
+        return None if shutil.which("fluidsynth") and fonts else "fluidsynth or soundfonts missing"
+    if task == "drums":
+        from hear_mini import drums
+
+        kits = (drums.KITS_DIR / k / "drumkit.xml" for ks in drums.KIT_FOLDS.values() for k in ks)
+        return None if all(p.is_file() for p in kits) else "hydrogen-drumkits not installed"
+    from hear_mini import sound_themes
+
+    classes = importlib.import_module(f"hear_mini.{task}").CLASSES
+    return "sound themes not installed" if sound_themes.missing_packages(classes) else None
+
+
+def needs_mini_material(task: str) -> Any:
+    """Skip a test where the mini task module ``task``'s material is not installed."""
+    import pytest
+
+    reason = mini_material_missing(task)
+    return pytest.mark.skipif(bool(reason), reason=reason or "")

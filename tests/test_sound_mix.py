@@ -1,11 +1,10 @@
-"""mini_sound_mix: k-fold layout, audio format, labels matching the mixed sounds,
-recording-disjoint folds, reuse, determinism."""
+"""mini_sound_mix: labels matching the mixed sounds, recording-disjoint folds (the checks
+every mini task passes are in test_mini_tasks.py)."""
 
 from __future__ import annotations
 
-import csv
-import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,88 +12,39 @@ import pytest
 import soundfile as sf
 from hear_mini import sound_mix as sm
 from hear_mini import sound_themes as st
-from taskfolders import (
-    assert_reused_untouched,
-    assert_stale_folder_rebuilt,
-    metadata,
-    split_labels,
-    wavs,
-)
+from taskfolders import metadata, split_labels
 
 FOLDS = tuple(f"fold{i:02d}" for i in range(5))
 RATE = 16000
 THEME = {s.path: s.theme for c in st.CATALOGUE for s in st.sources(c)}
 
 
-@pytest.fixture(scope="module")
-def task(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The smoke-scale folder, generated once for this module (skipped without the themes)."""
-    if st.missing_packages(sm.CLASSES):
-        pytest.skip("sound themes not installed")
-    return sm.prepare(tmp_path_factory.mktemp("tasks"), "smoke", progress=False)
+@pytest.fixture
+def task(mini_task: Callable[[str], Path]) -> Path:
+    """The smoke-scale folder (tests/test_mini_tasks.py checks its layout and format)."""
+    return mini_task("sound_mix")
 
 
-def test_layout_andmetadata(task: Path) -> None:
-    assert task.name == "mini_sound_mix-1.0.0-smoke" == sm.folder_name("smoke")
-    assert sorted(p.name for p in task.iterdir()) == sorted(
-        [".complete", "16000", "labelvocabulary.csv", "task_metadata.json"]
-        + [f"{f}.json" for f in FOLDS]
-    )
-    assert sorted(p.name for p in (task / "16000").iterdir()) == list(FOLDS)
-    meta = metadata(task)
-    assert {k: v for k, v in meta.items() if k != "generator"} == {
-        "task_name": "mini_sound_mix",
-        "version": "1.0.0",
-        "embedding_type": "scene",
-        "prediction_type": "multilabel",
-        "split_mode": "new_split_kfold",
-        "splits": [f"fold{i:02d}" for i in range(5)],
-        "nfolds": 5,
-        "sample_duration": 2.0,
-        "evaluation": ["mAP", "d_prime", "aucroc"],
-        "mode": "smoke",
-        "sample_rates": [16000],
-    }
-    generator = meta["generator"]
+def test_generator_names_versions_and_recordings(task: Path) -> None:
+    generator = metadata(task)["generator"]
     assert all(v and v[0].isdigit() for v in generator["packages"].values())
-    assert "/tmp" not in json.dumps(meta)  # no machine-specific paths
     assert generator["classes"] == {c: [s.path for s in st.sources(c)] for c in sm.CLASSES}
-    rows = list(csv.reader((task / "labelvocabulary.csv").open()))
-    assert rows == [["idx", "label"]] + [[str(i), c] for i, c in enumerate(sm.CLASSES)]
 
 
-def test_runner_reads_the_folder(task: Path) -> None:
+def test_runner_reads_zero_to_three_labels_per_clip(task: Path) -> None:
     from hear_runner.tasks.folder import Task
 
-    read = Task(task)
-    assert read.sample_rates == [RATE]
-    assert read.vocabulary == list(sm.CLASSES)
-    assert read.splits == FOLDS
-    assert [f.test for f in read.folds] == list(FOLDS)
-    assert [len(read.clips(f)) for f in FOLDS] == [40] * 5
-    targets = read.targets("fold00")
+    targets = Task(task).targets("fold00")
     assert targets.shape == (40, 5)
     assert set(targets.sum(axis=1)) <= {0.0, 1.0, 2.0, 3.0}
 
 
 @pytest.mark.parametrize("fold", FOLDS)
-def test_split_json_keys_match_thewavs(task: Path, fold: str) -> None:
-    labels = split_labels(task, fold)
-    assert list(labels) == sorted(labels)
-    assert set(labels) == {p.name for p in wavs(task, fold)}
-    for name, value in labels.items():
+def test_each_clip_has_up_to_three_distinct_classes(task: Path, fold: str) -> None:
+    for name, value in split_labels(task, fold).items():
         assert name.startswith(f"{fold}_")
         assert value == sorted(set(value)) and len(value) <= 3, name
         assert set(value) <= set(sm.CLASSES), name
-
-
-def test_every_wav_is_mono_16bit_two_seconds(task: Path) -> None:
-    files = [w for f in FOLDS for w in wavs(task, f)]
-    assert len(files) == 200
-    for wav in files:
-        info = sf.info(wav)
-        assert (info.format, info.subtype, info.channels) == ("WAV", "PCM_16", 1), wav.name
-        assert (info.samplerate, info.frames) == (RATE, 2 * RATE), wav.name
 
 
 def test_every_class_in_every_fold(task: Path) -> None:
@@ -149,31 +99,3 @@ def test_themes_are_halved_when_too_few_for_the_folds() -> None:
 def test_every_class_has_a_recording_per_fold() -> None:
     assert all(len(st.sources(c)) >= len(FOLDS) for c in sm.CLASSES)
     assert sm.clip_counts("full") == {f: 5 * n for f, n in sm.clip_counts("smoke").items()}
-
-
-def test_second_prepare_reuses_the_folder_without_the_themes(
-    task: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setattr(st, "SOUNDS_DIR", tmp_path)  # no recording could be read
-    assert_reused_untouched(lambda: sm.prepare(task.parent, "smoke", progress=False), task)
-
-
-def test_rebuild_replaces_a_stale_folder_byte_identically(task: Path, tmp_path: Path) -> None:
-    assert_stale_folder_rebuilt(sm, task, tmp_path)
-
-
-def test_missing_themes_are_an_actionable_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(st, "SOUNDS_DIR", tmp_path / "sounds")
-    with pytest.raises(
-        RuntimeError,
-        match=r"^sound themes not found in .*'apt-get install .*lomiri-sounds.*' to prepare mini_sound_mix$",
-    ):
-        sm.prepare(tmp_path / "tasks", "smoke", progress=False)
-    assert not any((tmp_path / "tasks").iterdir())  # nothing half-written
-
-
-def test_unknown_scale_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="smoke, full"):
-        sm.prepare(tmp_path, "huge", progress=False)

@@ -35,6 +35,7 @@ from hear_runner.engines import leftovers
 from hear_runner.engines.attach import AttachStream, attach
 from hear_runner.engines.base import EngineSettings, ModelSource, RunningModel
 from hear_runner.errors import HearError, ImageError, ModelDied
+from hear_runner.names import slug
 
 CONTRACT_LABEL = "org.hear.contract"
 RUNNER_LABEL = "org.hear.runner"
@@ -466,8 +467,9 @@ def _post_mortem(container: Any, last_line: str = "") -> str:
 
 
 def _slug(ref: str) -> str:
+    """The image's own name (no registry, digest or tag colon), fit for a container name."""
     base = ref.rsplit("/", 1)[-1].split("@")[0].replace(":", "-")
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in base)[:40]
+    return slug(base, fill="-", strip=False, default="")[:40]
 
 
 def _first_line(e: BaseException) -> str:

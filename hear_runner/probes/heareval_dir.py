@@ -18,10 +18,8 @@ Its predictions runner writes ``test.predicted-scores.json``: per test split the
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,7 @@ import numpy as np
 from hear_runner.embed.split import SplitEmbeddings
 from hear_runner.errors import TaskError
 from hear_runner.events import reference_events
-from hear_runner.files import atomic_write
+from hear_runner.files import atomic_directory, atomic_write
 from hear_runner.probes.data import ProbeProblem, ProbeSplit
 from hear_runner.probes.stage import ProbeOutcome
 from hear_runner.tasks.folder import METADATA_FILE, VOCABULARY_FILE, Task
@@ -82,9 +80,7 @@ def read_embeddings_dir(path: Path) -> ProbeProblem:
 
 def write_embeddings_dir(task: Task, embedded: dict[str, SplitEmbeddings], out: Path) -> Path:
     """Write ``out`` (replaced whole, atomically) as heareval's embedding runner would."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with atomic_directory(out) as staging:
         for name in (METADATA_FILE, VOCABULARY_FILE, *(f"{s}.json" for s in task.splits)):
             shutil.copyfile(task.path / name, staging / name)
         metadata = json.loads((staging / METADATA_FILE).read_text())
@@ -105,11 +101,6 @@ def write_embeddings_dir(task: Task, embedded: dict[str, SplitEmbeddings], out: 
                     for c, t in zip(split.frame_clip, split.frame_ms, strict=True)
                 ]
                 (staging / f"{name}.filename-timestamps.json").write_text(json.dumps(rows))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out
 
 

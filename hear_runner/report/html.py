@@ -14,6 +14,7 @@ from typing import Any
 
 from hear_runner import __version__
 from hear_runner.files import atomic_output
+from hear_runner.names import slug
 from hear_runner.report.board import leaderboard_table
 from hear_runner.report.charts import (
     CostPoint,
@@ -143,7 +144,7 @@ class Page:
 
     def _id(self, *parts: str) -> str:
         """A stable element id from names: the same names give the same id in every report."""
-        base = "-".join(_slug(p) for p in parts)
+        base = "-".join(slug(p, keep="-_") for p in parts)
         found, n = base, 2
         while found in self._ids:
             found, n = f"{base}-{n}", n + 1
@@ -447,7 +448,3 @@ def docker_image_sizes(entries: list[Entry]) -> tuple[dict[str, int], str | None
     if missing:
         note += f" Not on this engine any more: {', '.join(missing)}."
     return sizes, note
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name).strip("_") or "x"

@@ -6,7 +6,7 @@ import functools
 import json
 import os
 import platform
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from hear_runner import __version__
 from hear_runner.contract.wire import CONTRACT_VERSION
-from hear_runner.files import OutputError, atomic_write, temp_path
+from hear_runner.files import atomic_group, atomic_write
+from hear_runner.names import slug
 from hear_runner.results.predictions import FoldPredictions, predictions_path, save_predictions
 
 # heareval's test.predicted-scores.json for the record's run goes in a folder per (model,
@@ -139,7 +140,7 @@ class RunRecord(BaseModel):
         self._heareval_scores = scores
 
     def path_in(self, results_dir: Path) -> Path:
-        return results_dir / _slug(self.model.name) / f"{self.task.name}.json"
+        return results_dir / slug(self.model.name, default="model") / f"{self.task.name}.json"
 
     def write(self, results_dir: Path) -> Path:
         """Write the record and its files so that no failure leaves one without the other.
@@ -154,47 +155,20 @@ class RunRecord(BaseModel):
         """
         path = self.path_in(results_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
-        staged: list[tuple[Path, Path]] = []  # (temporary, final), in renaming order
-        try:
+        with atomic_group() as group:
             if self._predictions is not None:
                 target, predictions = predictions_path(path), self._predictions
-                staged.append((_stage(target, lambda t: save_predictions(t, *predictions)), target))
+                group.stage(target, lambda t: save_predictions(t, *predictions))
                 self.predictions_file = target.name
             if self._heareval_scores is not None:
                 folder = path.with_name(path.name.removesuffix(".json"))
                 folder.mkdir(exist_ok=True)
                 target, text = folder / HEAREVAL_SCORES, json.dumps(self._heareval_scores, indent=4)
-                staged.append((_stage(target, lambda t: atomic_write(t, text)), target))
+                group.stage(target, lambda t: atomic_write(t, text))
                 self.heareval_scores_file = f"{folder.name}/{HEAREVAL_SCORES}"
             record = self.model_dump_json(indent=2)
-            staged.append((_stage(path, lambda t: atomic_write(t, record)), path))
-        except BaseException:
-            for temporary, _ in staged:
-                temporary.unlink(missing_ok=True)
-            raise
-        renamed: list[Path] = []
-        try:
-            for temporary, final in staged:
-                os.replace(temporary, final)
-                renamed.append(final)
-        except BaseException:
-            for temporary, final in staged:
-                temporary.unlink(missing_ok=True)
-                if final in renamed:
-                    final.unlink(missing_ok=True)
-            raise
+            group.stage(path, lambda t: atomic_write(t, record))
         return path
-
-
-def _stage(final: Path, write: Callable[[Path], object]) -> Path:
-    """``write(temporary)`` writes ``final``'s bytes to a temporary name beside it (atomically,
-    so it is whole or absent); a full disk is named by ``final``."""
-    temporary = temp_path(final)
-    try:
-        write(temporary)
-    except OutputError as e:
-        raise OutputError(final, OSError(e.errno, "")) from None
-    return temporary
 
 
 def host_info() -> dict[str, Any]:
@@ -281,7 +255,3 @@ def find_records(results_dir: Path) -> Iterator[tuple[Path, RunRecord | str]]:
             first = e.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "(top level)"
             yield path, f"not a result record: field {where!r}: {first['msg']}"
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("_") or "model"

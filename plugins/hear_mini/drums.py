@@ -28,11 +28,10 @@ import soundfile as sf
 import soxr
 
 from hear_mini import layout
+from hear_mini.shapes import DRUMS
 from hear_mini.sound_themes import package_versions
 
-TASK_NAME = "mini_drums"
-VERSION = "1.0.0"
-SCALES = ("smoke", "full")
+SHAPE = DRUMS
 PACKAGE = "hydrogen-drumkits"
 # Where the package installs its kits; tests point it elsewhere.
 KITS_DIR = Path("/usr/share/hydrogen/data/drumkits")
@@ -50,8 +49,8 @@ CLASS_RULES: tuple[tuple[str, str], ...] = (
     ("clap", r"clap"),
 )
 SKIP_RULE = r"semi|pedal|foot|roll|swish|choke|hat free|side hh|bell|cup|crash.?ride|ride.?crash"
-NFOLDS = 5
-FOLDS = tuple(f"fold{i:02d}" for i in range(NFOLDS))
+FOLDS = SHAPE.folds
+NFOLDS = len(FOLDS)
 # fold -> kits. Every fold needs a kit with a ride and one with a clap; "Gimme A Hand"'s
 # clap is the recording in "The Black Pearl", so the two kits share a fold.
 KIT_FOLDS: dict[str, tuple[str, ...]] = {
@@ -61,8 +60,7 @@ KIT_FOLDS: dict[str, tuple[str, ...]] = {
     "fold03": ("Millo_MultiLayered2", "ColomboAcousticDrumkit", "Audiophob"),
     "fold04": ("Millo_MultiLayered3", "Millo-Drums_v.1", "rumpf_kit_z01_h2"),
 }
-SAMPLE_DURATION = 1.0
-EVALUATION = ["top1_acc", "mAP"]
+SAMPLE_DURATION = SHAPE.sample_duration
 PEAK = 0.9
 ONSET_DB = 40.0  # a sample starts at its first value within this many dB of its peak
 PRE_ONSET_S = 0.002  # kept before the onset, so the attack is whole
@@ -104,13 +102,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def folder_name(scale: str) -> str:
-    return f"{TASK_NAME}-{VERSION}-{scale}"
-
-
-def _check_scale(scale: str) -> None:
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
+folder_name = SHAPE.folder_name
 
 
 def classify(instrument: str) -> str | None:
@@ -159,7 +151,7 @@ def kit_strokes(kit: str, scale: str) -> list[Stroke]:
 
 def plan(scale: str) -> dict[str, list[Stroke]]:
     """fold -> its kits' strokes (reads the kits' drumkit.xml)."""
-    _check_scale(scale)
+    SHAPE.check_scale(scale)
     return {
         fold: sorted(s for kit in kits for s in kit_strokes(kit, scale))
         for fold, kits in KIT_FOLDS.items()
@@ -170,16 +162,15 @@ def _params_hash(scale: str, sample_rate: int) -> str:
     """What the audio depends on, hashed without reading the kits (so a complete folder
     is reused where hydrogen-drumkits is not installed)."""
     return layout.params_hash(
-        {
-            "task": [TASK_NAME, VERSION, _GENERATOR_REVISION],
-            "scale": scale,
-            "classes": CLASSES,
-            "rules": [CLASS_RULES, SKIP_RULE],
-            "kit_folds": KIT_FOLDS,
-            "processing": PROCESSING,
-            "sample_rate": sample_rate,
-            "sample_duration": SAMPLE_DURATION,
-        }
+        SHAPE.hashed(
+            _GENERATOR_REVISION,
+            sample_rate,
+            scale=scale,
+            classes=CLASSES,
+            rules=[CLASS_RULES, SKIP_RULE],
+            kit_folds=KIT_FOLDS,
+            processing=PROCESSING,
+        )
     )
 
 
@@ -189,7 +180,7 @@ def check_installed() -> None:
     if missing:
         raise RuntimeError(
             f"Hydrogen drum kits not found in {KITS_DIR}: install them with "
-            f"'apt-get install {PACKAGE}' to prepare {TASK_NAME}"
+            f"'apt-get install {PACKAGE}' to prepare {SHAPE.name}"
         )
 
 
@@ -232,7 +223,7 @@ def _write_folder(folder: Path, scale: str, sample_rate: int, progress: bool) ->
     # libsndfile and soxr release the GIL, so threads help.
     jobs = [(fold, s) for fold, items in strokes.items() for s in items]
     with Progress(disable=not progress) as bar, ThreadPoolExecutor(max_workers=8) as pool:
-        task = bar.add_task(f"Preparing {TASK_NAME} ({scale})", total=len(jobs))
+        task = bar.add_task(SHAPE.progress_label(scale), total=len(jobs))
         for future in [pool.submit(write, *job) for job in jobs]:
             future.result()
             bar.advance(task)
@@ -247,18 +238,10 @@ def _metadata(strokes: dict[str, list[Stroke]], scale: str, sample_rate: int) ->
     instruments: dict[str, dict[str, str]] = {}
     for stroke in sorted(s for items in strokes.values() for s in items):
         instruments.setdefault(stroke.kit, {})[stroke.instrument] = stroke.label
-    return {
-        "task_name": TASK_NAME,
-        "version": VERSION,
-        "embedding_type": "scene",
-        "prediction_type": "multiclass",
-        "split_mode": "presplit_kfold",
-        "nfolds": NFOLDS,
-        "sample_duration": SAMPLE_DURATION,
-        "evaluation": EVALUATION,
-        "mode": scale,
-        "sample_rates": [sample_rate],
-        "generator": {
+    return SHAPE.metadata(
+        scale,
+        sample_rate,
+        generator={
             "tool": "Hydrogen drum kits",
             "packages": package_versions([PACKAGE]),
             "kits_dir": "/usr/share/hydrogen/data/drumkits",
@@ -274,22 +257,18 @@ def _metadata(strokes: dict[str, list[Stroke]], scale: str, sample_rate: int) ->
             "processing": PROCESSING,
             "revision": _GENERATOR_REVISION,
         },
-    }
+    )
 
 
 def prepare(
     out_dir: Path, scale: str = "smoke", sample_rate: int = 16000, progress: bool = True
 ) -> Path:
-    """Write the task folder under out_dir and return its path; reuse it if already complete.
-
-    The folder is built under a temporary name and renamed into place; ``.complete`` holds
-    a hash of the generation parameters, and a folder whose hash matches is returned
-    without reading the kits.
-    """
-    _check_scale(scale)
-    return layout.build(
-        Path(out_dir),
-        folder_name(scale),
+    """The task folder under ``out_dir`` (see TaskShape.prepare); a complete one is reused
+    without reading the kits."""
+    SHAPE.check_scale(scale)
+    return SHAPE.prepare(
+        out_dir,
+        scale,
         _params_hash(scale, sample_rate),
         lambda folder: _write_folder(folder, scale, sample_rate, progress),
     )

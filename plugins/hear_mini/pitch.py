@@ -25,17 +25,15 @@ import numpy as np
 import soundfile as sf
 
 from hear_mini import layout
+from hear_mini.shapes import PITCH
 from hear_mini.sound_themes import package_versions
 
-TASK_NAME = "mini_pitch"
-VERSION = "1.0.0"
-SCALES = ("smoke", "full")
+SHAPE = PITCH
 PITCHES = tuple(range(48, 84))  # C3..B5: three octaves, starting on a C
 LABELS = tuple(str(p) for p in PITCHES)
-NFOLDS = 5
-FOLDS = tuple(f"fold{i:02d}" for i in range(NFOLDS))
-SAMPLE_DURATION = 1.0
-EVALUATION = ["pitch_acc", "chroma_acc"]
+FOLDS = SHAPE.folds
+NFOLDS = len(FOLDS)
+SAMPLE_DURATION = SHAPE.sample_duration
 PEAK = 0.9
 # Where the packages install their soundfonts; tests point it elsewhere.
 SOUNDFONTS_DIR = Path("/usr/share/sounds")
@@ -79,14 +77,12 @@ class Instrument:
         return f"{self.soundfont}_p{self.program:03d}_v{velocity:03d}_{pitch}.wav"
 
 
-def folder_name(scale: str) -> str:
-    return f"{TASK_NAME}-{VERSION}-{scale}"
+folder_name = SHAPE.folder_name
 
 
 def plan(scale: str) -> dict[str, list[Instrument]]:
     """fold -> the instruments whose notes it holds at ``scale``."""
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
+    SHAPE.check_scale(scale)
     count = 1 if scale == "smoke" else None
     return {
         fold: [Instrument(sf2, p) for p, _ in programs[:count] for sf2 in SOUNDFONTS]
@@ -98,19 +94,18 @@ def _params_hash(scale: str, sample_rate: int) -> str:
     """What the audio depends on, hashed without running fluidsynth (so a complete folder
     is reused where fluidsynth or the soundfonts are not installed)."""
     return layout.params_hash(
-        {
-            "task": [TASK_NAME, VERSION, _GENERATOR_REVISION],
-            "plan": {f: [[i.soundfont, i.program] for i in p] for f, p in plan(scale).items()},
-            "soundfonts": SOUNDFONTS,
-            "pitches": PITCHES,
-            "velocities": VELOCITIES[scale],
-            "timeline_ms": [SLOT_MS, LEAD_MS, HOLD_MS],
-            "gain": GAIN,
-            "fade_s": FADE_S,
-            "peak": PEAK,
-            "sample_rate": sample_rate,
-            "sample_duration": SAMPLE_DURATION,
-        }
+        SHAPE.hashed(
+            _GENERATOR_REVISION,
+            sample_rate,
+            plan={f: [[i.soundfont, i.program] for i in p] for f, p in plan(scale).items()},
+            soundfonts=SOUNDFONTS,
+            pitches=PITCHES,
+            velocities=VELOCITIES[scale],
+            timeline_ms=[SLOT_MS, LEAD_MS, HOLD_MS],
+            gain=GAIN,
+            fade_s=FADE_S,
+            peak=PEAK,
+        )
     )
 
 
@@ -122,7 +117,7 @@ def _check_installed() -> str:
         raise RuntimeError(
             f"{' and '.join(missing)} not found: install {'it' if len(missing) == 1 else 'them'} "
             f"with 'apt-get install --no-install-recommends {' '.join(missing)}' to prepare "
-            f"{TASK_NAME}"
+            f"{SHAPE.name}"
         )
     # "FluidSynth runtime version 2.3.1 ...": the version, not the banner's other lines.
     banner = subprocess.run(["fluidsynth", "--version"], capture_output=True, text=True).stdout
@@ -230,7 +225,7 @@ def _write_folder(folder: Path, scale: str, sample_rate: int, progress: bool) ->
             labels[fold][name] = [str(pitch)]
 
     # fluidsynth runs as subprocesses, and libsndfile releases the GIL: threads help.
-    layout.run_jobs(render, jobs, f"Preparing {TASK_NAME} ({scale})", progress)
+    layout.run_jobs(render, jobs, SHAPE.progress_label(scale), progress)
 
     for fold, clips in labels.items():
         layout.write_split(folder, fold, clips)
@@ -240,18 +235,10 @@ def _write_folder(folder: Path, scale: str, sample_rate: int, progress: bool) ->
 
 def _metadata(scale: str, sample_rate: int, version: str) -> dict[str, Any]:
     names = {p: name for programs in PROGRAMS.values() for p, name in programs}
-    return {
-        "task_name": TASK_NAME,
-        "version": VERSION,
-        "embedding_type": "scene",
-        "prediction_type": "multiclass",
-        "split_mode": "presplit_kfold",
-        "nfolds": NFOLDS,
-        "sample_duration": SAMPLE_DURATION,
-        "evaluation": EVALUATION,
-        "mode": scale,
-        "sample_rates": [sample_rate],
-        "generator": {
+    return SHAPE.metadata(
+        scale,
+        sample_rate,
+        generator={
             "tool": "fluidsynth",
             "fluidsynth_version": version,
             "packages": package_versions(["fluidsynth", *(pkg for pkg, _ in SOUNDFONTS.values())]),
@@ -274,22 +261,15 @@ def _metadata(scale: str, sample_rate: int, version: str) -> dict[str, Any]:
             "peak": PEAK,
             "revision": _GENERATOR_REVISION,
         },
-    }
+    )
 
 
 def prepare(
     out_dir: Path, scale: str = "smoke", sample_rate: int = 16000, progress: bool = True
 ) -> Path:
-    """Write the task folder under out_dir and return its path; reuse it if already complete.
-
-    The folder is built under a temporary name and renamed into place; ``.complete`` holds
-    a hash of the generation parameters, and a folder whose hash matches is returned
-    without running fluidsynth.
-    """
+    """The task folder under ``out_dir`` (see TaskShape.prepare); a complete one is reused
+    without running fluidsynth."""
     digest = _params_hash(scale, sample_rate)
-    return layout.build(
-        Path(out_dir),
-        folder_name(scale),
-        digest,
-        lambda folder: _write_folder(folder, scale, sample_rate, progress),
+    return SHAPE.prepare(
+        out_dir, scale, digest, lambda folder: _write_folder(folder, scale, sample_rate, progress)
     )

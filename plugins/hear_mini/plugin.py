@@ -1,7 +1,7 @@
 """The `mini` suite's hooks: tasks generated offline from material installable here.
 
-Each task module exposes TASK_NAME, SCALES, folder_name(scale) and
-prepare(tasks_dir, scale); it is imported only when its task is prepared.
+Each task's shape is declared in hear_mini.shapes; its module, which exposes
+prepare(tasks_dir, scale), is imported only when its task is prepared.
 """
 
 from __future__ import annotations
@@ -11,58 +11,33 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hear_runner.api import EmbeddingType, PredictionType, SplitMode, TaskSource, hookimpl
-
-# module, description, domain, embedding type, prediction type, split mode
-_TASKS: list[tuple[str, str, str, EmbeddingType, PredictionType, SplitMode]] = [
-    ("spoken_digits", "Spoken digits zero-nine by espeak-ng voices; test voices unseen in training",
-     "speech", "scene", "multiclass", "trainvaltest"),
-    ("spoken_language", "Which of ten languages a phrase of numbers is spoken in",
-     "speech", "scene", "multiclass", "trainvaltest"),
-    ("sound_events", "Desktop event sounds (shutter, message, error...) to detect in time",
-     "environment", "event", "multilabel", "trainvaltest"),
-    ("sound_mix", "Which desktop sounds (message, error, ringtone...) a 2 s mix holds",
-     "environment", "scene", "multilabel", "new_split_kfold"),
-    ("pitch", "Which note (MIDI 48-83) a GM instrument plays; test instruments unseen",
-     "music", "scene", "multiclass", "presplit_kfold"),
-    ("drums", "Which drum (kick, snare, hi-hat, tom, crash, ride, clap) a stroke is; folds by kit",
-     "music", "scene", "multiclass", "presplit_kfold"),
-]  # fmt: skip
+from hear_mini.shapes import SCALES, SHAPES, TaskShape
+from hear_runner.api import TaskSource, hookimpl
 
 
 def _module(name: str) -> Any:
     return importlib.import_module(f"hear_mini.{name}")
 
 
-def _source(
-    module: str,
-    description: str,
-    domain: str,
-    embedding: EmbeddingType,
-    prediction: PredictionType,
-    split: SplitMode,
-) -> TaskSource:
+def _source(shape: TaskShape) -> TaskSource:
     def prepare(tasks_dir: Path, scale: str) -> Path:
-        return Path(_module(module).prepare(tasks_dir, scale))
-
-    def folder_name(scale: str) -> str:
-        return str(_module(module).folder_name(scale))
+        return Path(_module(shape.module).prepare(tasks_dir, scale))
 
     return TaskSource(
-        name=f"mini_{module}",
+        name=shape.name,
         suite="mini",
-        description=description,
-        domain=domain,
-        embedding_type=embedding,
-        prediction_type=prediction,
-        split_mode=split,
+        description=shape.description,
+        domain=shape.domain,
+        embedding_type=shape.embedding_type,
+        prediction_type=shape.prediction_type,
+        split_mode=shape.split_mode,
         prepare=prepare,
-        folder_name=folder_name,
-        scales=("smoke", "full"),
+        folder_name=shape.folder_name,
+        scales=SCALES,
     )
 
 
 @hookimpl
 def hear_register_tasks(register: Callable[[TaskSource], None]) -> None:
-    for task in _TASKS:
-        register(_source(*task))
+    for shape in SHAPES:
+        register(_source(shape))

@@ -17,18 +17,16 @@ from typing import Any
 import numpy as np
 
 from hear_mini import layout, sound_themes
+from hear_mini.shapes import SOUND_EVENTS
 
-TASK_NAME = "mini_sound_events"
-VERSION = "1.0.0"
-SCALES = ("smoke", "full")
+SHAPE = SOUND_EVENTS
 CLASSES = (
     "camera_shutter", "complete", "device_added", "device_removed",
     "dialog_error", "message", "phone_ring", "trash_empty",
 )  # fmt: skip
 SPLITS = ("train", "valid", "test")
-SAMPLE_DURATION = 4.0
+SAMPLE_DURATION = SHAPE.sample_duration
 MAX_EVENT_SECONDS = 2.0  # ringtones and jingles are cut: events stay shorter than a clip
-EVALUATION = ["event_onset_200ms_fms", "segment_1s_er"]
 EVALUATION_PARAMS = {
     "event_postprocessing_grid": {"median_filter_ms": [150, 250], "min_duration": [60, 125]}
 }
@@ -40,58 +38,29 @@ _CLIPS = {"smoke": (120, 40, 40), "full": (600, 200, 200)}
 _WEIGHTS = {"train": 3.0, "valid": 1.0, "test": 1.0}
 
 
-def folder_name(scale: str) -> str:
-    return f"{TASK_NAME}-{VERSION}-{scale}"
+folder_name = SHAPE.folder_name
 
 
 def clip_counts(scale: str) -> dict[str, int]:
     """Clips per split at ``scale``."""
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
+    SHAPE.check_scale(scale)
     return dict(zip(SPLITS, _CLIPS[scale], strict=True))
 
 
 def plan() -> dict[str, dict[str, list[sound_themes.Source]]]:
     """split -> class -> the recordings it draws from (the same at every scale)."""
-    return sound_themes.assignment(CLASSES, _WEIGHTS)
+    return MIX.plan()
 
 
 def _events_per_clip(rng: np.random.Generator) -> int:
     return int(rng.integers(1, 4))
 
 
-def _params_hash(counts: dict[str, int], sample_rate: int) -> str:
-    """What the audio depends on, hashed without reading the recordings (so a complete
-    folder is reused where the sound themes are not installed)."""
-    return layout.params_hash(
-        {
-            "task": [TASK_NAME, VERSION, _GENERATOR_REVISION],
-            "plan": sound_themes.plan_params(plan()),
-            "counts": counts,
-            "seed": _SEED,
-            "sample_rate": sample_rate,
-            "sample_duration": SAMPLE_DURATION,
-            "max_event_seconds": MAX_EVENT_SECONDS,
-            "processing": sound_themes.PROCESSING,
-        }
-    )
+MIX = sound_themes.Mix(SHAPE, CLASSES, _WEIGHTS, _SEED, MAX_EVENT_SECONDS, _events_per_clip)
 
 
 def _write_folder(folder: Path, scale: str, sample_rate: int, progress: bool) -> None:
-    sound_themes.check_installed(CLASSES, TASK_NAME)
-    sources = plan()
-    placed = sound_themes.render_splits(
-        folder,
-        sample_rate=sample_rate,
-        clip_seconds=SAMPLE_DURATION,
-        max_sound_seconds=MAX_EVENT_SECONDS,
-        plan=sources,
-        counts=clip_counts(scale),
-        seed=_SEED,
-        labels_per_clip=_events_per_clip,
-        description=f"Preparing {TASK_NAME} ({scale})",
-        progress=progress,
-    )
+    sources, placed = MIX.render(folder, scale, clip_counts(scale), sample_rate, progress)
     for split, clips in placed.items():
         events: dict[str, list[dict[str, Any]]] = {}
         for name, clip in clips.items():
@@ -104,41 +73,29 @@ def _write_folder(folder: Path, scale: str, sample_rate: int, progress: bool) ->
     layout.write_vocabulary(folder, CLASSES)
     layout.write_metadata(
         folder,
-        {
-            "task_name": TASK_NAME,
-            "version": VERSION,
-            "embedding_type": "event",
-            "prediction_type": "multilabel",
-            "split_mode": "trainvaltest",
-            "sample_duration": SAMPLE_DURATION,
-            "evaluation": EVALUATION,
-            "evaluation_params": EVALUATION_PARAMS,
-            "mode": scale,
-            "sample_rates": [sample_rate],
-            "generator": {
+        SHAPE.metadata(
+            scale,
+            sample_rate,
+            evaluation_params=EVALUATION_PARAMS,
+            generator={
                 **sound_themes.provenance(sources, placed),
                 "revision": _GENERATOR_REVISION,
                 "seed": _SEED,
                 "max_event_seconds": MAX_EVENT_SECONDS,
                 "events_per_clip": [1, 3],
             },
-        },
+        ),
     )
 
 
 def prepare(
     out_dir: Path, scale: str = "smoke", sample_rate: int = 16000, progress: bool = True
 ) -> Path:
-    """Write the task folder under out_dir and return its path; reuse it if already complete.
-
-    The folder is built under a temporary name and renamed into place; ``.complete`` holds
-    a hash of the generation parameters, and a folder whose hash matches is returned
-    without reading any recording.
-    """
-    digest = _params_hash(clip_counts(scale), sample_rate)
-    return layout.build(
-        Path(out_dir),
-        folder_name(scale),
-        digest,
-        lambda folder: _write_folder(folder, scale, sample_rate, progress),
+    """The task folder under ``out_dir`` (see TaskShape.prepare); a complete one is reused
+    without reading any recording."""
+    digest = MIX.params_hash(
+        _GENERATOR_REVISION, clip_counts(scale), sample_rate, max_event_seconds=MAX_EVENT_SECONDS
+    )
+    return SHAPE.prepare(
+        out_dir, scale, digest, lambda folder: _write_folder(folder, scale, sample_rate, progress)
     )

@@ -16,16 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from hear_mini import layout, sound_themes
+from hear_mini.shapes import SOUND_MIX
 
-TASK_NAME = "mini_sound_mix"
-VERSION = "1.0.0"
-SCALES = ("smoke", "full")
+SHAPE = SOUND_MIX
 CLASSES = ("complete", "dialog_error", "login_logout", "message", "phone_ring")
-NFOLDS = 5
-FOLDS = tuple(f"fold{i:02d}" for i in range(NFOLDS))
-SAMPLE_DURATION = 2.0
+FOLDS = SHAPE.folds
+NFOLDS = len(FOLDS)
+SAMPLE_DURATION = SHAPE.sample_duration
 MAX_SOUND_SECONDS = 1.5  # ringtones and jingles are cut, so that a sound fits a clip
-EVALUATION = ["mAP", "d_prime", "aucroc"]
 # Bump when the audio processing changes, so complete folders from older code are rebuilt.
 _GENERATOR_REVISION = 1
 _SEED = 5151
@@ -34,100 +32,63 @@ _CLIPS_PER_FOLD = {"smoke": 40, "full": 200}
 _LABEL_COUNT_P = (0.1, 0.3, 0.35, 0.25)
 
 
-def folder_name(scale: str) -> str:
-    return f"{TASK_NAME}-{VERSION}-{scale}"
+folder_name = SHAPE.folder_name
 
 
 def clip_counts(scale: str) -> dict[str, int]:
     """Clips per fold at ``scale``."""
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
+    SHAPE.check_scale(scale)
     return dict.fromkeys(FOLDS, _CLIPS_PER_FOLD[scale])
 
 
 def plan() -> dict[str, dict[str, list[sound_themes.Source]]]:
     """fold -> class -> the recordings it draws from (the same at every scale)."""
-    return sound_themes.assignment(CLASSES, dict.fromkeys(FOLDS, 1.0))
+    return MIX.plan()
 
 
 def _labels_per_clip(rng: np.random.Generator) -> int:
     return int(rng.choice(len(_LABEL_COUNT_P), p=_LABEL_COUNT_P))
 
 
-def _params_hash(counts: dict[str, int], sample_rate: int) -> str:
-    """What the audio depends on, hashed without reading the recordings (so a complete
-    folder is reused where the sound themes are not installed)."""
-    return layout.params_hash(
-        {
-            "task": [TASK_NAME, VERSION, _GENERATOR_REVISION],
-            "plan": sound_themes.plan_params(plan()),
-            "counts": counts,
-            "seed": _SEED,
-            "sample_rate": sample_rate,
-            "sample_duration": SAMPLE_DURATION,
-            "max_sound_seconds": MAX_SOUND_SECONDS,
-            "label_count_p": _LABEL_COUNT_P,
-            "processing": sound_themes.PROCESSING,
-        }
-    )
+MIX = sound_themes.Mix(
+    SHAPE, CLASSES, dict.fromkeys(FOLDS, 1.0), _SEED, MAX_SOUND_SECONDS, _labels_per_clip
+)
 
 
 def _write_folder(folder: Path, scale: str, sample_rate: int, progress: bool) -> None:
-    sound_themes.check_installed(CLASSES, TASK_NAME)
-    sources = plan()
-    placed = sound_themes.render_splits(
-        folder,
-        sample_rate=sample_rate,
-        clip_seconds=SAMPLE_DURATION,
-        max_sound_seconds=MAX_SOUND_SECONDS,
-        plan=sources,
-        counts=clip_counts(scale),
-        seed=_SEED,
-        labels_per_clip=_labels_per_clip,
-        description=f"Preparing {TASK_NAME} ({scale})",
-        progress=progress,
-    )
+    sources, placed = MIX.render(folder, scale, clip_counts(scale), sample_rate, progress)
     for fold, clips in placed.items():
         labels = {name: sorted(p.label for p in clip) for name, clip in clips.items()}
         layout.write_split(folder, fold, labels)
     layout.write_vocabulary(folder, CLASSES)
     layout.write_metadata(
         folder,
-        {
-            "task_name": TASK_NAME,
-            "version": VERSION,
-            "embedding_type": "scene",
-            "prediction_type": "multilabel",
-            "split_mode": "new_split_kfold",
-            "nfolds": NFOLDS,
-            "sample_duration": SAMPLE_DURATION,
-            "evaluation": EVALUATION,
-            "mode": scale,
-            "sample_rates": [sample_rate],
-            "generator": {
+        SHAPE.metadata(
+            scale,
+            sample_rate,
+            generator={
                 **sound_themes.provenance(sources, placed),
                 "revision": _GENERATOR_REVISION,
                 "seed": _SEED,
                 "max_sound_seconds": MAX_SOUND_SECONDS,
                 "label_count_p": list(_LABEL_COUNT_P),
             },
-        },
+        ),
     )
 
 
 def prepare(
     out_dir: Path, scale: str = "smoke", sample_rate: int = 16000, progress: bool = True
 ) -> Path:
-    """Write the task folder under out_dir and return its path; reuse it if already complete.
-
-    The folder is built under a temporary name and renamed into place; ``.complete`` holds
-    a hash of the generation parameters, and a folder whose hash matches is returned
-    without reading any recording.
-    """
-    digest = _params_hash(clip_counts(scale), sample_rate)
-    return layout.build(
-        Path(out_dir),
-        folder_name(scale),
-        digest,
-        lambda folder: _write_folder(folder, scale, sample_rate, progress),
+    """The task folder under ``out_dir`` (see TaskShape.prepare); a complete one is reused
+    without reading any recording."""
+    digest = MIX.params_hash(
+        _GENERATOR_REVISION,
+        clip_counts(scale),
+        sample_rate,
+        max_sound_seconds=MAX_SOUND_SECONDS,
+        label_count_p=_LABEL_COUNT_P,
+    )
+    return SHAPE.prepare(
+        out_dir, scale, digest, lambda folder: _write_folder(folder, scale, sample_rate, progress)
     )

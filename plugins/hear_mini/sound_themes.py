@@ -26,6 +26,7 @@ import soundfile as sf
 import soxr
 
 from hear_mini import layout
+from hear_mini.shapes import TaskShape
 
 # Where the packages install their sounds; tests point it elsewhere.
 SOUNDS_DIR = Path("/usr/share/sounds")
@@ -395,3 +396,57 @@ def provenance(
             for split, clips in placed.items()
         },
     }
+
+
+@dataclass(frozen=True)
+class Mix:
+    """How a sound-theme task mixes its clips: the recipe both sound tasks share, each
+    adding only how it labels what was placed."""
+
+    shape: TaskShape
+    classes: tuple[str, ...]
+    weights: Mapping[str, float]  # split -> its share of each class's recordings
+    seed: int
+    max_sound_seconds: float
+    labels_per_clip: Callable[[np.random.Generator], int]
+
+    def plan(self) -> dict[str, dict[str, list[Source]]]:
+        """split -> class -> the recordings it draws from (the same at every scale)."""
+        return assignment(self.classes, self.weights)
+
+    def params_hash(
+        self, revision: int, counts: Mapping[str, int], sample_rate: int, **params: Any
+    ) -> str:
+        """What the audio depends on, hashed without reading the recordings (so a complete
+        folder is reused where the sound themes are not installed)."""
+        return layout.params_hash(
+            self.shape.hashed(
+                revision,
+                sample_rate,
+                plan=plan_params(self.plan()),
+                counts=counts,
+                seed=self.seed,
+                processing=PROCESSING,
+                **params,
+            )
+        )
+
+    def render(
+        self, folder: Path, scale: str, counts: Mapping[str, int], sample_rate: int, progress: bool
+    ) -> tuple[dict[str, dict[str, list[Source]]], dict[str, dict[str, list[Placed]]]]:
+        """The plan and what each clip of each split holds, after writing the clips."""
+        check_installed(self.classes, self.shape.name)
+        sources = self.plan()
+        placed = render_splits(
+            folder,
+            sample_rate=sample_rate,
+            clip_seconds=self.shape.sample_duration,
+            max_sound_seconds=self.max_sound_seconds,
+            plan=sources,
+            counts=counts,
+            seed=self.seed,
+            labels_per_clip=self.labels_per_clip,
+            description=self.shape.progress_label(scale),
+            progress=progress,
+        )
+        return sources, placed

@@ -19,17 +19,16 @@ import soundfile as sf
 import soxr
 
 from hear_mini import layout
+from hear_mini.shapes import SPOKEN_DIGITS
 
-TASK_NAME = "mini_spoken_digits"
-VERSION = "1.0.0"
-SCALES = ("smoke", "full")
+SHAPE = SPOKEN_DIGITS
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-SAMPLE_DURATION = 1.0
+SAMPLE_DURATION = SHAPE.sample_duration
 PEAK = 0.9
 # Bump when the audio processing changes, so complete folders from older code are rebuilt.
 _GENERATOR_REVISION = 1
 _MISSING_ESPEAK = (
-    f"espeak-ng not found: install it with 'apt-get install espeak-ng' to prepare {TASK_NAME}"
+    f"espeak-ng not found: install it with 'apt-get install espeak-ng' to prepare {SHAPE.name}"
 )
 
 # (language, variant) per split; each variant (the speaker) is in exactly one split.
@@ -81,14 +80,12 @@ class Setting:
         return f"{self.language}_{self.variant}_s{self.speed}_p{self.pitch}_{digit}.wav"
 
 
-def folder_name(scale: str) -> str:
-    return f"{TASK_NAME}-{VERSION}-{scale}"
+folder_name = SHAPE.folder_name
 
 
 def settings(scale: str) -> dict[str, list[Setting]]:
     """The voice settings of each split at ``scale``."""
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
+    SHAPE.check_scale(scale)
     if scale == "full":
         return {
             split: [Setting(lang, var, s, p) for lang, var in voices for s, p in _PROSODIES]
@@ -106,13 +103,12 @@ def settings(scale: str) -> dict[str, list[Setting]]:
 def _params_hash(plan: dict[str, list[Setting]], sample_rate: int) -> str:
     """What the audio depends on, hashed without running espeak-ng (its version is not in
     it, so a complete folder is reused where espeak-ng is missing or was upgraded)."""
-    params = {
-        "task": [TASK_NAME, VERSION, _GENERATOR_REVISION],
-        "plan": {split: [asdict(s) for s in items] for split, items in plan.items()},
-        "digits": DIGITS,
-        "sample_rate": sample_rate,
-        "sample_duration": SAMPLE_DURATION,
-    }
+    params = SHAPE.hashed(
+        _GENERATOR_REVISION,
+        sample_rate,
+        plan={split: [asdict(s) for s in items] for split, items in plan.items()},
+        digits=DIGITS,
+    )
     return layout.params_hash(params)
 
 
@@ -127,7 +123,7 @@ def _espeak(*args: str) -> bytes:
     return done.stdout
 
 
-def check_espeak(plan: dict[str, list[Setting]], task: str = TASK_NAME) -> str:
+def check_espeak(plan: dict[str, list[Setting]], task: str = SHAPE.name) -> str:
     """espeak-ng's version, after checking that it has every variant the plan uses."""
     if shutil.which("espeak-ng") is None:
         raise RuntimeError(_MISSING_ESPEAK)
@@ -184,22 +180,15 @@ def _write_folder(
         path = folder / str(sample_rate) / split / setting.file_name(digit)
         layout.write_wav(path, audio, sample_rate)
 
-    layout.run_jobs(render_clip, jobs, f"Preparing {TASK_NAME} ({scale})", progress)
+    layout.run_jobs(render_clip, jobs, SHAPE.progress_label(scale), progress)
 
     for split, items in plan.items():
         layout.write_split(folder, split, {s.file_name(d): [d] for s in items for d in DIGITS})
     layout.write_vocabulary(folder, DIGITS)
-    metadata = {
-        "task_name": TASK_NAME,
-        "version": VERSION,
-        "embedding_type": "scene",
-        "prediction_type": "multiclass",
-        "split_mode": "trainvaltest",
-        "sample_duration": SAMPLE_DURATION,
-        "evaluation": ["top1_acc", "mAP"],
-        "mode": scale,
-        "sample_rates": [sample_rate],
-        "generator": {
+    metadata = SHAPE.metadata(
+        scale,
+        sample_rate,
+        generator={
             "tool": "espeak-ng",
             "espeak_ng_version": version,
             "revision": _GENERATOR_REVISION,
@@ -208,24 +197,19 @@ def _write_folder(
             "words": list(DIGITS),
             "peak": PEAK,
         },
-    }
+    )
     layout.write_metadata(folder, metadata)
 
 
 def prepare(
     out_dir: Path, scale: str = "smoke", sample_rate: int = 16000, progress: bool = True
 ) -> Path:
-    """Write the task folder under out_dir and return its path; reuse it if already complete.
-
-    The folder is built under a temporary name and renamed into place, so an interrupted
-    run never leaves a folder that looks complete; ``.complete`` holds a hash of the
-    generation parameters, and a folder whose hash matches is returned without running
-    espeak-ng.
-    """
+    """The task folder under ``out_dir`` (see TaskShape.prepare); a complete one is reused
+    without running espeak-ng."""
     plan = settings(scale)
-    return layout.build(
-        Path(out_dir),
-        folder_name(scale),
+    return SHAPE.prepare(
+        out_dir,
+        scale,
         _params_hash(plan, sample_rate),
         lambda tmp: _write_folder(tmp, plan, sample_rate, scale, progress),
     )

@@ -12,13 +12,12 @@ import random
 from pathlib import Path
 
 from hear_mini import layout
+from hear_mini.shapes import SPOKEN_LANGUAGE
 from hear_mini.spoken_digits import Setting, check_espeak, render
 
-TASK_NAME = "mini_spoken_language"
-VERSION = "1.0.0"
-SCALES = ("smoke", "full")
+SHAPE = SPOKEN_LANGUAGE
 LANGUAGES = ("de", "en", "es", "it", "nl", "pl", "pt", "ru", "sv", "tr")
-SAMPLE_DURATION = 2.0
+SAMPLE_DURATION = SHAPE.sample_duration
 _SEED = 20211
 _GENERATOR_REVISION = 1
 # Speakers (espeak-ng variants) per split; each is in exactly one split.
@@ -31,14 +30,12 @@ _VARIANTS = {
 _PHRASES = {"smoke": 2, "full": 8}
 
 
-def folder_name(scale: str) -> str:
-    return f"{TASK_NAME}-{VERSION}-{scale}"
+folder_name = SHAPE.folder_name
 
 
 def plan(scale: str) -> dict[str, list[tuple[Setting, str]]]:
     """Per split: (voice setting, phrase) for every clip."""
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
+    SHAPE.check_scale(scale)
     rng = random.Random(_SEED)
     clips: dict[str, list[tuple[Setting, str]]] = {}
     for split, variants in _VARIANTS.items():
@@ -62,17 +59,16 @@ def prepare(
     """Write the task folder under ``out_dir`` and return it; reuse it if already complete."""
     clips = plan(scale)
     digest = layout.params_hash(
-        {
-            "task": [TASK_NAME, VERSION, _GENERATOR_REVISION],
-            "clips": {s: [[c.__dict__, p] for c, p in items] for s, items in clips.items()},
-            "sample_rate": sample_rate,
-            "sample_duration": SAMPLE_DURATION,
-        }
+        SHAPE.hashed(
+            _GENERATOR_REVISION,
+            sample_rate,
+            clips={s: [[c.__dict__, p] for c, p in items] for s, items in clips.items()},
+        )
     )
 
     def write(folder: Path) -> None:
         settings = {s: [c for c, _ in items] for s, items in clips.items()}
-        version = check_espeak(settings, TASK_NAME)
+        version = check_espeak(settings, SHAPE.name)
         for split in clips:
             (folder / str(sample_rate) / split).mkdir(parents=True)
 
@@ -84,31 +80,24 @@ def prepare(
         jobs = [
             (split, setting, phrase) for split, items in clips.items() for setting, phrase in items
         ]
-        layout.run_jobs(render_clip, jobs, f"Preparing {TASK_NAME} ({scale})", progress)
+        layout.run_jobs(render_clip, jobs, SHAPE.progress_label(scale), progress)
         for split, items in clips.items():
             labels = {_file_name(setting, phrase): [setting.language] for setting, phrase in items}
             layout.write_split(folder, split, labels)
         layout.write_vocabulary(folder, LANGUAGES)
         layout.write_metadata(
             folder,
-            {
-                "task_name": TASK_NAME,
-                "version": VERSION,
-                "embedding_type": "scene",
-                "prediction_type": "multiclass",
-                "split_mode": "trainvaltest",
-                "sample_duration": SAMPLE_DURATION,
-                "evaluation": ["top1_acc", "mAP"],
-                "mode": scale,
-                "sample_rates": [sample_rate],
-                "generator": {
+            SHAPE.metadata(
+                scale,
+                sample_rate,
+                generator={
                     "tool": "espeak-ng",
                     "espeak_ng_version": version,
                     "revision": _GENERATOR_REVISION,
                     "speakers": {s: list(v) for s, v in _VARIANTS.items()},
                     "languages": list(LANGUAGES),
                 },
-            },
+            ),
         )
 
-    return layout.build(Path(out_dir), folder_name(scale), digest, write)
+    return SHAPE.prepare(out_dir, scale, digest, write)
