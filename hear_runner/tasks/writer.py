@@ -13,9 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import re
-import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +23,7 @@ import soundfile as sf
 from pydantic import BaseModel, ConfigDict, Field
 
 from hear_runner.errors import TaskError
+from hear_runner.files import atomic_directory
 from hear_runner.tasks.audio import fit_length, read_clip, stat_clip
 from hear_runner.tasks.folder import METADATA_FILE, TRAINVALTEST, VOCABULARY_FILE
 
@@ -48,29 +47,16 @@ def build_folder(out_dir: Path, name: str, digest: str, write: Callable[[Path], 
     ``write`` fills a fresh temporary folder; it is swapped in only once ``write`` returns.
     A concurrent build of the same parameters that wins the rename is accepted.
     """
-    out_dir = Path(out_dir)
-    target = out_dir / name
+    target = Path(out_dir) / name
     if is_complete(target, digest):
         return target
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".{name}.tmp-{os.getpid()}"
-    old = out_dir / f".{name}.old-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     try:
-        tmp.mkdir()
-        write(tmp)
-        (tmp / COMPLETE).write_text(digest + "\n")
-        if target.exists():  # stale or incomplete: move aside, then swap in
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            if not is_complete(target, digest):  # not a concurrent build that won
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+        with atomic_directory(target) as staging:
+            write(staging)
+            (staging / COMPLETE).write_text(digest + "\n")
+    except OSError:
+        if not is_complete(target, digest):  # not a concurrent build that won the rename
+            raise
     return target
 
 
