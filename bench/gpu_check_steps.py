@@ -109,8 +109,9 @@ def torch_state() -> dict[str, Any]:
     """torch's version and whether (and which) CUDA device it sees; torch may be missing."""
     try:
         import torch
-    except ImportError as e:
-        return {"torch": None, "cuda": False, "why": f"torch is not installed: {e}"}
+    except ImportError:
+        why = f"torch is not installed for {sys.executable}"
+        return {"torch": None, "cuda": False, "why": why}
     cuda = torch.cuda.is_available()
     state: dict[str, Any] = {"torch": torch.__version__, "cuda": cuda,
                              "cuda_version": torch.version.cuda}  # fmt: skip

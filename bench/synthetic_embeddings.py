@@ -47,13 +47,12 @@ def write_task(
     metadata: dict,
     labels: list[str],
     clips: dict[str, int],
-    events_per_clip: int = 4,
     seed: int = 0,
 ) -> Path:
     """A task folder of labels only: scene clips get one label, event clips random events.
 
-    ``clips`` maps each split to its number of clips; event times are in ms, inside
-    ``metadata["sample_duration"]``.
+    ``clips`` maps each split to its number of clips. Event clips get one event per 10 s
+    (at least 4), each 0.3 to 3 s long, times in ms inside ``metadata["sample_duration"]``.
     """
     path = root / name
     path.mkdir(parents=True, exist_ok=True)
@@ -63,6 +62,7 @@ def write_task(
     )
     rng = np.random.default_rng(seed)
     duration_ms = 1000.0 * float(metadata.get("sample_duration") or 1.0)
+    events_per_clip = max(4, round(duration_ms / 10_000))
     for split, n in clips.items():
         data: dict[str, list] = {}
         for i in range(n):
@@ -72,9 +72,8 @@ def write_task(
             events = []
             for _ in range(events_per_clip):
                 start = float(rng.uniform(0, 0.9 * duration_ms))
-                length = float(rng.uniform(0.02, 0.1) * duration_ms)
+                end = min(start + float(rng.uniform(300, 3000)), duration_ms)
                 label = labels[int(rng.integers(len(labels)))]
-                end = min(start + length, duration_ms)
                 events.append({"label": label, "start": start, "end": end})
             data[f"{split}-{i}.wav"] = events
         (path / f"{split}.json").write_text(json.dumps(data))
