@@ -359,7 +359,8 @@ def run_check(args: Any) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    Console().print(table(report))
+    # A log (the device machine's output, CI) gets a table wide enough to read.
+    Console(width=None if sys.stdout.isatty() else 140).print(table(report))
     say(f"wrote {args.out} ({report['seconds']:.0f} s)")
     return 1 if any(s.status == "failed" for s in steps) else 0
 

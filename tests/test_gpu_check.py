@@ -116,8 +116,9 @@ def test_cpu_probes_give_real_scores_on_the_synthetic_tasks(cpu_form) -> None:
 
 def test_a_python_without_the_needed_packages_is_told_what_to_carry(tmp_path: Path) -> None:
     # -S: no site-packages, so numpy, pydantic... are missing; no wheels to install from.
+    bare = [sys.executable, "-S", str(SCRIPT), "--wheels", str(tmp_path)]
     done = subprocess.run(
-        [sys.executable, "-S", str(SCRIPT), "--wheels", str(tmp_path), "--out", str(tmp_path / "x")],
+        [*bare, "--out", str(tmp_path / "x")],
         capture_output=True,
         text=True,
         timeout=60,
