@@ -78,7 +78,7 @@ class Sizes:
 
 
 CPU = Sizes({"train": 400, "valid": 100, "test": 100}, 8, {"train": 6, "valid": 3, "test": 3},
-            10.0, 6, 64, 2, 3, 1, 4, 2.0, 2, 60.0, 60.0)  # fmt: skip
+            10.0, 6, 64, 2, 3, 1, 4, 2.0, 2, 120.0, 60.0)  # fmt: skip
 CUDA = Sizes({"train": 85000, "valid": 10000, "test": 5503}, 35,
              {"train": 48, "valid": 12, "test": 12}, 120.0, 11, 1024, 8, None, None,
              64, 10.0, 8, 150.0, 180.0)  # fmt: skip
@@ -279,7 +279,7 @@ def run_check(args: Any) -> int:
     state = torch_state()
     cuda = bool(state["cuda"]) and not args.cpu_smoke
     why_no_cuda = "--cpu-smoke: skipped" if state["cuda"] else f"{state['why']}: skipped"
-    deadline = Deadline(args.budget or (420.0 if cuda else 120.0))
+    deadline = Deadline(args.budget or (420.0 if cuda else 240.0))
 
     def say(message: str) -> None:
         console.print(f"[bold]\\[gpu-check][/] {escape(message)}", highlight=False)
@@ -304,8 +304,8 @@ def run_check(args: Any) -> int:
             data[step.device] = folders = make_tasks(work_root, sizes, step.device)
             step.status = "ok"
             step.numbers = {
-                kind: {p.name.split(".")[0]: json.loads(p.read_text())
-                       for p in sorted(folder.glob("*.embedding-dimensions.json"))}
+                kind: {split: json.loads((folder / f"{split}.embedding-dimensions.json")
+                                         .read_text()) for split in sizes.scene_clips}
                 for kind, folder in folders.items()
             }  # fmt: skip
 
