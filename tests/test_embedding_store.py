@@ -142,6 +142,9 @@ def test_two_servers_share_the_splits_and_agree_with_one(digits_task: Path, tmp_
     # Each server reports its peak memory (a Python process with numpy: tens of MB) and its
     # share of the calls; together they made every call.
     assert all(s["peak_rss_bytes"] > 10_000_000 for s in servers2)
+    # ... and what it ran on: the CPU, so no GPU memory (contract: device_name, peak_gpu_bytes).
+    assert all((s["device"], s["device_name"], s["peak_gpu_bytes"]) == ("cpu", "cpu", None)
+               for s in servers2)  # fmt: skip
     assert sum(s["calls"] for s in servers2) == len(calls(log))
     assert record2["scores"] == record1["scores"]  # the same embeddings, in the same order
     a = sorted((tmp_path / "c2").rglob("train/embeddings.npy"))[0]

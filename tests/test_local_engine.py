@@ -53,6 +53,25 @@ def test_torch_module_gets_tensors_and_returns_float32() -> None:
         assert out.dtype == np.float32 and out.shape == (2, 4)
 
 
+def test_hello_and_replies_name_the_device_and_leave_gpu_peak_out_on_a_cpu() -> None:
+    """device_name says "cpu" off CUDA; peak_gpu_bytes comes only from torch on CUDA."""
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this checks the CPU form; bench/gpu-check checks CUDA")
+    with start("torch_mean") as model:
+        hello = model.client.hello
+        assert (hello.device, hello.device_name, hello.peak_gpu_bytes) == ("cpu", "cpu", None)
+        assert hello.peak_rss_bytes is not None and hello.peak_rss_bytes > 0
+        model.client.scene(noise(2, 16000))
+        model.client.timestamps(noise(2, 16000))
+        usage = model.client.usage
+        assert usage.calls == 2 and usage.peak_gpu_bytes is None
+        assert usage.peak_rss_bytes is not None and usage.peak_rss_bytes >= hello.peak_rss_bytes
+    with start("numpy_logmel") as model:
+        hello = model.client.hello
+        assert (hello.device, hello.device_name, hello.peak_gpu_bytes) == ("cpu", "cpu", None)
+
+
 def test_load_failure_is_one_line_naming_the_module() -> None:
     with pytest.raises(ModelError) as info:
         start("broken_load")

@@ -47,7 +47,7 @@ class Hello(BaseModel):
     audio_format: Text = "unknown"
     load_seconds: float = Field(0.0, ge=0, allow_inf_nan=False)
     versions: dict[Text, Text] = Field({}, max_length=MAX_VERSIONS)
-    device_name: Text | None = None  # the GPU's name, when the model runs on one
+    device_name: Text | None = None  # the GPU's name, or "cpu" (absent from old servers)
     peak_rss_bytes: ByteCount | None = None  # after loading the model
     peak_gpu_bytes: ByteCount | None = None
 

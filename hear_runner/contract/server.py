@@ -167,9 +167,14 @@ class Host:
         return found
 
     def _device_name(self) -> dict[str, str]:
-        """The GPU's name, for the hello (torch on CUDA only)."""
+        """What the model runs on, for the hello: the GPU's name (torch on CUDA), else "cpu".
+
+        ``device`` says "cuda:0"; this says which card, so a result names the hardware.
+        """
         torch = self._torch_on_cuda()
-        return {"device_name": str(torch.cuda.get_device_name())} if torch is not None else {}
+        if torch is None:
+            return {"device_name": "cpu"}
+        return {"device_name": str(torch.cuda.get_device_name(torch.device(self.device)))}
 
     def _torch_on_cuda(self) -> Any:
         """torch, when the model already imported it and runs on CUDA; else None."""
