@@ -61,6 +61,7 @@ from hear_runner.contract.wire import CONTRACT_VERSION
 from hear_runner.embed.split import SplitEmbeddings
 from hear_runner.files import TEMP_SUFFIX, atomic_output, atomic_save, atomic_write
 from hear_runner.locks import file_lock
+from hear_runner.names import slug
 from hear_runner.tasks.audio import Stamp
 from hear_runner.tasks.folder import Task
 
@@ -104,8 +105,7 @@ class ModelKey:
 
     @property
     def folder(self) -> str:
-        slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.name).strip("_")
-        return f"{slug or 'model'}-{self.digest}"
+        return f"{slug(self.name, default='model')}-{self.digest}"
 
 
 def _warn(message: str) -> None:
