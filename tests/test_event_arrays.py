@@ -173,7 +173,7 @@ def test_many_overlapping_candidates_still_match_optimally() -> None:
         {"label": "a", "start": 100.0, "end": 110.0}, {"label": "a", "start": -150.0, "end": 0.0},
     ]}  # fmt: skip
     expected = event_metrics.event_onset_200ms_fms(reference, predicted, LABELS)
-    got = event_metrics_fast.event_onset_200ms_fms(
+    got = event_metrics_fast.EVENT_ARRAY_METRICS["event_onset_200ms_fms"](
         EventArrays.from_events(reference, LABELS),
         EventArrays.from_events(predicted, LABELS),
         LABELS,

@@ -127,29 +127,18 @@ def _matches(
     return int(np.count_nonzero(matching >= 0))
 
 
-def event_onset_200ms_fms(
-    reference: EventArrays, predicted: EventArrays, labels: list[str]
-) -> dict[str, float]:
-    return _event_based(reference, predicted, t_collar=0.2, evaluate_offset=False)
+def _metric(t_collar: float, evaluate_offset: bool, percentage: float = 0.5) -> EventArrayScoreFn:
+    def score(
+        reference: EventArrays, predicted: EventArrays, labels: list[str]
+    ) -> dict[str, float]:
+        return _event_based(reference, predicted, t_collar, evaluate_offset, percentage)
+
+    return score
 
 
-def event_onset_50ms_fms(
-    reference: EventArrays, predicted: EventArrays, labels: list[str]
-) -> dict[str, float]:
-    return _event_based(reference, predicted, t_collar=0.05, evaluate_offset=False)
-
-
-def event_onset_offset_50ms_20perc_fms(
-    reference: EventArrays, predicted: EventArrays, labels: list[str]
-) -> dict[str, float]:
-    return _event_based(
-        reference, predicted, t_collar=0.05, evaluate_offset=True, percentage_of_length=0.2
-    )
-
-
-#: The metrics of event_metrics.EVENT_METRICS that have an array form.
+#: The metrics of event_metrics.EVENT_METRICS that have an array form, with its settings.
 EVENT_ARRAY_METRICS: dict[str, EventArrayScoreFn] = {
-    "event_onset_200ms_fms": event_onset_200ms_fms,
-    "event_onset_50ms_fms": event_onset_50ms_fms,
-    "event_onset_offset_50ms_20perc_fms": event_onset_offset_50ms_20perc_fms,
+    "event_onset_200ms_fms": _metric(t_collar=0.2, evaluate_offset=False),
+    "event_onset_50ms_fms": _metric(t_collar=0.05, evaluate_offset=False),
+    "event_onset_offset_50ms_20perc_fms": _metric(0.05, evaluate_offset=True, percentage=0.2),
 }
