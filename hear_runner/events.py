@@ -72,7 +72,10 @@ def predict_events(
     median_filter_ms: float,
     min_duration: float,
 ) -> Events:
-    """Events per file from frame scores (n_frames, n_labels)."""
+    """Events per file from frame scores (n_frames, n_labels), clip by clip and label by label.
+
+    The reference that ``event_arrays`` (what the probe runs) is tested equal to.
+    """
     events: Events = {file: [] for file in embedded.files}
     for clip_index, file in enumerate(embedded.files):
         rows = np.flatnonzero(embedded.frame_clip == clip_index)
