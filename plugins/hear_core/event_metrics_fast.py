@@ -19,7 +19,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
 from hear_core.event_metrics import _file_key, _label, _precision_recall_f
-from hear_runner.event_arrays import EventArrays
+from hear_runner.api import EventArrays
 
 EventArrayScoreFn = Callable[[EventArrays, EventArrays, list[str]], dict[str, float]]
 
