@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hear_runner.errors import HearError, TaskError
+from hear_runner.event_arrays import EventArrays
 from hear_runner.hookspecs import hookimpl
 from hear_runner.metrics import Events, EventScoreFn, SceneScoreFn
 from hear_runner.models import images_dir
@@ -49,6 +50,7 @@ from hear_runner.tasks.writer import (
 __all__ = [
     "ArchiveSpec",
     "EmbeddingType",
+    "EventArrays",
     "EventScoreFn",
     "Events",
     "HearError",

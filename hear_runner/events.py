@@ -15,11 +15,11 @@ from typing import Any, Protocol
 import numpy as np
 from scipy.ndimage import median_filter
 
+from hear_runner.event_arrays import THRESHOLD, ClipFrames, EventArrays, long_enough
 from hear_runner.metrics import Metric
 from hear_runner.tasks.folder import Task
 from hear_runner.tasks.metadata import TaskMetadata
 
-THRESHOLD = 0.5
 DEFAULT_GRID: dict[str, list[float]] = {"median_filter_ms": [250], "min_duration": [125, 250]}
 
 Events = dict[str, list[dict[str, Any]]]
@@ -38,10 +38,12 @@ def frame_targets(task: Task, split: str, embedded: Frames) -> np.ndarray:
     index = {label: i for i, label in enumerate(task.vocabulary)}
     clips = task.clips(split)
     targets = np.zeros((len(embedded.frame_ms), len(task.vocabulary)), dtype=np.float32)
-    for row, (clip_index, t) in enumerate(zip(embedded.frame_clip, embedded.frame_ms, strict=True)):
-        for event in clips[clip_index].events:
-            if event.start <= t <= event.end:
-                targets[row, index[event.label]] = 1.0
+    frames = ClipFrames(embedded.files, embedded.frame_clip, embedded.frame_ms)
+    for clip_index, rows in enumerate(frames.rows):
+        times = frames.times[rows]
+        for event in clips[clip_index].events if len(rows) else []:
+            inside = rows[(event.start <= times) & (times <= event.end)]
+            targets[inside, index[event.label]] = 1.0
     return targets
 
 
@@ -70,7 +72,10 @@ def predict_events(
     median_filter_ms: float,
     min_duration: float,
 ) -> Events:
-    """Events per file from frame scores (n_frames, n_labels)."""
+    """Events per file from frame scores (n_frames, n_labels), clip by clip and label by label.
+
+    The reference that ``event_arrays`` (what the probe runs) is tested equal to.
+    """
     events: Events = {file: [] for file in embedded.files}
     for clip_index, file in enumerate(embedded.files):
         rows = np.flatnonzero(embedded.frame_clip == clip_index)
@@ -101,7 +106,12 @@ def _runs(active: np.ndarray) -> list[tuple[int, int]]:
 
 
 class EventScoring:
-    """Frame predictions of one split scored as events, over a post-processing grid."""
+    """Frame predictions of one split scored as events, over a post-processing grid.
+
+    The fast path (``event_arrays``): each median filter width is applied once for all
+    minimum durations, and metrics with ``score_arrays`` score the arrays directly; the
+    others get the events as dicts, as ``predict_events`` makes them.
+    """
 
     def __init__(
         self, reference: Events, frames: Frames, labels: list[str], metadata: TaskMetadata
@@ -110,14 +120,25 @@ class EventScoring:
         self.frames = frames
         self.reference = reference
         self.grid = postprocessing_grid(metadata)
+        self.clips = ClipFrames(frames.files, frames.frame_clip, frames.frame_ms)
+        self.reference_arrays = EventArrays.from_events(reference, labels)
+
+    def event_arrays(self, scores: np.ndarray, params: dict[str, float]) -> EventArrays:
+        runs = self.clips.runs(scores, self.labels, params["median_filter_ms"])
+        return long_enough(runs, params["min_duration"])
 
     def events(self, scores: np.ndarray, params: dict[str, float]) -> Events:
-        return predict_events(scores, self.frames, self.labels, **params)
+        return self.event_arrays(scores, params).to_events()
 
     def score(
         self, metric: Metric, scores: np.ndarray, params: dict[str, float]
     ) -> dict[str, float]:
-        return dict(metric.score(self.reference, self.events(scores, params), self.labels))
+        return self._score(metric, self.event_arrays(scores, params))
+
+    def _score(self, metric: Metric, predicted: EventArrays) -> dict[str, float]:
+        if metric.score_arrays is not None:
+            return dict(metric.score_arrays(self.reference_arrays, predicted, self.labels))
+        return dict(metric.score(self.reference, predicted.to_events(), self.labels))
 
     def best(self, metric: Metric, scores: np.ndarray) -> tuple[dict[str, float], float]:
         """The grid point with the best ``metric`` and its signed value.
@@ -125,9 +146,14 @@ class EventScoring:
         As heareval: a NaN score counts as 0, and among equal scores the greatest
         grid point (compared as its sorted (name, value) pairs) wins.
         """
+        runs: dict[float, EventArrays] = {}
         ranked = []
         for params in self.grid:
-            value = next(iter(self.score(metric, scores, params).values()))
+            width = params["median_filter_ms"]
+            if width not in runs:
+                runs[width] = self.clips.runs(scores, self.labels, width)
+            predicted = long_enough(runs[width], params["min_duration"])
+            value = next(iter(self._score(metric, predicted).values()))
             value = 0.0 if np.isnan(value) else value
             signed = value if metric.higher_is_better else -value
             ranked.append((signed, tuple(sorted(params.items())), params))

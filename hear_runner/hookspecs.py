@@ -53,7 +53,8 @@ def hear_register_metrics(register: Callable[[Metric], None]) -> None:
     second plugin cannot silently replace a score). ``plugin`` is filled in by the runner.
 
     **Stable fields:** ``name``, ``score``, ``higher_is_better``, ``kind`` (``"scene"`` or
-    ``"event"``); read-only ``plugin``.
+    ``"event"``), ``score_arrays`` (event metrics, optional: ``score`` on event arrays,
+    exactly equal); read-only ``plugin``.
     """
 
 

@@ -78,7 +78,9 @@ class Metric(PluginSpec):
     predicted scores, both (n_clips, n_labels), and the label vocabulary in column order.
     Event metrics (``kind="event"``): ``score(reference, predicted, labels) -> {sub-score:
     value}`` on events ``{"label", "start", "end"}`` (ms) per file; the first sub-score is the
-    metric's value.
+    metric's value. An event metric may add ``score_arrays(reference, predicted, labels)``,
+    the same scores, exactly, on ``hear_runner.event_arrays.EventArrays``: a probe's
+    selection then scores its many predicted event lists without building them as dicts.
     """
 
     noun: ClassVar[str] = "metric"
@@ -86,6 +88,7 @@ class Metric(PluginSpec):
     score: Callable[..., Any]
     higher_is_better: bool = True
     kind: EmbeddingType = "scene"
+    score_arrays: Callable[..., Any] | None = None
 
 
 class ModelSpec(PluginSpec):

@@ -85,3 +85,23 @@ def test_min_duration_and_median_filter() -> None:
     assert [(e["start"], e["end"]) for e in long_only] == [(300.0, 450.0)]
     filled = predict_events(scores, frames, ["x"], median_filter_ms=150, min_duration=0)["a.wav"]
     assert [(e["start"], e["end"]) for e in filled] == [(100.0, 450.0)]  # the gap is filtered away
+
+
+def test_frame_targets_equal_the_per_frame_rule(tmp_path: Path) -> None:
+    """Rows in any order, frames on and around the event edges: start <= t <= end, frame by frame."""
+    task = event_task(tmp_path)
+    files = [c.file for c in task.clips("test")]
+    rng = np.random.default_rng(0)
+    times = np.array([0, 99.999, 100, 125, 150, 150.001, 199.999, 200, 200.001, 300])
+    clip_of_row = rng.permutation(np.repeat(np.arange(len(files)), len(times)))
+    ms = np.tile(times, len(files))[rng.permutation(len(files) * len(times))]
+    frames = embedded_frames(files, 1)
+    frames.frame_clip, frames.frame_ms = clip_of_row, ms
+    targets = frame_targets(task, "test", frames)
+    expected = np.zeros_like(targets)
+    clips = task.clips("test")
+    for row, (clip, t) in enumerate(zip(clip_of_row, ms, strict=True)):
+        for event in clips[clip].events:
+            if event.start <= t <= event.end:
+                expected[row, task.vocabulary.index(event.label)] = 1.0
+    assert np.array_equal(targets, expected) and expected.sum() > 0

@@ -15,6 +15,7 @@ from scipy import stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from hear_core.event_metrics import EVENT_METRICS, HIGHER_IS_BETTER
+from hear_core.event_metrics_fast import EVENT_ARRAY_METRICS
 from hear_runner.api import Metric, hookimpl
 
 
@@ -102,4 +103,9 @@ def hear_register_metrics(register: Callable[[Metric], None]) -> None:
         register(Metric(name=name, score=fn, higher_is_better=True))
     for name, event_fn in EVENT_METRICS.items():
         better = HIGHER_IS_BETTER[name]
-        register(Metric(name=name, score=event_fn, higher_is_better=better, kind="event"))
+        fast = EVENT_ARRAY_METRICS.get(name)
+        register(
+            Metric(
+                name=name, score=event_fn, higher_is_better=better, kind="event", score_arrays=fast
+            )
+        )
