@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hear_runner.build.shipped import images_dir
 from hear_runner.errors import HearError, TaskError
 from hear_runner.event_arrays import EventArrays
 from hear_runner.hookspecs import hookimpl
 from hear_runner.metrics import Events, EventScoreFn, SceneScoreFn
-from hear_runner.models import images_dir
 from hear_runner.specs import (
     EmbeddingType,
     Metric,

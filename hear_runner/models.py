@@ -5,7 +5,8 @@ A :class:`~hear_runner.specs.ModelSpec` names a model image (``--model crepe`` i
 when the Docker engine does not have it. A relative ``build`` path is resolved against the
 folder of the registering plugin's module (a third-party plugin ships its image folder as
 package data); an absolute one is used as is. The built-in models' folders ship with
-hear-runner (its wheel or clone): :func:`images_dir` finds them, or ``$HEAR_IMAGES_DIR``.
+hear-runner (its wheel or clone): ``hear_runner.build.shipped.images_dir`` finds them, or
+``$HEAR_IMAGES_DIR``.
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from hear_runner import plugins
-from hear_runner.build.shipped import images_dir as images_dir  # for model plugins
 from hear_runner.errors import HearError, ImageError
 from hear_runner.specs import ModelSpec
 
-__all__ = ["ModelSpec", "ensure_image", "find_models", "images_dir", "is_present", "model_specs"]
+__all__ = ["ModelSpec", "ensure_image", "find_models", "is_present", "model_specs"]
 
 _ARG_BASE = re.compile(r"^\s*ARG\s+BASE_IMAGE=(\S+)\s*$", re.MULTILINE)
 

@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from hear_runner.api import (
-    build_folder,
     params_hash,
     write_metadata,
     write_split,
@@ -19,10 +18,8 @@ from hear_runner.api import (
     write_wav,
 )
 
-build = build_folder  # the name the task modules call
-
 __all__ = [
-    "build", "params_hash", "run_jobs", "write_metadata", "write_split", "write_vocabulary",
+    "params_hash", "run_jobs", "write_metadata", "write_split", "write_vocabulary",
     "write_wav",
 ]  # fmt: skip
 

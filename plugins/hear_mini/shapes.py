@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hear_runner.api import EmbeddingType, PredictionType, SplitMode
+from hear_runner.api import EmbeddingType, PredictionType, SplitMode, build_folder
 
 SCALES = ("smoke", "full")
 
@@ -66,10 +66,8 @@ class TaskShape:
     ) -> Path:
         """The task folder at ``scale`` under ``out_dir``: reused if complete for ``digest``,
         else built by ``write(folder)`` under a temporary name and renamed into place."""
-        from hear_mini import layout  # here, so that listing the tasks imports no audio stack
-
         self.check_scale(scale)
-        return layout.build(Path(out_dir), self.folder_name(scale), digest, write)
+        return build_folder(Path(out_dir), self.folder_name(scale), digest, write)
 
     def metadata(self, scale: str, sample_rate: int, **rest: Any) -> dict[str, Any]:
         """task_metadata.json's content: the shape, then ``rest`` (evaluation_params,
