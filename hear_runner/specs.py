@@ -69,6 +69,16 @@ class TaskSource(PluginSpec):
     prepare: Callable[[Path, str], Path]
     folder_name: Callable[[str], str]
     scales: tuple[str, ...] = ("full",)
+    scale_factor: bool = False  # also takes a positive number: a factor of its full size
+
+    def accepts_scale(self, scale: str) -> bool:
+        """``scale`` is one of :attr:`scales`, or a positive number where the task takes one."""
+        if scale in self.scales:
+            return True
+        try:
+            return self.scale_factor and 0 < float(scale) < float("inf")
+        except ValueError:
+            return False
 
 
 class Metric(PluginSpec):

@@ -129,15 +129,26 @@ def tasks_prepare(
         typer.Option(
             "--scale",
             metavar="SCALE",
-            help="Size of generated tasks: smoke or full. Default: smoke where a task has it, "
-            "else its only scale.",
+            help="Size of generated tasks: smoke or full, or a factor of the full size (e.g. "
+            "0.01) where a task takes one (hear2021-sized). Default: smoke where a task has "
+            "it, else its first scale.",
+        ),
+    ] = None,
+    only: Annotated[
+        str | None,
+        typer.Option(
+            "--tasks",
+            metavar="A,B",
+            help="Only these tasks of the suites named (e.g. speech_commands_full,maestro).",
         ),
     ] = None,
 ) -> None:
     """Write task folders (hear-preprocess layout) that plugins can generate or download."""
     from hear_runner.tasks.choose import prepare_sources
-    from hear_runner.tasks.sources import select_sources
+    from hear_runner.tasks.sources import only_sources, select_sources
 
     sources = select_sources(names)
+    if only is not None:
+        sources = only_sources(sources, [n.strip() for n in only.split(",") if n.strip()])
     for source, path in zip(sources, prepare_sources(sources, tasks_dir, scale), strict=True):
         out.print(f"{esc(source.name)}: {esc(path)}")

@@ -26,9 +26,11 @@ def prepare_sources(
     """Write each source's task folder into ``tasks_dir`` (created) at ``scale`` (default:
     each source's :func:`default_scale`); their paths."""
     for source in sources:
-        if scale is not None and scale not in source.scales:
+        if scale is not None and not source.accepts_scale(scale):
+            factor = " or a positive factor" if source.scale_factor else ""
             raise HearError(
-                f"task {source.name} has scales {', '.join(source.scales)}, not {scale!r}"
+                f"task {source.name} has scales {', '.join(source.scales)}{factor}, not "
+                f"{scale!r}"
             )
     tasks_dir.mkdir(parents=True, exist_ok=True)
     return [source.prepare(tasks_dir, scale or default_scale(source)) for source in sources]

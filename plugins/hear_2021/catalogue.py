@@ -22,6 +22,24 @@ Sources (cited per field below by their letter):
 [D] The domain is read from the task's description in [W]; HEAR publishes no per-task
     domain field, so an ambiguous one is None.
 
+Sources of the sizes a synthetic copy needs (``SizedFacts``, used by ``hear_2021.sized``):
+
+[T] The TensorFlow Datasets catalogue page of ``speech_commands``: split examples test
+    4,890, train 85,511, validation 10,102 (their sum is [W]'s 100,503; [P]'s
+    speech_commands.py cuts its silence clips "the same method used in the TensorFlow
+    dataset generator").
+[F] Fonseca et al., "FSD50K: an Open Dataset of Human-Labeled Sound Events", arXiv
+    2010.00475: 51,197 clips in 200 classes, dev 40,966 (train 36,796, val 4,170) and eval
+    10,231; 0.3-30 s long; 108.3 hours in all.
+[M] Hawthorne et al., "Enabling Factorized Piano Music Modeling and Generation with the
+    MAESTRO Dataset", arXiv 1810.12247: 172.3 hours and 6.18 million notes (v1.0.0), on a
+    piano's 88 keys (MIDI 21-108).
+[E] The DCASE 2016 task 2 page (dcase.community/challenge2016/task-sound-event-detection-
+    in-synthetic-audio): 11 office sound classes, synthetic mixtures of 2 minutes "in
+    multiple SNR and event density conditions" (the density is not given as a number).
+Where a count is not published per split (most k-fold tasks publish only their total),
+it is derived, and ``SizedFacts.derived`` says how.
+
 Not verifiable here: the file list, checksums and sizes of Zenodo record 5887964 itself.
 Archive names follow [K]'s pattern; third-party download scripts list the same names for
 14 of the 20 archives in the later Zenodo version 6332517 (not for nsynth_pitch 5h,
@@ -31,7 +49,7 @@ vox_lingua_top10). Checksums and archive sizes are therefore None.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -55,6 +73,41 @@ class Archive(BaseModel):
     size: int | None  # bytes
 
 
+class SizedFacts(BaseModel):
+    """What a synthetic copy of the task at its released size needs beyond its metadata."""
+
+    model_config = ConfigDict(frozen=True)
+
+    split_clips: dict[str, int]  # clips per split (train/valid/test) or fold (fold00...)
+    derived: str | None = None  # how split_clips was derived, where not published as such
+    vocab_size: int
+    labels: tuple[str, ...] | None = None  # the released label names, where published
+    duration_range: tuple[float, float] | None = None  # seconds; clips of their own length
+    mean_duration: float | None = None  # seconds; clips of their own length
+    events_per_minute: float | None = None  # event tasks: the labelled events' density
+    event_seconds: tuple[float, float] | None = None  # event tasks: typical event length
+
+
+_EVEN = "the published total split evenly over the folds (the first folds take the rest)"
+
+
+def _even(total: int, nfolds: int) -> dict[str, int]:
+    """``total`` clips over ``nfolds`` folds as evenly as possible, fold00 first."""
+    share, rest = divmod(total, nfolds)
+    return {f"fold{i:02d}": share + (i < rest) for i in range(nfolds)}
+
+
+_PIANO_PITCHES = tuple(str(pitch) for pitch in range(21, 109))  # MIDI 21-108: 88 labels
+_SPEECH_COMMANDS_LABELS = (
+    "down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes",
+    "_silence_", "_unknown_",
+)  # fmt: skip
+_DCASE_LABELS = (
+    "clearthroat", "cough", "doorslam", "drawer", "keyboard", "keys", "knock", "laughter",
+    "pageturn", "phone", "speech",
+)  # fmt: skip
+
+
 class CatalogueTask(BaseModel):
     """A HEAR 2021 task as released: names, task_metadata facts, size and archive(s)."""
 
@@ -75,6 +128,9 @@ class CatalogueTask(BaseModel):
     domain: Literal["speech", "environment", "music"] | None
     clips: int | None  # all splits together
     archives: tuple[Archive, ...]
+    # task_metadata.json keys beyond the ones above that [P]'s config sets (evaluation_params)
+    extra_metadata: dict[str, Any] = {}
+    sized: SizedFacts | None = None  # every catalogued task has them; None outside it
 
 
 def _zenodo(folder: str) -> Archive:
@@ -89,6 +145,11 @@ def _zenodo(folder: str) -> Archive:
         size=None,  # not verifiable here
     )
 
+
+# [P] nsynth_pitch.py; no other task's config sets keys beyond CatalogueTask's but maestro
+# (below). dcase2016_task2 sets no evaluation_params: heareval's default grid applies ([W]:
+# "250 ms median filtering ... a minimum event duration of 125 or 250 ms").
+_NSYNTH_EXTRA: dict[str, Any] = {"pitch_range_min": 21, "pitch_range_max": 108}
 
 _TOP1 = ("top1_acc", "mAP", "d_prime", "aucroc")
 
@@ -110,6 +171,19 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="environment",  # [D] office sound events
         clips=72,  # [W]
         archives=(_zenodo("dcase2016_task2-hear2021-full"),),
+        sized=SizedFacts(
+            # [P] full mode: split_percentage 60/20/20 of the 72 [W] mixtures, n_valid =
+            # n_test = round(72 * 0.2) = 14 (pipeline.py), one split key per file.
+            split_clips={"train": 44, "valid": 14, "test": 14},
+            derived="valid and test as hear-preprocess rounds 20% of 72; train the rest",
+            vocab_size=11,  # [E]
+            labels=_DCASE_LABELS,  # [E]'s 11 classes; these short names are unverified
+            # [E] gives density only as "conditions"; derived: 1-3 events of each of the 11
+            # classes per 2-minute mixture, about 11 a minute, of isolated office sounds
+            # lasting 0.5-4 s (a door slam to a phone ringing).
+            events_per_minute=11.0,
+            event_seconds=(0.5, 4.0),
+        ),
     ),
     CatalogueTask(
         name="nsynth_pitch_5h",
@@ -127,6 +201,14 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="music",  # [D] instrumental sounds
         clips=5000,  # [W]
         archives=(_zenodo("nsynth_pitch-v2.2.3-5h"),),
+        extra_metadata=_NSYNTH_EXTRA,
+        sized=SizedFacts(
+            # [P] 5h mode caps train/valid/test at 3600*5*(80|10|10)/90 s of 4 s clips:
+            # int() gives 4000/500/500, summing to [W]'s 5000.
+            split_clips={"train": 4000, "valid": 500, "test": 500},
+            vocab_size=88,  # [P] pitch_range_min 21 .. pitch_range_max 108
+            labels=_PIANO_PITCHES,
+        ),
     ),
     CatalogueTask(
         name="nsynth_pitch_50h",
@@ -144,6 +226,15 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="music",  # [D]
         clips=49060,  # [W]
         archives=(_zenodo("nsynth_pitch-v2.2.3-50h"),),
+        extra_metadata=_NSYNTH_EXTRA,
+        sized=SizedFacts(
+            # [P] 50h caps: train 40000, valid 5000 clips of 4 s; NSynth's test set is under
+            # its cap, so test is [W]'s 49060 minus those (4060).
+            split_clips={"train": 40000, "valid": 5000, "test": 4060},
+            derived="test is the published total minus the capped train and valid",
+            vocab_size=88,  # [P]
+            labels=_PIANO_PITCHES,
+        ),
     ),
     CatalogueTask(
         name="speech_commands_5h",
@@ -161,6 +252,13 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="speech",  # [D] spoken commands
         clips=22890,  # [W]
         archives=(_zenodo("speech_commands-v0.0.2-5h"),),
+        sized=SizedFacts(
+            # [P] 5h mode caps train/valid at 3600*5*(80|10)/90 s of 1 s clips (16000,
+            # 2000) and keeps the whole test set, [T] 4890; the sum is [W]'s 22890.
+            split_clips={"train": 16000, "valid": 2000, "test": 4890},
+            vocab_size=12,  # [P] 10 WORDS, _silence_, _unknown_
+            labels=_SPEECH_COMMANDS_LABELS,
+        ),
     ),
     CatalogueTask(
         name="speech_commands_full",
@@ -178,6 +276,11 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="speech",  # [D]
         clips=100503,  # [W]
         archives=(_zenodo("speech_commands-v0.0.2-full"),),
+        sized=SizedFacts(
+            split_clips={"train": 85511, "valid": 10102, "test": 4890},  # [T]; sum = [W]
+            vocab_size=12,  # [P]
+            labels=_SPEECH_COMMANDS_LABELS,
+        ),
     ),
     # --- secret tasks: [P] hearpreprocess/secrettasks/hearsecrettasks/<task>.py ---
     CatalogueTask(
@@ -203,6 +306,14 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
             _zenodo("beehive_states_fold0-v2-full"),
             _zenodo("beehive_states_fold1-v2-full"),
         ),
+        sized=SizedFacts(
+            # Derived: [P] trains on one hive and tests on the other, sampling valid from
+            # the training hive at 10/(80+10) (pipeline.py); the hives' sizes are not
+            # published, so each is taken as half of [W]'s 576.
+            split_clips={"train": 256, "valid": 32, "test": 288},
+            derived="each hive taken as half of the 576 clips; valid 1/9 of the train hive",
+            vocab_size=2,  # [W] queen-less or normal
+        ),
     ),
     CatalogueTask(
         name="beijing_opera",
@@ -220,6 +331,12 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="music",  # [D] percussion instruments
         clips=236,  # [W]
         archives=(_zenodo("beijing_opera-v1.0-hear2021-full"),),
+        sized=SizedFacts(
+            split_clips=_even(236, 5),
+            derived=_EVEN,
+            vocab_size=4,
+            labels=("bangu", "daluo", "naobo", "xiaoluo"),  # [W] "four main categories"
+        ),
     ),
     CatalogueTask(
         name="tfds_crema_d",
@@ -237,6 +354,11 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="speech",  # [D] emotion in recited sentences
         clips=7438,  # [W]
         archives=(_zenodo("tfds_crema_d-1.0.0-full"),),
+        sized=SizedFacts(
+            split_clips=_even(7438, 5),
+            derived=_EVEN,
+            vocab_size=6,  # [W] six emotions
+        ),
     ),
     CatalogueTask(
         name="esc50",
@@ -254,6 +376,11 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="environment",  # [D] environmental sounds
         clips=2000,  # [W]
         archives=(_zenodo("esc50-v2.0.0-full"),),
+        sized=SizedFacts(
+            # [W] 2000 clips in ESC-50's own 5 folds of 400 each, so "even" is exact here.
+            split_clips=_even(2000, 5),
+            vocab_size=50,  # [W] 50 classes
+        ),
     ),
     CatalogueTask(
         name="fsd50k",
@@ -271,6 +398,15 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="environment",  # [D] Freesound events (also some speech and music)
         clips=51185,  # [W]
         archives=(_zenodo("fsd50k-v1.0-full"),),
+        sized=SizedFacts(
+            # [F] train 36796, val 4170, eval 10231 (51197); [W] publishes 51185, 12 fewer,
+            # taken from train.
+            split_clips={"train": 36784, "valid": 4170, "test": 10231},
+            derived="[F]'s splits, with the 12 clips [W] lacks taken from train",
+            vocab_size=200,  # [F]
+            duration_range=(0.3, 30.0),  # [F]; [W]
+            mean_duration=7.6,  # [F] 108.3 h over 51197 clips
+        ),
     ),
     CatalogueTask(
         name="gunshot_triangulation",
@@ -288,6 +424,13 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="environment",  # [D] gunshots in an open field
         clips=88,  # [W]
         archives=(_zenodo("gunshot_triangulation-v1.0-full"),),
+        sized=SizedFacts(
+            # [P] one fold per firearm; the firearms' shares are not published.
+            split_clips=_even(88, 7),
+            derived=_EVEN,
+            vocab_size=4,  # [P] "the micId ... one of mic1-mic4"; [W] four iPod Touches
+            labels=("mic1", "mic2", "mic3", "mic4"),  # [P]
+        ),
     ),
     CatalogueTask(
         name="tfds_gtzan",
@@ -305,6 +448,11 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="music",  # [D] music genres
         clips=1000,  # [W]
         archives=(_zenodo("tfds_gtzan-1.0.0-full"),),
+        sized=SizedFacts(
+            split_clips=_even(1000, 10),
+            derived=_EVEN,
+            vocab_size=10,  # [W] 10 genres
+        ),
     ),
     CatalogueTask(
         name="tfds_gtzan_music_speech",
@@ -322,6 +470,12 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain=None,  # [D] music versus speech: both domains, none published
         clips=128,  # [W] table (its description says 120 tracks; the table is the count)
         archives=(_zenodo("tfds_gtzan_music_speech-1.0.0-full"),),
+        sized=SizedFacts(
+            split_clips=_even(128, 10),
+            derived=_EVEN,
+            vocab_size=2,  # [W]
+            labels=("music", "speech"),  # [W]
+        ),
     ),
     CatalogueTask(
         name="libricount",
@@ -339,6 +493,12 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="speech",  # [D] speaker count
         clips=5720,  # [W]
         archives=(_zenodo("libricount-v1.0.0-hear2021-full"),),
+        sized=SizedFacts(
+            split_clips=_even(5720, 5),
+            derived=_EVEN,
+            vocab_size=11,  # [W] 0-10 speakers
+            labels=tuple(str(n) for n in range(11)),
+        ),
     ),
     CatalogueTask(
         name="maestro",
@@ -356,6 +516,24 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="music",  # [D] piano transcription
         clips=185,  # [W]
         archives=(_zenodo("maestro-v3.0.0-5h"),),
+        extra_metadata={  # [P], as written there
+            "use_scoring_for_early_stopping": False,
+            "evaluation_params": {
+                "event_postprocessing_grid": {"median_filter_ms": [150], "min_duration": [50]},
+                "task_specific_param_grid": {"max_epochs": [50], "check_val_every_n_epoch": [1]},
+            },
+        },
+        sized=SizedFacts(
+            # [P] 5h: max_task_duration_by_fold 3600*5/4 s of 120 s clips, int() = 37 a
+            # fold; 5 folds = [W]'s 185.
+            split_clips=_even(185, 5),
+            vocab_size=88,  # [M] the piano's 88 keys, MIDI 21-108
+            labels=_PIANO_PITCHES,
+            # [M] v1.0.0: 6.18 M notes in 172.3 h, about 600 a minute. Note lengths are not
+            # published; derived: 0.1-1 s (after [P]'s sustain-pedal extension).
+            events_per_minute=600.0,
+            event_seconds=(0.1, 1.0),
+        ),
     ),
     CatalogueTask(
         name="mridangam_stroke",
@@ -373,6 +551,11 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="music",  # [D] carnatic percussion
         clips=6977,  # [W]
         archives=(_zenodo("mridangam_stroke-v1.5-full"),),
+        sized=SizedFacts(
+            split_clips=_even(6977, 5),
+            derived=_EVEN,
+            vocab_size=10,  # [W] 10 strokes
+        ),
     ),
     CatalogueTask(
         name="mridangam_tonic",
@@ -390,6 +573,11 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="music",  # [D]
         clips=6977,  # [W]
         archives=(_zenodo("mridangam_tonic-v1.5-full"),),
+        sized=SizedFacts(
+            split_clips=_even(6977, 5),
+            derived=_EVEN,
+            vocab_size=6,  # [W] 6 tonics
+        ),
     ),
     CatalogueTask(
         name="vocal_imitation",
@@ -407,6 +595,12 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain=None,  # [D] voices imitating non-speech sounds: none published
         clips=5601,  # [W]
         archives=(_zenodo("vocal_imitation-v1.1.3-full"),),
+        sized=SizedFacts(
+            # [W] "5601 vocal imitations of 302 reference sounds"
+            split_clips=_even(5601, 3),
+            derived=_EVEN,
+            vocab_size=302,
+        ),
     ),
     CatalogueTask(
         name="vox_lingua_top10",
@@ -424,6 +618,11 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="speech",  # [D] spoken language identification
         clips=972,  # [W]
         archives=(_zenodo("vox_lingua_top10-hear2021-full"),),
+        sized=SizedFacts(
+            split_clips=_even(972, 5),
+            derived=_EVEN,
+            vocab_size=10,  # [W] 10 languages
+        ),
     ),
 )
 

@@ -1,4 +1,5 @@
-"""The ``hear2021`` suite's hooks: each catalogued task is a source that downloads itself."""
+"""The ``hear2021`` suite's hooks: each catalogued task is a source that downloads itself;
+and the ``hear2021-sized`` suite: a synthetic copy of each at its released size."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 
 from hear_2021.catalogue import CATALOGUE, SUITE, CatalogueTask
 from hear_runner.api import TaskSource, download_task, hookimpl
+
+SIZED_SUITE = "hear2021-sized"  # hear_2021.sized.SUITE, known without importing numpy
 
 
 def _source(task: CatalogueTask) -> TaskSource:
@@ -31,7 +34,39 @@ def _source(task: CatalogueTask) -> TaskSource:
     )
 
 
+def _sized_source(task: CatalogueTask) -> TaskSource:
+    """The generator is imported only when a sized task is prepared or named."""
+
+    def prepare(tasks_dir: Path, scale: str) -> Path:
+        from hear_2021 import sized
+
+        return sized.prepare(task, tasks_dir, scale)
+
+    def folder_name(scale: str) -> str:
+        from hear_2021 import sized
+
+        return sized.folder_name(task, scale)
+
+    only_fold0 = ", its fold0 folder" if task.name == "beehive_states" else ""
+    return TaskSource(
+        name=f"sized_{task.name}",
+        suite=SIZED_SUITE,
+        description=f"{task.title}: synthetic tones at the released size{only_fold0} "
+        "(--scale F for a fraction)",
+        domain=task.domain or "",
+        embedding_type=task.embedding_type,
+        prediction_type=task.prediction_type,
+        split_mode=task.split_mode,
+        prepare=prepare,
+        folder_name=folder_name,
+        scales=("full",),
+        scale_factor=True,
+    )
+
+
 @hookimpl
 def hear_register_tasks(register: Callable[[TaskSource], None]) -> None:
     for task in CATALOGUE:
         register(_source(task))
+    for task in CATALOGUE:
+        register(_sized_source(task))
