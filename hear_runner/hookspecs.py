@@ -34,7 +34,7 @@ def hear_register_tasks(register: Callable[[TaskSource], None]) -> None:
 
     **Stable fields:** ``name``, ``suite``, ``description``, ``domain``, ``embedding_type``,
     ``prediction_type``, ``split_mode``, ``prepare(tasks_dir, scale) -> Path``,
-    ``folder_name(scale) -> str``, ``scales``; read-only ``plugin``.
+    ``folder_name(scale) -> str``, ``scales``, ``scale_factor``; read-only ``plugin``.
     """
 
 

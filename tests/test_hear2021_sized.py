@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from hear_2021 import sized
 from hear_2021.catalogue import CATALOGUE, CatalogueTask, by_name
+
 from hear_runner.errors import HearError
 from hear_runner.tasks.folder import Task
 
@@ -71,7 +71,9 @@ def test_folder_names_mark_the_version_synthetic_and_show_the_scale() -> None:
     assert sized.folder_name(commands, "full") == "speech_commands-v0.0.2-sized-full"
     assert sized.folder_name(commands, "1") == "speech_commands-v0.0.2-sized-full"
     assert sized.folder_name(commands, "0.01") == "speech_commands-v0.0.2-sized0.01-full"
-    assert sized.folder_name(TASKS["beehive_states"], "full") == "beehive_states_fold0-v2-sized-full"
+    assert (
+        sized.folder_name(TASKS["beehive_states"], "full") == "beehive_states_fold0-v2-sized-full"
+    )
     released = {archive.folder for task in CATALOGUE for archive in task.archives}
     for task in CATALOGUE:
         for scale in ("full", "0.5", "2"):
@@ -164,7 +166,7 @@ def test_a_small_scene_task_is_learnable_far_above_chance(tmp_path: Path) -> Non
         rows, labels = [], []
         for clip in task.clips(split):
             audio, _ = sf.read(task.audio_path(split, clip.file, 16000), dtype="float32")
-            spectrum = np.abs(np.fft.rfft(audio, n=4096))[:4096 // 2]
+            spectrum = np.abs(np.fft.rfft(audio, n=4096))[: 4096 // 2]
             rows.append(np.log(spectrum.reshape(64, -1).mean(axis=1) + 1e-6))
             labels.append(clip.labels[0])
         return np.array(rows), labels

@@ -29,8 +29,7 @@ def prepare_sources(
         if scale is not None and not source.accepts_scale(scale):
             factor = " or a positive factor" if source.scale_factor else ""
             raise HearError(
-                f"task {source.name} has scales {', '.join(source.scales)}{factor}, not "
-                f"{scale!r}"
+                f"task {source.name} has scales {', '.join(source.scales)}{factor}, not {scale!r}"
             )
     tasks_dir.mkdir(parents=True, exist_ok=True)
     return [source.prepare(tasks_dir, scale or default_scale(source)) for source in sources]

@@ -171,6 +171,7 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="environment",  # [D] office sound events
         clips=72,  # [W]
         archives=(_zenodo("dcase2016_task2-hear2021-full"),),
+        extra_metadata={},  # [P] sets no other task_metadata key
         sized=SizedFacts(
             # [P] full mode: split_percentage 60/20/20 of the 72 [W] mixtures, n_valid =
             # n_test = round(72 * 0.2) = 14 (pipeline.py), one split key per file.
@@ -252,6 +253,7 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="speech",  # [D] spoken commands
         clips=22890,  # [W]
         archives=(_zenodo("speech_commands-v0.0.2-5h"),),
+        extra_metadata={},  # [P] sets no other task_metadata key
         sized=SizedFacts(
             # [P] 5h mode caps train/valid at 3600*5*(80|10)/90 s of 1 s clips (16000,
             # 2000) and keeps the whole test set, [T] 4890; the sum is [W]'s 22890.
@@ -276,6 +278,7 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="speech",  # [D]
         clips=100503,  # [W]
         archives=(_zenodo("speech_commands-v0.0.2-full"),),
+        extra_metadata={},  # [P] sets no other task_metadata key
         sized=SizedFacts(
             split_clips={"train": 85511, "valid": 10102, "test": 4890},  # [T]; sum = [W]
             vocab_size=12,  # [P]
@@ -306,6 +309,7 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
             _zenodo("beehive_states_fold0-v2-full"),
             _zenodo("beehive_states_fold1-v2-full"),
         ),
+        extra_metadata={},  # [P] sets no other task_metadata key
         sized=SizedFacts(
             # Derived: [P] trains on one hive and tests on the other, sampling valid from
             # the training hive at 10/(80+10) (pipeline.py); the hives' sizes are not
@@ -331,6 +335,7 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="music",  # [D] percussion instruments
         clips=236,  # [W]
         archives=(_zenodo("beijing_opera-v1.0-hear2021-full"),),
+        extra_metadata={},  # [P] sets no other task_metadata key
         sized=SizedFacts(
             split_clips=_even(236, 5),
             derived=_EVEN,
@@ -354,6 +359,7 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="speech",  # [D] emotion in recited sentences
         clips=7438,  # [W]
         archives=(_zenodo("tfds_crema_d-1.0.0-full"),),
+        extra_metadata={},  # [P] sets no other task_metadata key
         sized=SizedFacts(
             split_clips=_even(7438, 5),
             derived=_EVEN,
@@ -376,6 +382,7 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="environment",  # [D] environmental sounds
         clips=2000,  # [W]
         archives=(_zenodo("esc50-v2.0.0-full"),),
+        extra_metadata={},  # [P] sets no other task_metadata key
         sized=SizedFacts(
             # [W] 2000 clips in ESC-50's own 5 folds of 400 each, so "even" is exact here.
             split_clips=_even(2000, 5),
@@ -398,6 +405,7 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="environment",  # [D] Freesound events (also some speech and music)
         clips=51185,  # [W]
         archives=(_zenodo("fsd50k-v1.0-full"),),
+        extra_metadata={},  # [P] sets no other task_metadata key
         sized=SizedFacts(
             # [F] train 36796, val 4170, eval 10231 (51197); [W] publishes 51185, 12 fewer,
             # taken from train.
@@ -424,6 +432,7 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="environment",  # [D] gunshots in an open field
         clips=88,  # [W]
         archives=(_zenodo("gunshot_triangulation-v1.0-full"),),
+        extra_metadata={},  # [P] sets no other task_metadata key
         sized=SizedFacts(
             # [P] one fold per firearm; the firearms' shares are not published.
             split_clips=_even(88, 7),
@@ -448,6 +457,7 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="music",  # [D] music genres
         clips=1000,  # [W]
         archives=(_zenodo("tfds_gtzan-1.0.0-full"),),
+        extra_metadata={},  # [P] sets no other task_metadata key
         sized=SizedFacts(
             split_clips=_even(1000, 10),
             derived=_EVEN,
@@ -470,6 +480,7 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain=None,  # [D] music versus speech: both domains, none published
         clips=128,  # [W] table (its description says 120 tracks; the table is the count)
         archives=(_zenodo("tfds_gtzan_music_speech-1.0.0-full"),),
+        extra_metadata={},  # [P] sets no other task_metadata key
         sized=SizedFacts(
             split_clips=_even(128, 10),
             derived=_EVEN,
@@ -493,6 +504,7 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="speech",  # [D] speaker count
         clips=5720,  # [W]
         archives=(_zenodo("libricount-v1.0.0-hear2021-full"),),
+        extra_metadata={},  # [P] sets no other task_metadata key
         sized=SizedFacts(
             split_clips=_even(5720, 5),
             derived=_EVEN,
@@ -551,6 +563,7 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="music",  # [D] carnatic percussion
         clips=6977,  # [W]
         archives=(_zenodo("mridangam_stroke-v1.5-full"),),
+        extra_metadata={},  # [P] sets no other task_metadata key
         sized=SizedFacts(
             split_clips=_even(6977, 5),
             derived=_EVEN,
@@ -573,6 +586,7 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="music",  # [D]
         clips=6977,  # [W]
         archives=(_zenodo("mridangam_tonic-v1.5-full"),),
+        extra_metadata={},  # [P] sets no other task_metadata key
         sized=SizedFacts(
             split_clips=_even(6977, 5),
             derived=_EVEN,
@@ -595,6 +609,7 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain=None,  # [D] voices imitating non-speech sounds: none published
         clips=5601,  # [W]
         archives=(_zenodo("vocal_imitation-v1.1.3-full"),),
+        extra_metadata={},  # [P] sets no other task_metadata key
         sized=SizedFacts(
             # [W] "5601 vocal imitations of 302 reference sounds"
             split_clips=_even(5601, 3),
@@ -618,6 +633,7 @@ CATALOGUE: tuple[CatalogueTask, ...] = (
         domain="speech",  # [D] spoken language identification
         clips=972,  # [W]
         archives=(_zenodo("vox_lingua_top10-hear2021-full"),),
+        extra_metadata={},  # [P] sets no other task_metadata key
         sized=SizedFacts(
             split_clips=_even(972, 5),
             derived=_EVEN,

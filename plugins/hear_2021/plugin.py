@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from hear_2021.catalogue import CATALOGUE, SUITE, CatalogueTask
 from hear_runner.api import TaskSource, download_task, hookimpl
@@ -19,19 +20,25 @@ def _source(task: CatalogueTask) -> TaskSource:
     def folder_name(scale: str) -> str:
         return task.folder  # one released folder, whatever the scale
 
-    domain = task.domain or ""  # "" where HEAR publishes no domain (see the catalogue)
     return TaskSource(
         name=task.name,
         suite=SUITE,
         description=f"{task.title} (HEAR 2021, downloaded at 48 kHz)",
-        domain=domain,
-        embedding_type=task.embedding_type,
-        prediction_type=task.prediction_type,
-        split_mode=task.split_mode,
         prepare=prepare,
         folder_name=folder_name,
         scales=("full",),
+        **_shape(task),
     )
+
+
+def _shape(task: CatalogueTask) -> dict[str, Any]:
+    """The listing fields a released task and its synthetic copy share."""
+    return {
+        "domain": task.domain or "",  # "" where HEAR publishes no domain (see the catalogue)
+        "embedding_type": task.embedding_type,
+        "prediction_type": task.prediction_type,
+        "split_mode": task.split_mode,
+    }
 
 
 def _sized_source(task: CatalogueTask) -> TaskSource:
@@ -53,14 +60,11 @@ def _sized_source(task: CatalogueTask) -> TaskSource:
         suite=SIZED_SUITE,
         description=f"{task.title}: synthetic tones at the released size{only_fold0} "
         "(--scale F for a fraction)",
-        domain=task.domain or "",
-        embedding_type=task.embedding_type,
-        prediction_type=task.prediction_type,
-        split_mode=task.split_mode,
         prepare=prepare,
         folder_name=folder_name,
         scales=("full",),
         scale_factor=True,
+        **_shape(task),
     )
 
 

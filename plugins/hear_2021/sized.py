@@ -98,20 +98,18 @@ def labels(task: CatalogueTask) -> tuple[str, ...]:
     return facts.labels or tuple(f"label{i:03d}" for i in range(facts.vocab_size))
 
 
+_RELEASED_FIELDS = ("embedding_type", "prediction_type", "split_mode", "nfolds", "sample_duration")
+
+
 def metadata(task: CatalogueTask, scale: str, sample_rate: int) -> dict[str, Any]:
     """task_metadata.json: the released fields, the version marked synthetic, and how the
     folder was generated."""
     value = parse_scale(scale)
-    head: dict[str, Any] = {
-        "task_name": task.task_name,
-        "version": _version(task, value),
-        "embedding_type": task.embedding_type,
-        "prediction_type": task.prediction_type,
-        "split_mode": task.split_mode,
-    }
-    if task.nfolds is not None:
-        head["nfolds"] = task.nfolds
-    head |= {"sample_duration": task.sample_duration, "evaluation": list(task.evaluation)}
+    head: dict[str, Any] = {"task_name": task.task_name, "version": _version(task, value)}
+    for field in _RELEASED_FIELDS:  # in hear-preprocess's key order; nfolds for k-fold only
+        if field != "nfolds" or task.nfolds is not None:
+            head[field] = getattr(task, field)
+    head["evaluation"] = list(task.evaluation)
     return head | dict(task.extra_metadata) | {
         "mode": task.mode,
         "sample_rates": [sample_rate],
