@@ -282,7 +282,7 @@ def _write_folder(
         return job, {n: [names[i] for i in c] for n, c in zip(job.names, job.labels, strict=True)}
 
     total = sum(counts.values())
-    label = f"Preparing {task.task_name} ({SUITE}, scale {parse_scale(scale):g})"
+    label = f"Preparing sized_{task.name} (scale {parse_scale(scale):g})"
     with Progress(disable=not progress) as bar, ThreadPoolExecutor(_WORKERS) as pool:
         bar_task = bar.add_task(label, total=total)
         for job, clip_labels in pool.map(run, jobs):
