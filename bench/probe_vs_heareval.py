@@ -124,12 +124,18 @@ def fresh_copy(folder: Path, parent: Path) -> Path:
     if "splits" not in metadata:
         metadata["splits"] = split_names(copy)
         meta_path.write_text(json.dumps(metadata, indent=4))
-    for name in OUTPUTS:
-        (copy / name).unlink(missing_ok=True)
-    for pattern in OUTPUT_GLOBS:
-        for p in copy.glob(pattern):
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    clear_outputs(copy)
     return copy
+
+
+def clear_outputs(folder: Path) -> None:
+    """Remove what a probe tool wrote into an embeddings folder (heareval skips a folder
+    holding prediction-done.json)."""
+    for name in OUTPUTS:
+        (folder / name).unlink(missing_ok=True)
+    for pattern in OUTPUT_GLOBS:
+        for p in folder.glob(pattern):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
 # ---------------------------------------------------------------- scores
