@@ -276,15 +276,6 @@ def load_rows(path: Path) -> list[dict]:
     return data["rows"]
 
 
-def write(rows: list[dict], out: Path, md: Path) -> None:
-    report.annotate(rows)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    data = {"schema": report.SCHEMA, "updated": datetime.now(UTC).isoformat(timespec="seconds"),
-            "rows": rows}  # fmt: skip
-    out.write_text(json.dumps(data, indent=2) + "\n")
-    md.write_text(report.markdown(rows))
-
-
 # ---------------------------------------------------------------- main
 
 
@@ -342,7 +333,7 @@ def main() -> None:
     args = parse_args()
     if args.render is not None:
         rows = load_rows(args.render)
-        write_outputs(rows, args.render, args.md or args.render.with_suffix(".md"), args)
+        write_outputs(rows, None, args.md or args.render.with_suffix(".md"), args)
         return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.tasks_dir, args.work = args.tasks_dir.absolute(), args.work.absolute()
@@ -357,11 +348,19 @@ def main() -> None:
     print(md.read_text())
 
 
-def write_outputs(rows: list[dict], out: Path, md: Path, args: argparse.Namespace) -> None:
-    write(rows, out, md)
-    print(f"[bench] wrote {out} and {md}", flush=True)
+def write_outputs(rows: list[dict], out: Path | None, md: Path, args: argparse.Namespace) -> None:
+    """The table (and the results file, unless re-rendering; and --throughputs)."""
+    report.annotate(rows)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        data = {"schema": report.SCHEMA, "updated": stamp, "rows": rows}
+        out.write_text(json.dumps(data, indent=2) + "\n")
+        print(f"[bench] wrote {out}", flush=True)
+    md.write_text(report.markdown(rows))
+    print(f"[bench] wrote {md}", flush=True)
     if args.throughputs:
-        summary = report.throughputs(rows, str(out))
+        summary = report.throughputs(rows, str(out or args.render))
         args.throughputs.write_text(json.dumps(summary, indent=2) + "\n")
         print(f"[bench] wrote {args.throughputs}", flush=True)
 
