@@ -18,6 +18,7 @@ their path); standard library only. What each number means:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -218,6 +219,23 @@ def _stop_group(proc: subprocess.Popen) -> None:
             continue
 
 
+def _stop_below_wrapper(proc: subprocess.Popen) -> None:
+    """End the command under the measuring wrapper first, so that the wrapper still reports
+    its CPU time and max RSS; then the whole group."""
+    kids = _children_of()
+    todo, tree = list(kids.get(proc.pid, [])), []
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += kids.get(pid, [])
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=20)
+    _stop_group(proc)
+
+
 def settle(max_load: float | None, max_wait: float) -> float:
     """Wait (up to max_wait s) for the 1-minute load average to drop below max_load."""
     waited = 0.0
@@ -295,7 +313,7 @@ def measure(
             rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
-            _stop_group(proc)
+            _stop_below_wrapper(proc)
             rc = None
         except BaseException:  # Ctrl-C or SIGTERM of the harness: leave nothing behind
             _stop_group(proc)
