@@ -14,7 +14,7 @@ average before it; the model container's cgroup peak memory and CPU s while embe
      --tasks-dir DIR` (the task by name where this `hear` has no --tasks option);
   2. embed: `hear embed --model-image IMG --tasks-dir DIR --task FOLDER --out OUT
      --cache-dir STORE`, into fresh folders under --work; audio seconds embedded (every
-     clip's header), audio s per wall s, frames (timestamp tasks), `du` of OUT/FOLDER and
+     clip's header), audio s per wall s, frames (event tasks), `du` of OUT/FOLDER and
      of STORE;
   3. probe, per mode: `hear probe OUT/FOLDER --mode M`, stopped after --timeout seconds
      (recorded as "timeout" with the time seen); primary test score, training rows × dim,
@@ -257,7 +257,6 @@ def measure_task(task: str, args: argparse.Namespace, env: dict, logs: Path) -> 
     layout = describe_folder(embeddings)
     info["splits"] = layout["splits"]
     info["dim"] = layout["dim"]
-    info["frames"] = layout["rows"] if info["embedding_type"] == "timestamp" else None
     info["training_rows"] = training_rows(embeddings, layout["splits"])
     for mode in args.modes.split(","):
         row["probes"][mode] = probe(mode, embeddings, info, args, env, logs)

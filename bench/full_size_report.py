@@ -17,6 +17,8 @@ THROUGHPUTS_SCHEMA = "hear-bench-throughputs/1"
 #: training split's embeddings. 2 GB is taken as 2e9 bytes (the stricter reading).
 MEMORY_ALLOWANCE_BYTES = 2_000_000_000
 MIB = 2**20
+#: The HEAR API call a task's embedding_type makes: throughputs are keyed by it.
+CALL = {"scene": "scene", "event": "timestamp"}
 #: What each stage's time is taken to grow with, for extrapolation.
 QUANTITY = {"prepare": "audio_s", "embed": "audio_s", "probe": "training_rows"}
 
@@ -115,9 +117,12 @@ def _quantity(row: dict, stage: str) -> float | None:
 
 
 def annotate(rows: list[dict]) -> None:
-    """Dominant stage and, for rows below full size, each stage's extrapolated full time
-    (fitted across the scales of the same model and task found in ``rows``)."""
+    """Frames of event tasks, dominant stage and, for rows below full size, each stage's
+    extrapolated full time (fitted across the scales of the model and task in ``rows``)."""
     for row in rows:
+        info = row["task_info"]
+        if info.get("splits") and info.get("embedding_type") != "scene":  # event tasks
+            info["frames"] = sum(rows_dim[0] for rows_dim in info["splits"].values())
         row["dominant_stage"] = dominant_stage(row)
         factor = scale_factor(row["scale"])
         row["extrapolated"] = None
@@ -180,7 +185,7 @@ def throughputs(rows: list[dict], source: str) -> dict[str, Any]:
     probe_points: dict[str, dict[str, list[tuple[float, float]]]] = {}
     for row in rows:
         info = row["task_info"]
-        kind = info["embedding_type"]
+        kind = CALL.get(info["embedding_type"], info["embedding_type"])
         run = row.get("embed")
         if run and run["status"] == "ok" and info.get("audio_s"):
             acc = embed.setdefault(row["model"], {}).setdefault(

@@ -107,6 +107,7 @@ def test_full_size_harness_on_a_mini_task(tmp_path: Path) -> None:
     info = row["task_info"]
     assert info["clips_per_split"] == {"train": 120, "valid": 40, "test": 40}
     assert info["audio_s"] == 200.0 and info["training_rows"] == 120 and info["dim"] > 0
+    assert info["frames"] is None  # a scene task; event tasks count their embedding rows
     assert row["prepare"]["status"] == "ok" and row["prepare"]["wall_s"] > 0
     assert row["prepare"]["folder_existed_before"] is False
     embed = row["embed"]
