@@ -58,8 +58,10 @@ def extrapolate(points: list[Point]) -> dict[str, Any] | None:
 
     One size measured: linear in the size (audio seconds for embedding, training rows
     for probing). Two or more sizes: t = c · size^k, with k fitted by least squares on
-    log t against log size. Either way from the largest measurement, to the full size
-    that measurement implies (its size / its scale).
+    log t against log size; a k below 1 means a fixed start-up dominates at the sizes
+    measured (which weighs less and less at full size), so linear is used instead, an upper
+    bound. Either way from the largest measurement, to the full size that measurement
+    implies (its size / its scale).
     """
     points = [p for p in points if p.quantity > 0 and p.seconds > 0 and 0 < p.factor <= 1]
     if not points:
@@ -77,6 +79,12 @@ def extrapolate(points: list[Point]) -> dict[str, Any] | None:
         )
         scales = ", ".join(f"{f:g}" for f in sorted({p.factor for p in points}))
         method = f"extrapolated, exponent {exponent:.2f} fitted from scales {scales}"
+        if exponent < 1:
+            method = (
+                f"extrapolated, linear in size (exponent fitted from scales {scales}: "
+                f"{exponent:.2f} < 1, start-up dominated; linear is an upper bound)"
+            )
+            exponent = 1.0
     return {
         "seconds": round(base.seconds * (full / base.quantity) ** exponent, 1),
         "full_size": round(full, 1),

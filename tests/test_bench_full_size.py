@@ -48,6 +48,15 @@ def test_extrapolation_fits_the_exponent_from_two_scales() -> None:
     assert "fitted from scales 0.1, 0.2" in result["method"]
 
 
+def test_extrapolation_stays_linear_where_start_up_dominates() -> None:
+    # 10x the size in 1.5x the time: k = 0.18, which would predict less than linear
+    points = [report.Point(0.01, 10.0, 20.0), report.Point(0.1, 100.0, 30.0)]
+    result = report.extrapolate(points)
+    assert result is not None
+    assert result["exponent"] == 1.0 and result["seconds"] == 300.0
+    assert "0.18 < 1" in result["method"]
+
+
 def test_annotate_extrapolates_rows_below_full_size_only() -> None:
     rows = [
         _row("0.1", 360.0, 6.0, 1000, 4.0),
