@@ -129,7 +129,8 @@ def annotate(rows: list[dict]) -> None:
     extrapolated full time (fitted across the scales of the model and task in ``rows``)."""
     for row in rows:
         info = row["task_info"]
-        if info.get("splits") and info.get("embedding_type") != "scene":  # event tasks
+        info["frames"] = None  # embedding rows of an event task
+        if info.get("splits") and info.get("embedding_type") != "scene":
             info["frames"] = sum(rows_dim[0] for rows_dim in info["splits"].values())
         row["dominant_stage"] = dominant_stage(row)
         factor = scale_factor(row["scale"])

@@ -63,9 +63,11 @@ def test_annotate_extrapolates_rows_below_full_size_only() -> None:
         _row("0.2", 720.0, 12.0, 2000, 16.0),
         {**_row("smoke", 10.0, 1.0, 10, 1.0), "task": "u"},
     ]
+    rows[2]["task_info"].update(embedding_type="event", splits={"train": [30, 8], "test": [12, 8]})
     report.annotate(rows)
     small, large, smoke = rows
     assert smoke["extrapolated"] is None
+    assert smoke["task_info"]["frames"] == 42 and small["task_info"]["frames"] is None
     assert smoke["dominant_stage"] == "embed"
     assert small["dominant_stage"] == "embed" and large["dominant_stage"] == "probe linear"
     # embed doubles with audio (k = 1): 12 s * 5 = 60 s; probe quadruples (k = 2): 16 * 25
