@@ -33,23 +33,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from machine import cmd, machine
 from machine import git_state as checkout_state
+from measure import add_settle_options, cpu_s, measure, primary_score, settle, thread_env
 
 REPO = Path(__file__).resolve().parent.parent
-TIME = Path("/usr/bin/time")
 # Files the tools write into an embeddings folder: dropped from the copy so each run
 # starts from embeddings only.
 OUTPUTS = ("test.predicted-scores.json", "prediction-done.json", "prediction.log")
@@ -128,192 +124,21 @@ def fresh_copy(folder: Path, parent: Path) -> Path:
     if "splits" not in metadata:
         metadata["splits"] = split_names(copy)
         meta_path.write_text(json.dumps(metadata, indent=4))
-    for name in OUTPUTS:
-        (copy / name).unlink(missing_ok=True)
-    for pattern in OUTPUT_GLOBS:
-        for p in copy.glob(pattern):
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    clear_outputs(copy)
     return copy
 
 
-# ---------------------------------------------------------------- measuring
-
-
-def _children_of() -> dict[int, list[int]]:
-    kids: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        kids.setdefault(ppid, []).append(int(entry.name))
-    return kids
-
-
-def _pss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-class TreeSampler(threading.Thread):
-    """Peak of the summed PSS of a process and all its descendants, sampled."""
-
-    def __init__(self, pid: int, every: float = 0.05):
-        super().__init__(daemon=True)
-        self.pid, self.every = pid, every
-        self.peak_kib = 0
-        self.peak_procs = 0
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        while not self._halt.is_set():
-            kids = _children_of()
-            tree, todo = [], [self.pid]
-            while todo:
-                p = todo.pop()
-                tree.append(p)
-                todo += kids.get(p, [])
-            total = sum(_pss_kib(p) for p in tree)
-            if total > self.peak_kib:
-                self.peak_kib, self.peak_procs = total, len(tree)
-            self._halt.wait(self.every)
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join()
-
-
-def _max_rss_wrapper() -> list[str]:
-    """A fresh wrapper process that reports its children's ru_maxrss (no /usr/bin/time)."""
-    code = (
-        "import json,resource,subprocess,sys\n"
-        "rc=subprocess.call(sys.argv[2:])\n"
-        "ru=resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-        "open(sys.argv[1],'w').write(json.dumps({'max_rss_kib':ru.ru_maxrss}))\n"
-        "sys.exit(rc)\n"
-    )
-    return [sys.executable, "-c", code]
-
-
-def _stop_group(proc: subprocess.Popen) -> None:
-    """End the tool's whole process group (it runs in its own session)."""
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, None)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def settle(max_load: float | None, max_wait: float) -> float:
-    """Wait (up to max_wait s) for the 1-minute load average to drop below max_load."""
-    waited = 0.0
-    while max_load is not None and os.getloadavg()[0] >= max_load and waited < max_wait:
-        time.sleep(5)
-        waited += 5
-    return waited
-
-
-def measure(cmd: list[str], cwd: Path, env: dict, log: Path, timeout: float) -> dict:
-    stats = cwd / ".bench-time.txt"
-    if TIME.exists():
-        wrapped = [str(TIME), "-v", "-o", str(stats), *cmd]
-    else:
-        wrapped = [*_max_rss_wrapper(), str(stats), *cmd]
-    load = os.getloadavg()
-    with open(log, "wb") as out:
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            wrapped, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
-        sampler = TreeSampler(proc.pid)
-        sampler.start()
-        timed_out = False
-        try:
-            rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _stop_group(proc)
-            rc = None
-        except BaseException:  # Ctrl-C or SIGTERM of the harness: leave nothing behind
-            _stop_group(proc)
-            raise
-        finally:
-            wall = time.perf_counter() - start
-            sampler.stop()
-    max_rss_kib = None
-    cpu: dict = {}
-    if stats.exists():
-        text = stats.read_text()
-        if TIME.exists():
-            m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
-            max_rss_kib = int(m.group(1)) if m else None
-            for key, pattern in (
-                ("user_s", r"User time \(seconds\): ([\d.]+)"),
-                ("sys_s", r"System time \(seconds\): ([\d.]+)"),
-            ):
-                m = re.search(pattern, text)
-                cpu[key] = float(m.group(1)) if m else None
-            m = re.search(r"Exit status: (\d+)", text)
-            if m and rc is not None:
-                rc = int(m.group(1))
-        else:
-            max_rss_kib = json.loads(text)["max_rss_kib"]
-    return {
-        "status": "timeout" if timed_out else ("ok" if rc == 0 else "failed"),
-        "returncode": rc,
-        "wall_s": round(wall, 3),
-        "max_rss_mib": round(max_rss_kib / 1024, 1) if max_rss_kib else None,
-        "tree_pss_peak_mib": round(sampler.peak_kib / 1024, 1),
-        **cpu,
-        "tree_procs_at_peak": sampler.peak_procs,
-        "loadavg_before": [round(x, 2) for x in load],
-        "memory_tool": "/usr/bin/time -v" if TIME.exists() else "getrusage(RUSAGE_CHILDREN)",
-    }
+def clear_outputs(folder: Path) -> None:
+    """Remove what a probe tool wrote into an embeddings folder (heareval skips a folder
+    holding prediction-done.json)."""
+    for name in OUTPUTS:
+        (folder / name).unlink(missing_ok=True)
+    for pattern in OUTPUT_GLOBS:
+        for p in folder.glob(pattern):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
 # ---------------------------------------------------------------- scores
-
-
-def primary_score(scores: dict) -> dict:
-    """heareval's shape: {fold: {test_score, ...}, aggregated_scores: {...}, hparams, ...}."""
-    folds = {
-        k: v for k, v in scores.items()
-        if isinstance(v, dict) and "test_score" in v
-    }  # fmt: skip
-    agg = scores.get("aggregated_scores")
-    if isinstance(agg, dict) and "test_score_mean" in agg:
-        value, std, source = (
-            agg["test_score_mean"],
-            agg.get("test_score_std"),
-            "aggregated_scores.test_score_mean",
-        )
-    elif len(folds) == 1:
-        ((name, fold),) = folds.items()
-        value, std, source = fold["test_score"], None, f"{name}.test_score"
-    else:
-        value, std, source = None, None, "not found"
-    return {
-        "score": value,
-        "score_std": std,
-        "score_source": source,
-        "fold_scores": {k: v["test_score"] for k, v in folds.items()},
-    }
 
 
 def shape_of(scores: dict) -> dict:
@@ -442,12 +267,6 @@ def _fmt(x, nd=1):
     return "-" if x is None else f"{x:.{nd}f}"
 
 
-def _cpu(run: dict) -> float | None:
-    if run.get("user_s") is None or run.get("sys_s") is None:
-        return None
-    return run["user_s"] + run["sys_s"]
-
-
 def markdown(report: dict) -> str:
     m = report["machine"]
     lines = [
@@ -497,7 +316,7 @@ def markdown(report: dict) -> str:
             status = r["status"] if r["status"] != "timeout" else f"timeout ({r['wall_s']:.0f} s)"
             lines.append(
                 f"| {info['task_name']} | {info['rows']} × {info['dim']} | {tool} | {status} "
-                f"| {_fmt(r['wall_s'])} | {_fmt(_cpu(r))} | {_fmt(r['max_rss_mib'], 0)} "
+                f"| {_fmt(r['wall_s'])} | {_fmt(cpu_s(r))} | {_fmt(r['max_rss_mib'], 0)} "
                 f"| {_fmt(r['tree_pss_peak_mib'], 0)} | {info['primary_metric']} | {score} "
                 f"| {delta} | {speed} |"
             )
@@ -622,14 +441,7 @@ def main() -> None:
         help="extra arguments for heareval's runner, e.g. '--grid-points 1' (for quick "
         "checks only: published numbers use its defaults)",
     )
-    ap.add_argument(
-        "--settle-load",
-        type=float,
-        default=None,
-        help="before each run, wait for the 1-minute load average to drop below this "
-        "(default: don't wait)",
-    )
-    ap.add_argument("--settle-max", type=float, default=300.0, help="longest such wait, s")
+    add_settle_options(ap)
     args = ap.parse_args()
     if args.render is not None:
         md = args.md or args.render[0].with_suffix(".md")
@@ -646,11 +458,7 @@ def main() -> None:
     args.hear_src = args.hear_src.absolute() if args.hear_src else None
     modes = [m for m in args.modes.split(",") if m]
 
-    env = dict(os.environ)
-    if args.threads:
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env[var] = str(args.threads)
-    env["PYTHONUNBUFFERED"] = "1"
+    env = thread_env(args.threads)
     if not args.no_heareval and not (args.heareval_venv / "bin" / "python").exists():
         sys.exit(f"{args.heareval_venv}: no heareval venv; run bench/setup-heareval first")
     folders = find_folders(args.embed_dirs)

@@ -1,0 +1,333 @@
+"""The arithmetic and the table of bench/full_size.py: results merged by (model, task, scale),
+the memory rule, the dominant stage, full-size extrapolation, throughputs for `hear plan`.
+
+No measuring here (bench/measure.py does that), so re-rendering needs nothing but the JSON.
+"""
+
+# ruff: noqa: RUF001, RUF002  (the table uses the multiplication sign on purpose)
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+SCHEMA = "hear-full-size/1"
+THROUGHPUTS_SCHEMA = "hear-bench-throughputs/1"
+#: The issue's rule: host memory while probing < 2 GB + one float32 copy of the largest
+#: training split's embeddings. 2 GB is taken as 2e9 bytes (the stricter reading).
+MEMORY_ALLOWANCE_BYTES = 2_000_000_000
+MIB = 2**20
+#: The HEAR API call a task's embedding_type makes: throughputs are keyed by it.
+CALL = {"scene": "scene", "event": "timestamp"}
+#: What each stage's time is taken to grow with, for extrapolation.
+QUANTITY = {"prepare": "audio_s", "embed": "audio_s", "probe": "training_rows"}
+
+
+def scale_factor(scale: str | None) -> float | None:
+    """The fraction of full size a --scale names: a number, "full" (1); else None (smoke)."""
+    if scale is None or scale == "full":
+        return None if scale is None else 1.0
+    try:
+        return float(scale)
+    except ValueError:
+        return None
+
+
+def memory_rule(training_rows: int, dim: int, used_mib: float | None) -> dict[str, Any]:
+    """Whether the probe's host memory stayed under 2 GB + rows × dim × 4 bytes."""
+    bound = MEMORY_ALLOWANCE_BYTES + training_rows * dim * 4
+    return {
+        "rule": "host memory < 2e9 bytes + training rows × dim × 4 bytes",
+        "bound_mib": round(bound / MIB, 1),
+        "used_mib": used_mib,
+        "pass": None if used_mib is None else used_mib * MIB < bound,
+    }
+
+
+@dataclass(frozen=True)
+class Point:
+    """One measurement of a stage: the task's scale, its size (audio s or rows), seconds."""
+
+    factor: float
+    quantity: float
+    seconds: float
+
+
+def extrapolate(points: list[Point]) -> dict[str, Any] | None:
+    """Full-size seconds of a stage from its measurements at scales below 1.
+
+    One size measured: linear in the size (audio seconds for embedding, training rows
+    for probing). Two or more sizes: t = c · size^k, with k fitted by least squares on
+    log t against log size; a k below 1 means a fixed start-up dominates at the sizes
+    measured (which weighs less and less at full size), so linear is used instead, an upper
+    bound. Either way from the largest measurement, to the full size that measurement
+    implies (its size / its scale).
+    """
+    points = [p for p in points if p.quantity > 0 and p.seconds > 0 and 0 < p.factor <= 1]
+    if not points:
+        return None
+    base = max(points, key=lambda p: p.quantity)
+    full = base.quantity / base.factor
+    sizes = sorted({p.quantity for p in points})
+    exponent, method = 1.0, "extrapolated, linear in size"
+    if len(sizes) >= 2:
+        xs = [math.log(p.quantity) for p in points]
+        ys = [math.log(p.seconds) for p in points]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        exponent = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
+            (x - mx) ** 2 for x in xs
+        )
+        scales = ", ".join(f"{f:g}" for f in sorted({p.factor for p in points}))
+        method = f"extrapolated, exponent {exponent:.2f} fitted from scales {scales}"
+        if exponent < 1:
+            method = (
+                f"extrapolated, linear in size (exponent fitted from scales {scales}: "
+                f"{exponent:.2f} < 1, start-up dominated; linear is an upper bound)"
+            )
+            exponent = 1.0
+    return {
+        "seconds": round(base.seconds * (full / base.quantity) ** exponent, 1),
+        "full_size": round(full, 1),
+        "exponent": round(exponent, 3),
+        "method": method,
+    }
+
+
+# ---------------------------------------------------------------- rows
+
+
+def row_key(row: dict) -> tuple[str, str, str]:
+    return (row["model"], row["task"], str(row["scale"]))
+
+
+def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
+    """Rows of both, a new row replacing an old one of the same (model, task, scale)."""
+    rows = {row_key(r): r for r in old}
+    rows.update({row_key(r): r for r in new})
+    return sorted(rows.values(), key=row_key)
+
+
+def stage_runs(row: dict) -> dict[str, dict]:
+    """Every measured stage of a row: prepare, embed, probe <mode>."""
+    runs = {name: row[name] for name in ("prepare", "embed") if row.get(name)}
+    runs.update({f"probe {mode}": run for mode, run in (row.get("probes") or {}).items()})
+    return runs
+
+
+def dominant_stage(row: dict) -> str | None:
+    runs = stage_runs(row)
+    return max(runs, key=lambda name: runs[name]["wall_s"]) if runs else None
+
+
+def _quantity(row: dict, stage: str) -> float | None:
+    value = row["task_info"].get(QUANTITY[stage.split()[0]])
+    return float(value) if value else None
+
+
+def annotate(rows: list[dict]) -> None:
+    """Frames of event tasks, dominant stage and, for rows below full size, each stage's
+    extrapolated full time (fitted across the scales of the model and task in ``rows``)."""
+    for row in rows:
+        info = row["task_info"]
+        info["frames"] = None  # embedding rows of an event task
+        if info.get("splits") and info.get("embedding_type") != "scene":
+            info["frames"] = sum(rows_dim[0] for rows_dim in info["splits"].values())
+        row["dominant_stage"] = dominant_stage(row)
+        factor = scale_factor(row["scale"])
+        row["extrapolated"] = None
+        if factor is None or factor >= 1:
+            continue
+        row["extrapolated"] = {}
+        for stage, run in stage_runs(row).items():
+            points = []
+            for other in rows:
+                other_factor = scale_factor(other["scale"])
+                other_run = stage_runs(other).get(stage)
+                quantity = _quantity(other, stage)
+                if (
+                    other["model"] == row["model"] and other["task"] == row["task"]
+                    and other_factor is not None and other_run is not None
+                    and other_run["status"] == "ok" and quantity
+                ):  # fmt: skip
+                    points.append(Point(other_factor, quantity, other_run["wall_s"]))
+            quantity = _quantity(row, stage)
+            if run["status"] != "ok" and quantity:  # a lower bound: this row's own time only
+                points = [Point(factor, quantity, run["wall_s"])]
+            result = extrapolate(points)
+            if result is not None:
+                result["lower_bound"] = run["status"] != "ok"
+                row["extrapolated"][stage] = result
+
+
+# ---------------------------------------------------------------- throughputs
+
+
+def _fit_line(points: list[tuple[float, float]]) -> tuple[float | None, float, str]:
+    """Start-up (intercept) and seconds per unit (slope) of wall against units."""
+    if len({u for u, _ in points}) < 2:
+        per_unit = sum(s for _, s in points) / sum(u for u, _ in points)
+        return None, per_unit, "one size: start-up unknown; s per unit = wall / units (upper bound)"
+    n = len(points)
+    mu, ms = sum(u for u, _ in points) / n, sum(s for _, s in points) / n
+    slope = sum((u - mu) * (s - ms) for u, s in points) / sum((u - mu) ** 2 for u, _ in points)
+    intercept = ms - slope * mu
+    if intercept < 0 or slope <= 0:
+        slope = sum(s for _, s in points) / sum(u for u, _ in points)
+        return 0.0, slope, f"least squares through the origin over {n} rows"
+    return intercept, slope, f"least squares over {n} rows"
+
+
+def _probe_fit(points: list[tuple[float, float]]) -> dict[str, Any]:
+    startup, per_unit, method = _fit_line(points)
+    return {
+        "startup_s": None if startup is None else round(startup, 3),
+        "s_per_unit": per_unit,
+        "method": method,
+        "points": len(points),
+    }
+
+
+def throughputs(rows: list[dict], source: str) -> dict[str, Any]:
+    """What `hear plan` can estimate from: embedding speed per model and embedding type,
+    probe cost per mode (and per type) as start-up + seconds per unit of work."""
+    embed: dict[str, dict[str, dict[str, Any]]] = {}
+    probe_points: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for row in rows:
+        info = row["task_info"]
+        kind = CALL.get(info["embedding_type"], info["embedding_type"])
+        run = row.get("embed")
+        if run and run["status"] == "ok" and info.get("audio_s"):
+            acc = embed.setdefault(row["model"], {}).setdefault(
+                kind, {"audio_s": 0.0, "wall_s": 0.0, "rows": 0}
+            )
+            acc["audio_s"] += info["audio_s"]
+            acc["wall_s"] += run["wall_s"]
+            acc["rows"] += 1
+        for mode, run in (row.get("probes") or {}).items():
+            if run["status"] == "ok" and run.get("units"):
+                modes = probe_points.setdefault(mode, {})
+                modes.setdefault(kind, []).append((run["units"], run["wall_s"]))
+                modes.setdefault("all", []).append((run["units"], run["wall_s"]))
+    for kinds in embed.values():
+        for acc in kinds.values():
+            acc["audio_s_per_s"] = round(acc["audio_s"] / acc["wall_s"], 2)
+            acc["audio_s"], acc["wall_s"] = round(acc["audio_s"], 1), round(acc["wall_s"], 2)
+    probe = {
+        mode: {
+            **_probe_fit(kinds.pop("all")),
+            "by_type": {kind: _probe_fit(points) for kind, points in sorted(kinds.items())},
+        }
+        for mode, kinds in sorted(probe_points.items())
+    }
+    return {
+        "schema": THROUGHPUTS_SCHEMA,
+        "source": source,
+        "machines": _unique(row.get("machine") for row in rows),
+        "embed": embed,
+        "probe_unit": "training rows × embedding dim × grid points",
+        "probe": probe,
+    }
+
+
+def _unique(items: Any) -> list:
+    out: list = []
+    for item in items:
+        if item is not None and item not in out:
+            out.append(item)
+    return out
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def _num(x: float | None, nd: int = 1) -> str:
+    return "-" if x is None else f"{x:,.{nd}f}"
+
+
+def _timed(run: dict | None) -> str:
+    if not run:
+        return "-"
+    if run["status"] == "ok":
+        return _num(run["wall_s"])
+    return f"{run['status']} ({run['wall_s']:.0f} s)"
+
+
+def _peak(run: dict) -> float | None:
+    values = [v for v in (run.get("max_rss_mib"), run.get("tree_pss_peak_mib")) if v is not None]
+    return max(values) if values else None
+
+
+def _per_mode(probes: dict, cell: Any) -> str:
+    return " / ".join(cell(run) for run in probes.values()) if probes else "-"
+
+
+def _rule_cell(run: dict) -> str:
+    rule = run.get("memory_rule") or {}
+    mark = {True: "pass", False: "FAIL", None: "-"}[rule.get("pass")]
+    return f"{mark} (< {_num(rule.get('bound_mib'), 0)})"
+
+
+def _score_cell(run: dict) -> str:
+    return "-" if run.get("score") is None else f"{run['score']:.4f}"
+
+
+def _extrapolated_cell(row: dict) -> str:
+    ext = row.get("extrapolated")
+    if not ext:
+        return "-"
+    parts = []
+    for stage, e in ext.items():
+        bound = "≥ " if e["lower_bound"] else ""
+        fitted = "" if e["exponent"] == 1.0 else f", k={e['exponent']:.2f}"
+        parts.append(f"{stage} {bound}{_num(e['seconds'], 0)} s{fitted}")
+    return "extrapolated: " + "; ".join(parts)
+
+
+def markdown(rows: list[dict]) -> str:
+    machines = _unique(row.get("machine") for row in rows)
+    lines = [
+        "# HEAR at full size: end-to-end measurements",
+        "",
+        "Made by `bench/full_size.py` (one row per model and task; each row's command "
+        "remakes it). Wall s: the whole subprocess, start-up included. Embed peak: the host "
+        "process tree's peak (max of `/usr/bin/time -v`'s max RSS and the sampled tree PSS) / "
+        "the model container's cgroup peak. Store: `du` of the task's embeddings folder "
+        "(`--out`) + the embedding store (`--cache-dir`). Probe columns list the modes in "
+        "the order of the mode column. Memory rule: probe host peak < 2e9 bytes + training "
+        "rows × dim × 4 bytes (bound in MiB). Extrapolated: full-size seconds per stage for "
+        "rows below full size, linear in audio seconds (prepare, embed) or training rows "
+        "(probe), or with exponent k fitted across scales; ≥ marks a stage that timed out.",
+        "",
+    ]
+    for m in machines:
+        lines.append(
+            f"Machine: {m.get('cpu_model')}, {m.get('nproc')} cores (nproc), "
+            f"{m.get('memory_gib')} GiB."
+        )
+    lines += [
+        "",
+        "| model | task | scale | clips | audio h | frames | prepare s | embed s | audio s/s "
+        "| embed peak MiB host / container | store MiB | modes | probe s | probe peak MiB "
+        "| memory rule | score | dominant stage | full size | command |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---:|---|---|---|",
+    ]
+    for row in rows:
+        info, embed, probes = row["task_info"], row.get("embed") or {}, row.get("probes") or {}
+        store = None
+        if embed.get("out_mib") is not None:
+            store = embed["out_mib"] + (embed.get("store_mib") or 0)
+        dirty = " (tree dirty)" if (row.get("git") or {}).get("runner_dirty") else ""
+        lines.append(
+            f"| {row['model']} | {row['task']} | {row['scale']} | {info.get('clips')} "
+            f"| {_num(info['audio_s'] / 3600 if info.get('audio_s') else None, 2)} "
+            f"| {info.get('frames') or '-'} | {_timed(row.get('prepare'))} | {_timed(embed)} "
+            f"| {_num(embed.get('audio_s_per_s'))} "
+            f"| {_num(_peak(embed) if embed else None, 0)} / "
+            f"{_num(embed.get('container_peak_mib'), 0)} | {_num(store)} "
+            f"| {' / '.join(probes) or '-'} | {_per_mode(probes, _timed)} "
+            f"| {_per_mode(probes, lambda r: _num(_peak(r), 0))} "
+            f"| {_per_mode(probes, _rule_cell)} | {_per_mode(probes, _score_cell)} "
+            f"| {row.get('dominant_stage') or '-'} | {_extrapolated_cell(row)} "
+            f"| `{row['command']}`{dirty} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,148 @@
+"""bench/full_size.py: one real mini task end to end (prepare, embed in Docker, a linear
+probe), and the arithmetic of its report (extrapolation, memory rule, throughputs)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+SCRIPT = ROOT / "bench" / "full_size.py"
+sys.path.insert(0, str(ROOT / "bench"))
+
+import full_size_report as report  # noqa: E402
+
+
+def _row(scale: str, audio_s: float, embed_s: float, rows: int, probe_s: float) -> dict:
+    return {
+        "model": "m",
+        "task": "t",
+        "scale": scale,
+        "task_info": {"embedding_type": "scene", "audio_s": audio_s, "training_rows": rows},
+        "embed": {"status": "ok", "wall_s": embed_s},
+        "probes": {"linear": {"status": "ok", "wall_s": probe_s, "units": rows * 8}},
+    }
+
+
+def test_extrapolation_is_linear_from_one_scale() -> None:
+    result = report.extrapolate([report.Point(0.1, 360.0, 12.0)])
+    assert result is not None
+    assert result["full_size"] == 3600.0
+    assert result["seconds"] == 120.0
+    assert result["exponent"] == 1.0
+    assert "linear" in result["method"]
+
+
+def test_extrapolation_fits_the_exponent_from_two_scales() -> None:
+    points = [report.Point(0.1, 100.0, 10.0), report.Point(0.2, 200.0, 40.0)]
+    result = report.extrapolate(points)
+    assert result is not None
+    assert math.isclose(result["exponent"], 2.0)
+    # from the larger measurement: 40 s * (1000 / 200)**2 = 1000 s
+    assert result["seconds"] == 1000.0
+    assert "fitted from scales 0.1, 0.2" in result["method"]
+
+
+def test_extrapolation_stays_linear_where_start_up_dominates() -> None:
+    # 10x the size in 1.5x the time: k = 0.18, which would predict less than linear
+    points = [report.Point(0.01, 10.0, 20.0), report.Point(0.1, 100.0, 30.0)]
+    result = report.extrapolate(points)
+    assert result is not None
+    assert result["exponent"] == 1.0 and result["seconds"] == 300.0
+    assert "0.18 < 1" in result["method"]
+
+
+def test_annotate_extrapolates_rows_below_full_size_only() -> None:
+    rows = [
+        _row("0.1", 360.0, 6.0, 1000, 4.0),
+        _row("0.2", 720.0, 12.0, 2000, 16.0),
+        {**_row("smoke", 10.0, 1.0, 10, 1.0), "task": "u"},
+    ]
+    rows[2]["task_info"].update(embedding_type="event", splits={"train": [30, 8], "test": [12, 8]})
+    report.annotate(rows)
+    small, large, smoke = rows
+    assert smoke["extrapolated"] is None
+    assert smoke["task_info"]["frames"] == 42 and small["task_info"]["frames"] is None
+    assert smoke["dominant_stage"] == "embed"
+    assert small["dominant_stage"] == "embed" and large["dominant_stage"] == "probe linear"
+    # embed doubles with audio (k = 1): 12 s * 5 = 60 s; probe quadruples (k = 2): 16 * 25
+    assert large["extrapolated"]["embed"]["seconds"] == 60.0
+    assert large["extrapolated"]["probe linear"]["seconds"] == 400.0
+    assert small["extrapolated"]["probe linear"]["seconds"] == 400.0
+    assert math.isclose(small["extrapolated"]["probe linear"]["exponent"], 2.0)
+    # a stage that timed out is extrapolated alone, linearly, as a lower bound
+    large["probes"]["linear"]["status"] = "timeout"
+    report.annotate(rows)
+    assert large["extrapolated"]["probe linear"] == {
+        "seconds": 80.0, "full_size": 10000.0, "exponent": 1.0,
+        "method": "extrapolated, linear in size", "lower_bound": True,
+    }  # fmt: skip
+
+
+def test_memory_rule_and_throughputs() -> None:
+    rule = report.memory_rule(training_rows=100_000, dim=512, used_mib=2000.0)
+    assert rule["bound_mib"] == round((2e9 + 100_000 * 512 * 4) / 2**20, 1)
+    assert rule["pass"] is True
+    assert report.memory_rule(10, 10, 1908.0)["pass"] is False
+    rows = [_row("0.1", 100.0, 4.0, 100, 1.5), _row("0.2", 300.0, 6.0, 300, 3.5)]
+    summary = report.throughputs(rows, "x.json")
+    assert summary["embed"]["m"]["scene"]["audio_s_per_s"] == 40.0
+    linear = summary["probe"]["linear"]
+    # wall = 0.5 s + 0.00125 s per unit (units = rows * 8)
+    assert math.isclose(linear["startup_s"], 0.5)
+    assert math.isclose(linear["s_per_unit"], 0.00125)
+    assert linear["by_type"]["scene"]["points"] == 2
+
+
+@pytest.mark.docker
+def test_full_size_harness_on_a_mini_task(tmp_path: Path) -> None:
+    out, md = tmp_path / "full-size.json", tmp_path / "full-size.md"
+    throughputs = tmp_path / "throughputs.json"
+    subprocess.run(
+        [sys.executable, str(SCRIPT), "--model-image", "hear/naive:latest",
+         "--tasks-dir", str(tmp_path / "tasks"), "--prepare", "mini", "--scale", "smoke",
+         "--tasks", "mini_spoken_digits", "--modes", "linear", "--timeout", "15",
+         "--work", str(tmp_path / "work"), "--out", str(out),
+         "--throughputs", str(throughputs)],
+        check=True, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    (row,) = json.loads(out.read_text())["rows"]
+    assert (row["model"], row["task"], row["scale"]) == (
+        "hear/naive:latest", "mini_spoken_digits", "smoke",
+    )  # fmt: skip
+    info = row["task_info"]
+    assert info["clips_per_split"] == {"train": 120, "valid": 40, "test": 40}
+    assert info["audio_s"] == 200.0 and info["training_rows"] == 120 and info["dim"] > 0
+    assert info["frames"] is None  # a scene task; event tasks count their embedding rows
+    assert row["prepare"]["status"] == "ok" and row["prepare"]["wall_s"] > 0
+    assert row["prepare"]["folder_existed_before"] is False
+    embed = row["embed"]
+    assert embed["status"] == "ok" and embed["wall_s"] > 0 and embed["user_s"] > 0
+    assert embed["max_rss_mib"] > 50 and embed["tree_pss_peak_mib"] > 50
+    assert embed["audio_s_per_s"] == round(200.0 / embed["wall_s"], 2)
+    assert embed["out_mib"] > 0 and embed["store_mib"] > 0
+    assert embed["container_peak_mib"] > 10  # the naive model's container, from its cgroup
+    linear = row["probes"]["linear"]
+    assert linear["status"] in ("ok", "timeout") and 0 < linear["wall_s"] < 60
+    if linear["status"] == "ok":
+        assert 0 <= linear["score"] <= 1
+    rule = linear["memory_rule"]
+    assert rule["bound_mib"] == round((2e9 + 120 * info["dim"] * 4) / 2**20, 1)
+    assert rule["used_mib"] > 50 and rule["pass"] is True
+    assert row["dominant_stage"] in ("prepare", "embed", "probe linear")
+    assert row["extrapolated"] is None  # smoke is no fraction of full size
+    table = md.read_text()
+    (line,) = [x for x in table.splitlines() if x.startswith("| hear/naive:latest")]
+    assert "| mini_spoken_digits | smoke | 200 |" in line and "--tasks mini_spoken_digits" in line
+    summary = json.loads(throughputs.read_text())
+    assert summary["embed"]["hear/naive:latest"]["scene"]["audio_s_per_s"] > 0
+    md.unlink()
+    subprocess.run(
+        [sys.executable, str(SCRIPT), "--render", str(out)], check=True, capture_output=True
+    )
+    assert md.read_text() == table
