@@ -202,9 +202,8 @@ def probe(
     run["grid_points"] = 1 if mode == "linear" else (args.grid_points or GRID_POINTS)
     run["training_rows"], run["dim"] = info["training_rows"], info["dim"]
     run["units"] = info["training_rows"] * info["dim"] * run["grid_points"]
-    peaks = [v for v in (run["max_rss_mib"], run["tree_pss_peak_mib"]) if v is not None]
     run["memory_rule"] = report.memory_rule(
-        info["training_rows"], info["dim"], max(peaks) if peaks else None
+        info["training_rows"], info["dim"], run.get("tree_anon_peak_mib")
     )
     return run
 

@@ -50,25 +50,32 @@ def _children_of() -> dict[int, list[int]]:
     return kids
 
 
-def _pss_kib(pid: int) -> int:
+def _pss_kib(pid: int) -> tuple[int, int]:
+    """(PSS, anonymous PSS) of ``pid`` in KiB. PSS counts the pages of memory-mapped files
+    (the probe's memmapped embeddings) that the kernel can drop and reread at will; the
+    anonymous part is what the process itself holds."""
+    pss = anon = 0
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
                 if line.startswith("Pss:"):
-                    return int(line.split()[1])
+                    pss = int(line.split()[1])
+                elif line.startswith("Pss_Anon:"):
+                    anon = int(line.split()[1])
     except OSError:
         pass
-    return 0
+    return pss, anon
 
 
 class TreeSampler(threading.Thread):
-    """Peak of the summed PSS of a process and all its descendants, sampled; and every
-    pid seen in the tree (to tell which containers the tree started)."""
+    """Peaks of the summed PSS and anonymous PSS of a process and all its descendants,
+    sampled; and every pid seen in the tree (to tell which containers the tree started)."""
 
     def __init__(self, pid: int, every: float = 0.05):
         super().__init__(daemon=True)
         self.pid, self.every = pid, every
         self.peak_kib = 0
+        self.peak_anon_kib = 0
         self.peak_procs = 0
         self.seen: set[int] = {pid}
         self._halt = threading.Event()
@@ -82,9 +89,11 @@ class TreeSampler(threading.Thread):
                 tree.append(p)
                 todo += kids.get(p, [])
             self.seen.update(tree)
-            total = sum(_pss_kib(p) for p in tree)
+            sizes = [_pss_kib(p) for p in tree]
+            total, anon = sum(s for s, _ in sizes), sum(a for _, a in sizes)
             if total > self.peak_kib:
                 self.peak_kib, self.peak_procs = total, len(tree)
+            self.peak_anon_kib = max(self.peak_anon_kib, anon)
             self._halt.wait(self.every)
 
     def stop(self) -> None:
@@ -339,6 +348,7 @@ def measure(
         "wall_s": round(wall, 3),
         "max_rss_mib": round(max_rss_kib / 1024, 1) if max_rss_kib else None,
         "tree_pss_peak_mib": round(sampler.peak_kib / 1024, 1),
+        "tree_anon_peak_mib": round(sampler.peak_anon_kib / 1024, 1),
         **cpu,
         "tree_procs_at_peak": sampler.peak_procs,
         "loadavg_before": [round(x, 2) for x in load],
