@@ -6,9 +6,9 @@ Estimates come, in this order, from:
 - ``record``: the model's newest result record in the results folder (of this task if
   there is one, else of the newest task of the same embedding type): its embedding
   throughput (``timings.audio_per_second``), and for the probe the record's own probe
-  time, fitted to the cost model of :mod:`hear_runner.plan.throughput` (its fixed part
-  from the table) and scaled to this task's units of work. Event tasks' frames come from
-  the record's rows per audio second (``timings.embedding_rows``).
+  time scaled by the work this task is against the record's, as the table's cost model
+  (:mod:`hear_runner.plan.throughput`) weighs them (the record's task: its own time). Event
+  tasks' frames come from the record's rows per audio second (``timings.embedding_rows``).
 - ``table``: the shipped throughputs (``hear_runner/plan/throughputs.json``), the model's
   entry or ``default``; frames at HEAR's 50 ms hop.
 - ``no data``: a task not prepared (its size is unknown).
@@ -125,13 +125,14 @@ def plan_row(
     if cost is None:
         row.probe = Estimate(detail=f"no {mode} probe cost in the table")
     elif probe_record is not None:
-        fitted = max(probe_record.timings.get("probe", 0.0) - cost.fixed_seconds, 0.0)
-        per_unit = fitted / max(record_work(probe_record).units, 1.0)
-        row.probe = Estimate(seconds=cost.fixed_seconds + per_unit * work.units, source="record",
-                             detail=f"{per_unit:.3g} s/unit ({_named(probe_record)})")  # fmt: skip
+        done = record_work(probe_record)
+        ratio = cost.seconds(work.trainings, work.units) / cost.seconds(done.trainings, done.units)
+        took = probe_record.timings.get("probe", 0.0)
+        detail = f"{took:g} s x {ratio:.3g} ({_named(probe_record)})"
+        row.probe = Estimate(seconds=took * ratio, source="record", detail=detail)
     else:
-        row.probe = Estimate(seconds=cost.seconds(work.units), source="table",
-                             detail=f"{cost.seconds_per_unit:.3g} s/unit ({mode})")  # fmt: skip
+        row.probe = Estimate(seconds=cost.seconds(work.trainings, work.units), source="table",
+                             detail=f"cost model of {mode} ({table.path})")  # fmt: skip
     return row
 
 

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from hear_runner.errors import TaskError
 from hear_runner.tasks.folder import METADATA_FILE, content_hash, read_metadata, split_names
@@ -51,10 +51,12 @@ class TaskSize(BaseModel):
         return [([s for j, s in enumerate(splits) if j not in (i, (i + 1) % k)], splits[i])
                 for i in range(k)]  # fmt: skip
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def total_clips(self) -> int:
         return sum(self.clips.values())
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def total_seconds(self) -> float:
         return sum(self.audio_seconds.values())

@@ -8,14 +8,20 @@
                        "scene_embedding_size": int,
                        "timestamp_embedding_size": int,
                        "measured": {"command", "date", "machine", "note"}}},
-     "probes": {MODE: {"seconds_per_unit": float, "fixed_seconds": float,
-                       "measured": {...}}}}
+     "probes": {MODE: {"fixed_seconds": float, "seconds_per_training": float,
+                       "seconds_per_unit": float, "measured": {...}}}}
 
 NAME is a named model (``hear models list``), or ``default`` for any other. The probe's
-cost model: seconds = fixed_seconds + seconds_per_unit x units, where units = training
-rows x embedding size x trainings; rows are clips (scene tasks) or frames (event tasks)
-in the train splits of one fold, and trainings = seeds x (grid points + folds - 1), as
-heareval trains the grid on the first fold, then the best point on every other fold.
+cost model, per (model, task)::
+
+    seconds = fixed_seconds + trainings x seconds_per_training + units x seconds_per_unit
+
+trainings = seeds x (grid points + folds - 1), as heareval trains the grid on the first
+fold, then the best point on every other fold (1 grid point for ``linear``); units =
+trainings x rows x embedding size, with rows the clips (scene tasks) or frames (event
+tasks) in one fold's train splits. The per-training term is what a training costs
+whatever its size (epochs, validation, early stopping); the per-unit term what grows
+with the data. Measured figures are fitted to it (least squares, non-negative).
 """
 
 from __future__ import annotations
@@ -65,12 +71,14 @@ class ModelThroughput(BaseModel):
 class ProbeCost(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    fixed_seconds: float = Field(ge=0)  # per (model, task): data, scoring
+    seconds_per_training: float = Field(ge=0)
     seconds_per_unit: float = Field(ge=0)  # per training row x embedding size x training
-    fixed_seconds: float = Field(ge=0)  # per (model, task): data, scoring, bootstrap
     measured: Measured
 
-    def seconds(self, units: float) -> float:
-        return self.fixed_seconds + self.seconds_per_unit * units
+    def seconds(self, trainings: int, units: float) -> float:
+        return (self.fixed_seconds + self.seconds_per_training * trainings
+                + self.seconds_per_unit * units)  # fmt: skip
 
 
 class Throughputs(BaseModel):
