@@ -61,11 +61,11 @@ def plan(
     result record in --results-dir, else from the shipped throughput table
     ($HEAR_THROUGHPUTS names another). Starts nothing and prepares no task.
     """
-    from hear_runner.cli.choices import overwrite_policy, probe_mode
+    from hear_runner.cli.choices import overwrite_policy
 
     request = plan_request(
-        models, serve, tasks_dir, task, results_dir, cache_dir, probe_mode(probe), grid_points,
-        seeds, overwrite_policy(overwrite),
+        models, serve, tasks_dir, task, results_dir, cache_dir, probe, grid_points, seeds,
+        overwrite_policy(overwrite),
     )  # fmt: skip
     del seed  # the same for every seed: accepted so that a `hear run` line plans as it is
     show_plan(request, json_output)

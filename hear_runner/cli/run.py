@@ -65,12 +65,12 @@ def run(
     from hear_runner.results.table import scores_table
     from hear_runner.tasks.choose import choose_tasks
 
-    mode = probe_mode(probe)
     policy = overwrite_policy(overwrite)
-    request = plan_request(models, serve, tasks_dir, task, results_dir, cache_dir, mode,
+    request = plan_request(models, serve, tasks_dir, task, results_dir, cache_dir, probe,
                            grid_points, seeds, policy)  # fmt: skip
-    if dry_run:
+    if dry_run:  # the probe mode is checked against the plan's table (no torch to import)
         return show_plan(request, json_output)
+    mode = probe_mode(probe)
     tasks = choose_tasks(tasks_dir, task, say=say)
     check_results_dir(results_dir)
     announce_long_run(request)

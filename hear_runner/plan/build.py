@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from hear_runner.engines.settings import ModelChoice
+from hear_runner.errors import HearError
 from hear_runner.plan.estimate import Estimate, Plan, PlanRow, newest_first, plan_row
 from hear_runner.plan.identify import PlannedModel, planned_models
 from hear_runner.plan.sizes import TaskSize, folder_size, source_size
@@ -34,6 +35,9 @@ class PlanRequest(BaseModel):
 
 def build_plan(request: PlanRequest) -> Plan:
     table = load_throughputs()
+    if request.probe_mode not in table.probes:  # the table has a cost for every probe mode
+        known = ", ".join(table.probes)
+        raise HearError(f"probe mode {request.probe_mode!r}: expected one of {known}")
     models = planned_models(request.models, request.max_clip_seconds)
     tasks = planned_tasks(request.tasks_dir, request.task_names)
     records = model_records(request.results_dir)

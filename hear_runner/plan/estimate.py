@@ -120,11 +120,9 @@ def plan_row(
     tried = 1 if mode == "linear" else grid_points
     work = Work(rows=training_rows(task, 1000 / hop_ms), size=dim,
                 trainings=seeds * (tried + len(task.folds) - 1))  # fmt: skip
-    cost = table.probes.get(mode)
+    cost = table.probes[mode]
     probe_record = _pick(same, task, lambda r: r.probe.mode == mode)
-    if cost is None:
-        row.probe = Estimate(detail=f"no {mode} probe cost in the table")
-    elif probe_record is not None:
+    if probe_record is not None:
         done = record_work(probe_record)
         ratio = cost.seconds(work.trainings, work.units) / cost.seconds(done.trainings, done.units)
         took = probe_record.timings.get("probe", 0.0)
