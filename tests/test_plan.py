@@ -218,6 +218,25 @@ def test_the_shipped_throughputs_name_where_each_figure_was_measured():
         assert entry.measured.command and entry.measured.date and entry.measured.machine
 
 
+def created_containers(docker_client: Any, args: list[str]) -> tuple[int, str, int]:
+    """Run `hear ARGS`: its exit status, stdout and how many containers it created (Docker's
+    events, by the owner label hear puts on each: other runs on this engine do not count)."""
+    import os
+    import time
+
+    from hear_runner.engines.leftovers import OWNER_PID
+
+    since = int(time.time()) - 1
+    proc = subprocess.Popen([sys.executable, "-m", "hear_runner", *args], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)  # fmt: skip
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr
+    events = docker_client.events(since=since, until=int(time.time()) + 1, decode=True,
+                                  filters={"type": "container", "event": "create",
+                                           "label": f"{OWNER_PID}={proc.pid}"})  # fmt: skip
+    return proc.returncode, stdout, len(list(events))
+
+
 @pytest.mark.docker
 def test_dry_run_prints_the_plan_and_starts_no_container(
     naive_image: str, docker_client: Any, tasks: Path, tmp_path: Path
@@ -225,24 +244,19 @@ def test_dry_run_prints_the_plan_and_starts_no_container(
     """The image is identified by `docker image inspect`: its stored embeddings are found."""
     digits = next(tasks.glob("mini_spoken_digits*")).name
     cache = tmp_path / "cache"
-    embedded = hear("embed", "--model-image", naive_image, "--tasks-dir", str(tasks), "--task",
-                    digits, "--out", str(tmp_path / "embeddings"), "--cache-dir", str(cache))  # fmt: skip
-    assert embedded.returncode == 0, embedded.stderr
-
-    def containers() -> int:
-        return len(docker_client.containers.list(all=True, filters={"label": "org.hear.runner=1"}))
-
-    before, stored = containers(), sorted(p.relative_to(cache) for p in cache.rglob("*"))
+    embed = ["embed", "--model-image", naive_image, "--tasks-dir", str(tasks), "--task", digits,
+             "--out", str(tmp_path / "embeddings"), "--cache-dir", str(cache)]  # fmt: skip
+    assert created_containers(docker_client, embed)[2] == 1  # the count sees a real start
+    stored = sorted(p.relative_to(cache) for p in cache.rglob("*"))
     results = tmp_path / "results"
     args = ["--model-image", naive_image, "--tasks-dir", str(tasks), "--task", digits,
             "--results-dir", str(results), "--cache-dir", str(cache), "--json"]  # fmt: skip
-    dry = hear("run", "--dry-run", *args)
-    assert dry.returncode == 0, dry.stderr
-    assert containers() == before and not results.exists()
+    _, dry, created = created_containers(docker_client, ["run", "--dry-run", *args])
+    assert created == 0 and not results.exists()
     assert sorted(p.relative_to(cache) for p in cache.rglob("*")) == stored
-    [row] = json.loads(dry.stdout)["rows"]
+    [row] = json.loads(dry)["rows"]
     assert row["stored"]["state"] == "complete" and row["model"] == naive_image
-    assert json.loads(hear("plan", *args).stdout) == json.loads(dry.stdout)
+    assert plan_json(*args[:-1]) == json.loads(dry)
     named = plan_json("--model", "naive", *args[2:-1])
     assert named["rows"][0]["stored"]["state"] == "complete"  # the same image, the same store
     assert named["rows"][0]["embed"]["detail"].endswith("(naive)")  # the table's naive entry
