@@ -260,3 +260,24 @@ def test_dry_run_prints_the_plan_and_starts_no_container(
     named = plan_json("--model", "naive", *args[2:-1])
     assert named["rows"][0]["stored"]["state"] == "complete"  # the same image, the same store
     assert named["rows"][0]["embed"]["detail"].endswith("(naive)")  # the table's naive entry
+
+
+def test_a_table_fitted_from_records_is_one_a_plan_reads(ran: dict[str, Any], tasks: Path,
+                                                         tmp_path: Path):  # fmt: skip
+    fitted = subprocess.run(
+        [sys.executable, "-m", "hear_runner.plan.fit", str(ran["results"]), "--command",
+         "hear run ...", "--machine", "this one"], capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert fitted.returncode == 0, fitted.stderr
+    path = tmp_path / "fitted.json"
+    path.write_text(fitted.stdout)
+    table = load_throughputs(path)
+    assert set(table.models) == {"numpy_logmel", "default"} and set(table.probes) == {"linear"}
+    [record] = (ran["results"] / "numpy_logmel").glob("*.json")
+    timings = json.loads(record.read_text())["timings"]
+    assert table.models["numpy_logmel"].scene_audio_per_second == pytest.approx(
+        timings["audio_seconds"] / timings["embed_wall"], abs=0.01
+    )
+    plan = plan_json(*MODULE, "--tasks-dir", str(tasks), "--probe", "linear", "--results-dir",
+                     str(tmp_path / "none"), env={"HEAR_THROUGHPUTS": str(path)})  # fmt: skip
+    assert plan["throughputs"] == str(path) and plan["unknown"] == 0

@@ -6,7 +6,7 @@ prints a ``throughputs.json`` (see :mod:`hear_runner.plan.throughput`) fitted fr
 record under the folders: per model (the named model whose image the record names, else
 the record's model name), its embedding throughput (audio seconds over embedding wall
 seconds, records that embedded something), model start and embedding sizes; per probe
-mode, the cost model's three terms by non-negative least squares over its records. The
+mode, the cost model's terms by non-negative least squares over its records. The
 ``default`` model is the slowest model measured (a plan for an unknown model errs long).
 """
 
@@ -73,15 +73,18 @@ def _model(records: list[RunRecord], measured: Measured) -> ModelThroughput:
 
 
 def _probe(records: list[RunRecord], measured: Measured) -> ProbeCost:
+    """The cost model's terms by non-negative least squares; with fewer records than terms,
+    the last ones only (units, then trainings): what grows with the task is kept, so a
+    plan extrapolated from small tasks errs long rather than short."""
     from scipy.optimize import nnls
 
     work = [record_work(r) for r in records]
-    terms = np.array([[1.0, w.trainings, w.units] for w in work])
+    terms = np.array([[1.0, w.trainings, w.units] for w in work])[:, -min(len(records), 3):]
     seconds = np.array([r.timings["probe"] for r in records])
     scale = terms.max(axis=0)  # the units are ~1e9 times the trainings: fit on equal footing
     fitted, _ = nnls(terms / scale, seconds)
-    fixed, per_training, per_unit = fitted / scale
-    note = f"fitted to {len(records)} records; {measured.note}".strip("; ")
+    fixed, per_training, per_unit = [0.0] * (3 - len(fitted)) + list(fitted / scale)
+    note = f"fitted to {len(records)} record(s); {measured.note}".strip("; ")
     return ProbeCost(fixed_seconds=round(float(fixed), 3),
                      seconds_per_training=round(float(per_training), 4),
                      seconds_per_unit=float(f"{per_unit:.4g}"),
