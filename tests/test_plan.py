@@ -35,10 +35,10 @@ def plan_json(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
 
 
 def table(path: Path, probe_fixed: float) -> dict[str, str]:
-    """A throughputs file like the shipped one, every probe's fixed cost ``probe_fixed``."""
+    """A throughputs file like the shipped one, every probe costing ``probe_fixed`` seconds."""
     data = json.loads(SHIPPED.read_text())
     for cost in data["probes"].values():
-        cost["fixed_seconds"] = probe_fixed
+        cost.update(fixed_seconds=probe_fixed, seconds_per_training=0.0, seconds_per_unit=0.0)
     path.write_text(json.dumps(data))
     return {"HEAR_THROUGHPUTS": str(path)}
 
