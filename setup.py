@@ -18,7 +18,11 @@ def _found(where: str, *names: str) -> list[str]:
 setup(
     packages=[*_found(".", "hear_runner"), *_found("plugins", *PLUGINS), "hear_runner.images"],
     package_dir={"hear_runner.images": "images", **{name: f"plugins/{name}" for name in PLUGINS}},
-    package_data={"hear_runner": ["py.typed"], "hear_runner.images": ["**/*"]},
+    package_data={
+        "hear_runner": ["py.typed"],
+        "hear_runner.plan": ["throughputs.json"],  # the measured throughputs a plan assumes
+        "hear_runner.images": ["**/*"],
+    },
     exclude_package_data={"hear_runner.images": ["**/__pycache__/*", "**/wheels/*"]},
     # Only what package_data names: the image folders are data, not Python subpackages.
     include_package_data=False,

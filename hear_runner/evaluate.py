@@ -279,6 +279,7 @@ def probe_and_score(
             "clips_from_store": sum(e.clips_from_store for e in embedded.values()),
             "clips_changed": sum(e.clips_changed for e in embedded.values()),
             "audio_seconds": round(sum(e.audio_seconds for e in embedded.values()), 3),
+            "embedding_rows": sum(len(e.embeddings) for e in embedded.values()),
             **_throughput(embedded),
             "probe": round(outcome.seconds, 3),
         },

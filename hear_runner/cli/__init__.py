@@ -14,6 +14,7 @@ import typer
 from hear_runner import __version__
 from hear_runner.cli.cache import cache_app
 from hear_runner.cli.models import image_app, list_plugins, models_app
+from hear_runner.cli.plan import plan
 from hear_runner.cli.probe import probe, score
 from hear_runner.cli.render import HelpGroup, err, esc, out
 from hear_runner.cli.rerun import rerun
@@ -36,7 +37,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for command in (run, report, rerun, embed, probe, score):
+for command in (run, plan, report, rerun, embed, probe, score):
     app.command()(command)
 app.command("validate")(validate_model)
 app.command("plugins")(list_plugins)

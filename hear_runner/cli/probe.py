@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from hear_runner.cli.choices import probe_mode
 from hear_runner.cli.options import GridPoints, ProbeModeOption, Seed, Seeds, flag
 from hear_runner.cli.render import esc, out, progress_bar, wrote
-from hear_runner.cli.run import probe_mode
 from hear_runner.errors import HearError
 
 

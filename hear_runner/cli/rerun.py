@@ -10,14 +10,10 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
+from hear_runner.cli.choices import overwrite_policy, probe_mode
 from hear_runner.cli.options import CacheDir, flag
 from hear_runner.cli.render import err, esc, out, say
-from hear_runner.cli.run import (
-    check_results_dir,
-    evaluate_and_record,
-    overwrite_policy,
-    probe_mode,
-)
+from hear_runner.cli.run import check_results_dir, evaluate_and_record
 from hear_runner.errors import HearError
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from hear_runner.cli.choices import overwrite_policy, probe_mode
 from hear_runner.cli.options import (
     CacheDir,
     GridPoints,
@@ -27,7 +28,6 @@ from hear_runner.errors import HearError
 
 if TYPE_CHECKING:
     from hear_runner.embed.store import Overwrite
-    from hear_runner.probes.stage import ProbeMode
 
 
 @serve_options()
@@ -52,16 +52,28 @@ def run(
     json_output: Annotated[
         bool, flag("--json", "Print the result records as JSON instead of a table.")
     ] = False,
+    dry_run: Annotated[
+        bool, flag("--dry-run", "Print the plan (as `hear plan`) and exit; start nothing.")
+    ] = False,
 ) -> None:
-    """Embed each task with each model, train a probe and score it on the test split."""
+    """Embed each task with each model, train a probe and score it on the test split.
+
+    A run expected to take over a minute first prints its plan (see `hear plan`).
+    """
+    from hear_runner.cli.plan import announce_long_run, plan_request, show_plan
     from hear_runner.engines.select import select_engine
     from hear_runner.results.table import scores_table
     from hear_runner.tasks.choose import choose_tasks
 
-    mode = probe_mode(probe)
     policy = overwrite_policy(overwrite)
+    request = plan_request(models, serve, tasks_dir, task, results_dir, cache_dir, probe,
+                           grid_points, seeds, policy)  # fmt: skip
+    if dry_run:  # the probe mode is checked against the plan's table (no torch to import)
+        return show_plan(request, json_output)
+    mode = probe_mode(probe)
     tasks = choose_tasks(tasks_dir, task, say=say)
     check_results_dir(results_dir)
+    announce_long_run(request)
     engine, sources = select_engine(models, serve, say=say)
     probe_settings = {"mode": mode, "seeds": list(range(seed, seed + seeds)),
                       "grid_points": grid_points, "batch_size": serve.batch_size}  # fmt: skip
@@ -162,19 +174,3 @@ def check_results_dir(results_dir: Path) -> None:
 
     check_writable(results_dir, "results folder")
     check_writable(results_dir / FOLDER, "manifest folder")
-
-
-def probe_mode(value: str) -> ProbeMode:
-    from hear_runner.probes.stage import PROBE_MODES
-
-    if value not in PROBE_MODES:
-        raise HearError(f"probe mode {value!r}: expected one of {', '.join(PROBE_MODES)}")
-    return value  # type: ignore[return-value]
-
-
-def overwrite_policy(value: str) -> Overwrite:
-    from hear_runner.embed.store import OVERWRITE_CHOICES
-
-    if value not in OVERWRITE_CHOICES:
-        raise HearError(f"--overwrite {value!r}: expected one of {', '.join(OVERWRITE_CHOICES)}")
-    return value  # type: ignore[return-value]

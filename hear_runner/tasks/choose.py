@@ -40,23 +40,33 @@ def choose_tasks(
 ) -> list[Task]:
     """Task folders by name; a name no folder has but a plugin's task source does is
     prepared into ``tasks_dir`` first (at its default scale), saying so."""
+    chosen: list[str] = []
+    for item in resolve_tasks(tasks_dir, names):
+        if isinstance(item, str):
+            chosen.append(item)
+            continue
+        scale = default_scale(item)
+        say(f"task {item.name} is not in {tasks_dir}: preparing it ({scale}) from plugin "
+            f"{item.plugin or item.suite}")  # fmt: skip
+        # What the plugin prints (its progress) is not the run's output: stdout may be --json.
+        with contextlib.redirect_stdout(sys.stderr):
+            path = prepare_sources([item], tasks_dir, scale)[0]
+        say(f"{item.name}: {path}")
+        chosen.append(path.name)
+    return find_tasks(tasks_dir, chosen or None)
+
+
+def resolve_tasks(tasks_dir: Path, names: list[str] | None) -> list[str | TaskSource]:
+    """Each name as a folder name (``find_tasks`` names what is missing), or as the plugin
+    task source that would prepare it where ``tasks_dir`` has no folder for it yet."""
     folders = {folder.name for folder in task_folders(tasks_dir)}
     sources = {s.name: s for s in task_sources()}
-    chosen: list[str] = []
+    chosen: list[str | TaskSource] = []
     for name in names or []:
         source = sources.get(name)
         if name in folders or source is None:
-            chosen.append(name)  # find_tasks names what is missing
+            chosen.append(name)
             continue
-        scale = default_scale(source)
-        folder = source.folder_name(scale)
-        if folder not in folders:
-            say(f"task {name} is not in {tasks_dir}: preparing it ({scale}) from plugin "
-                f"{source.plugin or source.suite}")  # fmt: skip
-            # What the plugin prints (its progress) is not the run's output: stdout may be --json.
-            with contextlib.redirect_stdout(sys.stderr):
-                path = prepare_sources([source], tasks_dir, scale)[0]
-            say(f"{name}: {path}")
-            folder = path.name
-        chosen.append(folder)
-    return find_tasks(tasks_dir, chosen or None)
+        folder = source.folder_name(default_scale(source))
+        chosen.append(folder if folder in folders else source)
+    return chosen

@@ -73,8 +73,8 @@ class Task:
         """``audio=False`` reads the labels only (as in heareval's embeddings folders)."""
         self.path = path
         self.name = path.name
-        self.metadata = _read_metadata(path / METADATA_FILE)
-        self._splits = self._find_splits()
+        self.metadata = read_metadata(path / METADATA_FILE)
+        self._splits = split_names(path, self.metadata)
         self.vocabulary = _read_vocabulary(path / VOCABULARY_FILE)
         self.sample_rates = sorted(
             int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit()
@@ -111,21 +111,6 @@ class Task:
             )
             for i in range(k)
         ]
-
-    def _find_splits(self) -> tuple[str, ...]:
-        if self.metadata.split_mode == "trainvaltest":
-            return TRAINVALTEST
-        nfolds = self.metadata.nfolds
-        found = sorted(p.stem for p in self.path.glob("fold[0-9][0-9].json"))
-        if nfolds is None:
-            nfolds = len(found)
-        if nfolds < 3:
-            raise TaskError(
-                self.path / METADATA_FILE,
-                f"a k-fold task needs at least 3 folds (fold00.json ...), found {len(found)}",
-                "nfolds",
-            )
-        return tuple(f"fold{i:02d}" for i in range(nfolds))
 
     def clips(self, split: str) -> list[Clip]:
         return self._clips[split]
@@ -213,14 +198,11 @@ class Task:
     @cached_property
     def content_hash(self) -> str:
         """Hash of the metadata, vocabulary and split files: changes when labels change."""
-        digest = hashlib.sha256()
-        for name in (METADATA_FILE, VOCABULARY_FILE, *(f"{s}.json" for s in self.splits)):
-            digest.update(name.encode() + b"\0" + (self.path / name).read_bytes())
-        return digest.hexdigest()[:16]
+        return content_hash(self.path, self.splits)
 
     def _read_split(self, split: str) -> list[Clip]:
         path = self.path / f"{split}.json"
-        data = _read_json(path)
+        data = read_json(path)
         if not isinstance(data, dict):
             raise TaskError(path, "expected a JSON object mapping file names to labels")
         known = set(self.vocabulary)
@@ -249,6 +231,31 @@ class Task:
         return clips
 
 
+def split_names(path: Path, metadata: TaskMetadata) -> tuple[str, ...]:
+    """The split files of the task folder ``path``: train/valid/test, or fold00..foldNN."""
+    if metadata.split_mode == "trainvaltest":
+        return TRAINVALTEST
+    nfolds = metadata.nfolds
+    found = sorted(p.stem for p in path.glob("fold[0-9][0-9].json"))
+    if nfolds is None:
+        nfolds = len(found)
+    if nfolds < 3:
+        raise TaskError(
+            path / METADATA_FILE,
+            f"a k-fold task needs at least 3 folds (fold00.json ...), found {len(found)}",
+            "nfolds",
+        )
+    return tuple(f"fold{i:02d}" for i in range(nfolds))
+
+
+def content_hash(path: Path, splits: tuple[str, ...]) -> str:
+    """Hash of a task folder's metadata, vocabulary and split files (the store's task key)."""
+    digest = hashlib.sha256()
+    for name in (METADATA_FILE, VOCABULARY_FILE, *(f"{s}.json" for s in splits)):
+        digest.update(name.encode() + b"\0" + (path / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def task_folders(tasks_dir: Path) -> list[Path]:
     """``tasks_dir`` when it is a task folder, else the task folders in it (none if missing)."""
     if (tasks_dir / METADATA_FILE).exists():
@@ -260,6 +267,11 @@ def task_folders(tasks_dir: Path) -> list[Path]:
 
 def find_tasks(tasks_dir: Path, names: list[str] | None = None) -> list[Task]:
     """Task folders under ``tasks_dir`` (or ``tasks_dir`` itself), optionally by name."""
+    return [Task(folder) for folder in find_task_folders(tasks_dir, names)]
+
+
+def find_task_folders(tasks_dir: Path, names: list[str] | None = None) -> list[Path]:
+    """The folders :func:`find_tasks` reads (an unknown name is an error listing the known)."""
     if not tasks_dir.is_dir():
         raise TaskError(tasks_dir, "tasks directory does not exist")
     folders = task_folders(tasks_dir)
@@ -274,7 +286,7 @@ def find_tasks(tasks_dir: Path, names: list[str] | None = None) -> list[Task]:
                 f"no task named {', '.join(missing)}; found: {', '.join(sorted(by_name))}",
             )
         folders = [by_name[n] for n in names]
-    return [Task(folder) for folder in folders]
+    return folders
 
 
 def _read_event(path: Path, file: str, index: int, event: Any) -> Event:
@@ -321,7 +333,7 @@ def _first(names: list[str]) -> str:
     return ", ".join(names[:FIRST]) + (", ..." if len(names) > FIRST else "")
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -344,8 +356,8 @@ def _read_json(path: Path) -> Any:
         ) from None
 
 
-def _read_metadata(path: Path) -> TaskMetadata:
-    data = _read_json(path)
+def read_metadata(path: Path) -> TaskMetadata:
+    data = read_json(path)
     if not isinstance(data, dict):
         raise TaskError(path, "expected a JSON object")
     try:

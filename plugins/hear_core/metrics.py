@@ -11,8 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy import stats
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from hear_core.event_metrics import EVENT_METRICS, HIGHER_IS_BETTER
 from hear_core.event_metrics_fast import EVENT_ARRAY_METRICS
@@ -63,10 +61,14 @@ def mean_average_precision(targets: np.ndarray, scores: np.ndarray, labels: list
     counts as AP 0 with sklearn >= 1.1 (heareval's 2021 environment, sklearn 1.0, gave NaN).
     """
     _check_2d(targets, scores)
+    from sklearn.metrics import average_precision_score  # imported when scored: `hear` starts fast
+
     return float(average_precision_score(targets, scores, average="macro"))
 
 
 def _roc_auc_or_nan(targets: np.ndarray, scores: np.ndarray, average: str | None) -> Any:
+    from sklearn.metrics import roc_auc_score
+
     _check_2d(targets, scores)
     try:
         return roc_auc_score(targets, scores, average=average)
@@ -83,6 +85,8 @@ def aucroc(targets: np.ndarray, scores: np.ndarray, labels: list[str]) -> float:
 def d_prime(targets: np.ndarray, scores: np.ndarray, labels: list[str]) -> float:
     """Mean over labels of sqrt(2) * Phi^-1(AUC); one undefined AUC makes it NaN, AUC 1 inf."""
     auc = _roc_auc_or_nan(targets, scores, average=None)
+    from scipy import stats
+
     return float(np.mean(stats.norm().ppf(auc) * np.sqrt(2.0)))
 
 

@@ -1,0 +1,185 @@
+"""The plan: for each (model, task), its size, what the store holds, and the time its
+embedding and probe are expected to take, each estimate saying where it came from.
+
+Estimates come, in this order, from:
+
+- ``record``: the model's newest result record in the results folder (of this task if
+  there is one, else of the newest task of the same embedding type): its embedding
+  throughput (``timings.audio_per_second``), and for the probe the record's own probe
+  time scaled by the work this task is against the record's, as the table's cost model
+  (:mod:`hear_runner.plan.throughput`) weighs them (the record's task: its own time). Event
+  tasks' frames come from the record's rows per audio second (``timings.embedding_rows``).
+- ``table``: the shipped throughputs (``hear_runner/plan/throughputs.json``), the model's
+  entry or ``default``; frames at HEAR's 50 ms hop.
+- ``no data``: a task not prepared (its size is unknown).
+
+Embedding time counts only what the store does not hold yet (``--overwrite only-missing``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from hear_runner.plan.identify import PlannedModel
+from hear_runner.plan.sizes import TaskSize
+from hear_runner.plan.stored import Stored, stored
+from hear_runner.plan.throughput import Throughputs
+from hear_runner.results.records import RunRecord
+
+#: HEAR's timestamp hop (hear-validator's advice; most HEAR 2021 models use 50 ms or less).
+HEAR_HOP_MS = 50.0
+
+EstimateSource = Literal["record", "table", "no data"]
+
+
+class Estimate(BaseModel):
+    seconds: float | None = None
+    source: EstimateSource = "no data"
+    detail: str = ""
+
+
+class PlanRow(BaseModel):
+    model: str
+    task: TaskSize
+    frames: int | None = None  # event tasks: embedding rows over all splits
+    hop_ms: float | None = None
+    hop_source: str = ""  # "record" | "HEAR default"
+    stored: Stored
+    embed: Estimate
+    probe: Estimate
+
+
+class Plan(BaseModel):
+    probe_mode: str
+    grid_points: int
+    seeds: int
+    throughputs: str  # the table file used
+    rows: list[PlanRow]
+    model_start: dict[str, Estimate]  # per model that has something to embed
+    total_seconds: float
+    unknown: int  # estimates left out of the total (no data)
+
+
+class Work(BaseModel):
+    """What a probe's cost scales with (see hear_runner.plan.throughput)."""
+
+    rows: float  # per training
+    size: int  # embedding size
+    trainings: int
+
+    @property
+    def units(self) -> float:
+        return self.rows * self.size * self.trainings
+
+
+def plan_row(
+    model: PlannedModel,
+    task: TaskSize,
+    records: list[RunRecord],
+    table: Throughputs,
+    cache_dir: Path,
+    probe: tuple[str, int, int],
+    recompute: bool = False,
+) -> PlanRow:
+    """One (model, task); ``records`` are the model's, newest first; ``probe`` is (mode,
+    grid points, seeds); ``recompute``: the store's embeddings are not reused."""
+    held = stored(cache_dir, model.store_folder, task)
+    if not task.prepared:
+        return PlanRow(model=model.name, task=task, stored=held, embed=Estimate(),
+                       probe=Estimate(detail="task not prepared: size unknown"))  # fmt: skip
+    kind = task.embedding_type
+    table_key, entry = table.model(model.table_name or model.name)
+    same = [r for r in records if r.task.embedding_type == kind]
+    hop_ms, hop_source = HEAR_HOP_MS, "HEAR default"
+    hop_record = _pick(same, task, lambda r: r.timings.get("embedding_rows", 0) > 0)
+    if kind == "event" and hop_record is not None:
+        hop_ms, hop_source = _hop_ms(hop_record), "record"
+    row = PlanRow(model=model.name, task=task, stored=held, embed=Estimate(), probe=Estimate())
+    if kind == "event":
+        row.frames = round(task.total_seconds * 1000 / hop_ms)
+        row.hop_ms, row.hop_source = round(hop_ms, 3), hop_source
+    reused = 0 if recompute else held.clips
+    left = task.total_seconds * (1 - reused / task.total_clips) if task.total_clips else 0.0
+    embed_record = _pick(same, task, lambda r: r.timings.get("audio_per_second", 0) > 0)
+    if embed_record is not None:
+        rate = embed_record.timings["audio_per_second"]
+        row.embed = Estimate(seconds=left / rate, source="record",
+                             detail=f"{rate:g} audio s/s ({_named(embed_record)})")  # fmt: skip
+    else:
+        rate = entry.audio_per_second(kind)
+        row.embed = Estimate(seconds=left / rate, source="table",
+                             detail=f"{rate:g} audio s/s ({table_key})")  # fmt: skip
+    mode, grid_points, seeds = probe
+    size = same[0].model if same else None
+    dim = (size.timestamp_embedding_size if kind == "event" else size.scene_embedding_size
+           ) if size else entry.embedding_size(kind)  # fmt: skip
+    tried = 1 if mode == "linear" else grid_points
+    work = Work(rows=training_rows(task, 1000 / hop_ms), size=dim,
+                trainings=seeds * (tried + len(task.folds) - 1))  # fmt: skip
+    cost = table.probes[mode]
+    probe_record = _pick(same, task, lambda r: r.probe.mode == mode)
+    if probe_record is not None:
+        done = record_work(probe_record)
+        ratio = cost.seconds(work.trainings, work.units) / cost.seconds(done.trainings, done.units)
+        took = probe_record.timings.get("probe", 0.0)
+        detail = f"{took:g} s x {ratio:.3g} ({_named(probe_record)})"
+        row.probe = Estimate(seconds=took * ratio, source="record", detail=detail)
+    else:
+        row.probe = Estimate(seconds=cost.seconds(work.trainings, work.units), source="table",
+                             detail=f"cost model of {mode} ({table.path})")  # fmt: skip
+    return row
+
+
+def training_rows(task: TaskSize, frames_per_second: float) -> float:
+    """Rows one training learns from, averaged over folds: train clips, or their frames."""
+    event = task.embedding_type == "event"
+    per_split = {s: task.audio_seconds.get(s, 0.0) * frames_per_second if event else n
+                 for s, n in task.clips.items()}  # fmt: skip
+    folds = task.folds
+    return sum(sum(per_split.get(s, 0) for s in train) for train, _ in folds) / len(folds)
+
+
+def record_work(record: RunRecord) -> Work:
+    """The work the record's probe did, in the cost model's units."""
+    task = record.task
+    total = sum(task.clips.values()) or 1
+    seconds = record.timings.get("audio_seconds", 0.0)
+    size = TaskSize(
+        name=task.name, prepared=True, embedding_type=task.embedding_type,
+        prediction_type=task.prediction_type, split_mode=task.split_mode, clips=task.clips,
+        audio_seconds={s: seconds * n / total for s, n in task.clips.items()},
+    )  # fmt: skip
+    event = task.embedding_type == "event"
+    dim = record.model.timestamp_embedding_size if event else record.model.scene_embedding_size
+    fps = 1000 / _hop_ms(record) if event and record.timings.get("embedding_rows") else 20.0
+    trainings = len(record.probe.seeds) * (max(len(record.probe.grid), 1) + len(size.folds) - 1)
+    return Work(rows=training_rows(size, fps), size=dim, trainings=trainings)
+
+
+def newest_first(records: list[RunRecord]) -> list[RunRecord]:
+    return sorted(records, key=_created, reverse=True)
+
+
+def _pick(records: list[RunRecord], task: TaskSize, usable: object) -> RunRecord | None:
+    """The record of this task if usable, else the newest usable one (``records`` newest first)."""
+    fits = [r for r in records if usable(r)]  # type: ignore[operator]
+    return next((r for r in fits if r.task.name == task.name), fits[0] if fits else None)
+
+
+def _hop_ms(record: RunRecord) -> float:
+    return 1000 * record.timings["audio_seconds"] / record.timings["embedding_rows"]
+
+
+def _named(record: RunRecord) -> str:
+    return f"record of {record.task.name}, {record.created}"
+
+
+def _created(record: RunRecord) -> float:
+    try:
+        return datetime.fromisoformat(record.created).timestamp()
+    except ValueError:
+        return 0.0

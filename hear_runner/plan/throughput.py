@@ -1,0 +1,118 @@
+"""Measured throughputs shipped with hear-runner: what a plan assumes without a record.
+
+``throughputs.json`` (beside this module; ``$HEAR_THROUGHPUTS`` names another file)::
+
+    {"models": {NAME: {"scene_audio_per_second": float,      audio s embedded per wall s
+                       "timestamp_audio_per_second": float,  the same for event tasks
+                       "start_seconds": float,               starting its server, once a run
+                       "scene_embedding_size": int,
+                       "timestamp_embedding_size": int,
+                       "measured": {"command", "date", "machine", "note"}}},
+     "probes": {MODE: {"fixed_seconds": float, "seconds_per_training": float,
+                       "seconds_per_unit": float, "measured": {...}}}}
+
+NAME is a named model (``hear models list``), or ``default`` for any other. The probe's
+cost model, per (model, task)::
+
+    seconds = fixed_seconds + trainings x seconds_per_training + units x seconds_per_unit
+
+trainings = seeds x (grid points + folds - 1), as heareval trains the grid on the first
+fold, then the best point on every other fold (1 grid point for ``linear``); units =
+trainings x rows x embedding size, with rows the clips (scene tasks) or frames (event
+tasks) in one fold's train splits. The per-training term is what a training costs
+whatever its size (epochs, validation, early stopping); the per-unit term what grows
+with the data. Measured figures are fitted to it (least squares, non-negative).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hear_runner.errors import HearError
+
+SHIPPED = Path(__file__).with_name("throughputs.json")
+DEFAULT_MODEL = "default"
+
+
+class Measured(BaseModel):
+    """Where a figure comes from, so that a reader can redo it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: str
+    date: str
+    machine: str
+    note: str = ""
+
+
+class ModelThroughput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scene_audio_per_second: float = Field(gt=0)
+    timestamp_audio_per_second: float = Field(gt=0)
+    start_seconds: float = Field(ge=0)
+    scene_embedding_size: int = Field(ge=1)
+    timestamp_embedding_size: int = Field(ge=1)
+    measured: Measured
+
+    def audio_per_second(self, embedding_type: str) -> float:
+        event = embedding_type == "event"
+        return self.timestamp_audio_per_second if event else self.scene_audio_per_second
+
+    def embedding_size(self, embedding_type: str) -> int:
+        event = embedding_type == "event"
+        return self.timestamp_embedding_size if event else self.scene_embedding_size
+
+
+class ProbeCost(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fixed_seconds: float = Field(ge=0)  # per (model, task): data, scoring
+    seconds_per_training: float = Field(ge=0)
+    seconds_per_unit: float = Field(ge=0)  # per training row x embedding size x training
+    measured: Measured
+
+    def seconds(self, trainings: int, units: float) -> float:
+        return (self.fixed_seconds + self.seconds_per_training * trainings
+                + self.seconds_per_unit * units)  # fmt: skip
+
+
+class Throughputs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    models: dict[str, ModelThroughput]
+    probes: dict[str, ProbeCost]
+    path: str = ""  # the file read (set by the loader)
+
+    def model(self, name: str) -> tuple[str, ModelThroughput]:
+        """The entry for ``name`` and its key (``default`` when the table has no such model)."""
+        key = name if name in self.models else DEFAULT_MODEL
+        return key, self.models[key]
+
+
+def throughputs_path() -> Path:
+    return Path(os.environ.get("HEAR_THROUGHPUTS") or SHIPPED)
+
+
+def load_throughputs(path: Path | None = None) -> Throughputs:
+    """The table; a malformed one is one line naming the file and the field at fault."""
+    path = path or throughputs_path()
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as e:
+        raise HearError(f"{path}: throughputs file not readable ({e.strerror})") from None
+    except ValueError as e:
+        raise HearError(f"{path}: throughputs file is not valid JSON ({e})") from None
+    try:
+        table = Throughputs.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise HearError(f"{path}: field {where!r}: {first['msg']}") from None
+    if DEFAULT_MODEL not in table.models:
+        raise HearError(f"{path}: field 'models': needs a {DEFAULT_MODEL!r} entry")
+    return table.model_copy(update={"path": str(path)})
