@@ -358,7 +358,17 @@ def write_outputs(rows: list[dict], out: Path | None, md: Path, args: argparse.N
     md.write_text(report.markdown(rows))
     print(f"[bench] wrote {md}", flush=True)
     if args.throughputs:
-        summary = report.throughputs(rows, str(out or args.render))
+        machines = report.machines_text(rows)
+        loads = [run["loadavg_before"][0] for row in rows for run in report.stage_runs(row).values()
+                 if run.get("loadavg_before")]  # fmt: skip
+        summary = report.throughputs(rows, {
+            "command": f"python bench/full_size.py --render {out or args.render} "
+                       f"--throughputs {args.throughputs} (rows: {out or args.render})",
+            "date": datetime.now(UTC).date().isoformat(),
+            "machine": machines,
+            "note": f"{len(rows)} bench rows; 1-minute load average before the stages "
+                    f"{min(loads, default=0):.1f} to {max(loads, default=0):.1f}",
+        })  # fmt: skip
         args.throughputs.write_text(json.dumps(summary, indent=2) + "\n")
         print(f"[bench] wrote {args.throughputs}", flush=True)
 

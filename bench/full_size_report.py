@@ -12,15 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 SCHEMA = "hear-full-size/1"
-THROUGHPUTS_SCHEMA = "hear-bench-throughputs/1"
 #: The issue's rule: host memory while probing < 2 GB + one float32 copy of the largest
 #: training split's embeddings. 2 GB is taken as 2e9 bytes (the stricter reading); the
 #: memory is the probe tree's anonymous PSS (what it holds itself), not the pages of the
 #: memory-mapped embedding files it reads, which the kernel drops and rereads at will.
 MEMORY_ALLOWANCE_BYTES = 2_000_000_000
 MIB = 2**20
-#: The HEAR API call a task's embedding_type makes: throughputs are keyed by it.
-CALL = {"scene": "scene", "event": "timestamp"}
 #: What each stage's time is taken to grow with, for extrapolation.
 QUANTITY = {"prepare": "audio_s", "embed": "audio_s", "probe": "training_rows"}
 
@@ -189,46 +186,70 @@ def _probe_fit(points: list[tuple[float, float]]) -> dict[str, Any]:
     }
 
 
-def throughputs(rows: list[dict], source: str) -> dict[str, Any]:
-    """What `hear plan` can estimate from: embedding speed per model and embedding type,
-    probe cost per mode (and per type) as start-up + seconds per unit of work."""
-    embed: dict[str, dict[str, dict[str, Any]]] = {}
-    probe_points: dict[str, dict[str, list[tuple[float, float]]]] = {}
+def throughputs(rows: list[dict], measured: dict[str, str]) -> dict[str, Any]:
+    """The table `hear plan` estimates from (``hear_runner/plan/throughput.py``'s schema),
+    fitted to the rows: per model (the image's name without repository and tag), embedding
+    speed per embedding type (audio seconds over embedding wall seconds, the model's start
+    included) and sizes; per probe mode, the plan's cost model fitted to every finished run
+    (trainings = grid points + folds - 1, units = trainings x training rows x dim)."""
+    from hear_runner.plan.fit import fit_probe_cost
+    from hear_runner.plan.throughput import (
+        DEFAULT_MODEL,
+        Measured,
+        ModelThroughput,
+        Throughputs,
+    )
+
+    source = Measured(**measured)
+    embed: dict[str, dict[str, list[float]]] = {}
+    sizes: dict[str, dict[str, int]] = {}
+    probe_runs: dict[str, list[tuple[int, float, float]]] = {}
     for row in rows:
         info = row["task_info"]
-        kind = CALL.get(info["embedding_type"], info["embedding_type"])
+        model = row["model"].rsplit("/", 1)[-1].split(":")[0]
+        kind = info["embedding_type"]
         run = row.get("embed")
         if run and run["status"] == "ok" and info.get("audio_s"):
-            acc = embed.setdefault(row["model"], {}).setdefault(
-                kind, {"audio_s": 0.0, "wall_s": 0.0, "rows": 0}
-            )
-            acc["audio_s"] += info["audio_s"]
-            acc["wall_s"] += run["wall_s"]
-            acc["rows"] += 1
+            acc = embed.setdefault(model, {}).setdefault(kind, [0.0, 0.0])
+            acc[0] += info["audio_s"]
+            acc[1] += run["wall_s"]
+            sizes.setdefault(model, {})[kind] = info["dim"]
+        folds = len(info["clips_per_split"]) if info["split_mode"] != "trainvaltest" else 1
         for mode, run in (row.get("probes") or {}).items():
-            if run["status"] == "ok" and run.get("units"):
-                modes = probe_points.setdefault(mode, {})
-                modes.setdefault(kind, []).append((run["units"], run["wall_s"]))
-                modes.setdefault("all", []).append((run["units"], run["wall_s"]))
-    for kinds in embed.values():
-        for acc in kinds.values():
-            acc["audio_s_per_s"] = round(acc["audio_s"] / acc["wall_s"], 2)
-            acc["audio_s"], acc["wall_s"] = round(acc["audio_s"], 1), round(acc["wall_s"], 2)
-    probe = {
-        mode: {
-            **_probe_fit(kinds.pop("all")),
-            "by_type": {kind: _probe_fit(points) for kind, points in sorted(kinds.items())},
-        }
-        for mode, kinds in sorted(probe_points.items())
-    }
-    return {
-        "schema": THROUGHPUTS_SCHEMA,
-        "source": source,
-        "machines": _unique(row.get("machine") for row in rows),
-        "embed": embed,
-        "probe_unit": "training rows × embedding dim × grid points",
-        "probe": probe,
-    }
+            if run["status"] == "ok" and run.get("training_rows"):
+                trainings = run["grid_points"] + folds - 1
+                units = float(trainings * run["training_rows"] * run["dim"])
+                probe_runs.setdefault(mode, []).append((trainings, units, run["wall_s"]))
+    models = {}
+    for model, kinds in sorted(embed.items()):
+        rate = {k: audio / wall for k, (audio, wall) in kinds.items()}
+        size = sizes[model]
+        models[model] = ModelThroughput(
+            scene_audio_per_second=round(rate.get("scene", rate.get("event", 0.0)), 2),
+            timestamp_audio_per_second=round(rate.get("event", rate.get("scene", 0.0)), 2),
+            start_seconds=0.0,  # inside the embedding wall time, which the rates include
+            scene_embedding_size=size.get("scene", size.get("event", 1)),
+            timestamp_embedding_size=size.get("event", size.get("scene", 1)),
+            measured=source,
+        )
+    if models:
+        slowest = min(models.values(), key=lambda m: m.scene_audio_per_second)
+        note = f"the slowest model measured; {source.note}".strip("; ")
+        models[DEFAULT_MODEL] = slowest.model_copy(
+            update={"measured": source.model_copy(update={"note": note})}
+        )
+    probes = {mode: fit_probe_cost(runs, source) for mode, runs in sorted(probe_runs.items())}
+    table = Throughputs(models=models, probes=probes)
+    return table.model_dump(exclude={"path"})
+
+
+def machine_text(machine: dict) -> str:
+    return (f"{machine.get('cpu_model')}, {machine.get('nproc')} cores (nproc), "
+            f"{machine.get('memory_gib')} GiB")  # fmt: skip
+
+
+def machines_text(rows: list[dict]) -> str:
+    return "; ".join(machine_text(m) for m in _unique(row.get("machine") for row in rows))
 
 
 def _unique(items: Any) -> list:
@@ -307,11 +328,7 @@ def markdown(rows: list[dict]) -> str:
         "(probe), or with exponent k fitted across scales; ≥ marks a stage that timed out.",
         "",
     ]
-    for m in machines:
-        lines.append(
-            f"Machine: {m.get('cpu_model')}, {m.get('nproc')} cores (nproc), "
-            f"{m.get('memory_gib')} GiB."
-        )
+    lines += [f"Machine: {machine_text(m)}." for m in machines]
     lines += [
         "",
         "| model | task | scale | clips | audio h | frames | prepare s | embed s | audio s/s "

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from hear_runner.plan.throughput import Throughputs
+
 ROOT = Path(__file__).parent.parent
 SCRIPT = ROOT / "bench" / "full_size.py"
 sys.path.insert(0, str(ROOT / "bench"))
@@ -23,9 +25,25 @@ def _row(scale: str, audio_s: float, embed_s: float, rows: int, probe_s: float) 
         "model": "m",
         "task": "t",
         "scale": scale,
-        "task_info": {"embedding_type": "scene", "audio_s": audio_s, "training_rows": rows},
+        "task_info": {
+            "embedding_type": "scene",
+            "audio_s": audio_s,
+            "training_rows": rows,
+            "dim": 8,
+            "split_mode": "trainvaltest",
+            "clips_per_split": {"train": rows},
+        },
         "embed": {"status": "ok", "wall_s": embed_s},
-        "probes": {"linear": {"status": "ok", "wall_s": probe_s, "units": rows * 8}},
+        "probes": {
+            "linear": {
+                "status": "ok",
+                "wall_s": probe_s,
+                "units": rows * 8,
+                "training_rows": rows,
+                "dim": 8,
+                "grid_points": 1,
+            }
+        },
     }
 
 
@@ -90,13 +108,16 @@ def test_memory_rule_and_throughputs() -> None:
     assert rule["pass"] is True
     assert report.memory_rule(10, 10, 1908.0)["pass"] is False
     rows = [_row("0.1", 100.0, 4.0, 100, 1.5), _row("0.2", 300.0, 6.0, 300, 3.5)]
-    summary = report.throughputs(rows, "x.json")
-    assert summary["embed"]["m"]["scene"]["audio_s_per_s"] == 40.0
-    linear = summary["probe"]["linear"]
-    # wall = 0.5 s + 0.00125 s per unit (units = rows * 8)
-    assert math.isclose(linear["startup_s"], 0.5)
-    assert math.isclose(linear["s_per_unit"], 0.00125)
-    assert linear["by_type"]["scene"]["points"] == 2
+    measured = {"command": "c", "date": "d", "machine": "m", "note": ""}
+    summary = report.throughputs(rows, measured)
+    table = Throughputs.model_validate(summary)  # the schema `hear plan` reads
+    assert table.models["m"].scene_audio_per_second == 40.0  # (100 + 300) s / (4 + 6) s
+    assert table.models["default"].scene_audio_per_second == 40.0
+    linear = table.probes["linear"]
+    # wall = 0.5 s a training + 0.00125 s a unit (one training; units = rows * 8)
+    assert math.isclose(linear.seconds_per_training, 0.5)
+    assert math.isclose(linear.seconds_per_unit, 0.00125)
+    assert "fitted to 2 run(s)" in linear.measured.note
 
 
 @pytest.mark.docker

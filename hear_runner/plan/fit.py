@@ -73,18 +73,26 @@ def _model(records: list[RunRecord], measured: Measured) -> ModelThroughput:
 
 
 def _probe(records: list[RunRecord], measured: Measured) -> ProbeCost:
-    """The cost model's terms by non-negative least squares; with fewer records than terms,
-    the last ones only (units, then trainings): what grows with the task is kept, so a
-    plan extrapolated from small tasks errs long rather than short."""
+    work = [record_work(r) for r in records]
+    return fit_probe_cost(
+        [(w.trainings, w.units, r.timings["probe"]) for w, r in zip(work, records, strict=True)],
+        measured,
+    )
+
+
+def fit_probe_cost(runs: list[tuple[int, float, float]], measured: Measured) -> ProbeCost:
+    """The cost model's terms fitted to (trainings, units, seconds) of measured probe runs,
+    by non-negative least squares; with fewer runs than terms, the last terms only (units,
+    then trainings): what grows with the task is kept, so a plan extrapolated from small
+    tasks errs long rather than short."""
     from scipy.optimize import nnls
 
-    work = [record_work(r) for r in records]
-    terms = np.array([[1.0, w.trainings, w.units] for w in work])[:, -min(len(records), 3):]
-    seconds = np.array([r.timings["probe"] for r in records])
+    terms = np.array([[1.0, t, u] for t, u, _ in runs])[:, -min(len(runs), 3) :]
+    seconds = np.array([s for _, _, s in runs])
     scale = terms.max(axis=0)  # the units are ~1e9 times the trainings: fit on equal footing
     fitted, _ = nnls(terms / scale, seconds)
     fixed, per_training, per_unit = [0.0] * (3 - len(fitted)) + list(fitted / scale)
-    note = f"fitted to {len(records)} record(s); {measured.note}".strip("; ")
+    note = f"fitted to {len(runs)} run(s); {measured.note}".strip("; ")
     return ProbeCost(fixed_seconds=round(float(fixed), 3),
                      seconds_per_training=round(float(per_training), 4),
                      seconds_per_unit=float(f"{per_unit:.4g}"),
