@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from hear_runner.errors import HearError
-from hear_runner.probes.batched import BatchedMLP, _adam, _batched_loss
+from hear_runner.probes.batched import BatchedMLP, _adam, _batched_loss, train_batched
 from hear_runner.probes.data import ProbeProblem, ProbeSplit, Rows
 from hear_runner.probes.linear import LinearConfig, train_linear
-from hear_runner.probes.mlp import MLPConfig
+from hear_runner.probes.mlp import MLPConfig, train_mlp
 from hear_runner.probes.stage import run_probe
 from hear_runner.tasks.folder import Fold
 from hear_runner.tasks.metadata import TaskMetadata
@@ -141,6 +141,25 @@ def test_fast_mode_stops_each_point_on_its_own() -> None:
     scores = [p["valid_selection_score"] for p in outcome.grid]
     assert scores[0] > scores[1]
     assert outcome.folds[0].epochs_trained < 60 or scores[0] == 1.0
+
+
+@pytest.mark.parametrize("mode", ["fast", "faithful"])
+def test_a_nonfinite_check_stops_training_as_lightning_does(mode: str) -> None:
+    """heareval's EarlyStopping (check_finite) stops at a NaN score; the best check is kept."""
+    train, valid = clusters("train", 120, seed=1), clusters("valid", 40, seed=2)
+    checks: list[int] = []
+
+    def select(targets: np.ndarray, predictions: np.ndarray) -> float:
+        checks.append(len(checks))
+        return 0.5 if len(checks) == 1 else float("nan")  # as sed_eval's F of no events
+
+    config = MLPConfig(hidden_dim=16, max_epochs=60, check_every=3, patience=20)
+    if mode == "fast":
+        (probe,) = train_batched(Rows([train]), valid, "multiclass", select, [config], "cpu")
+    else:
+        probe = train_mlp(Rows([train]), valid, "multiclass", select, config, "cpu")
+    assert (probe.epochs_trained, probe.best_epoch, probe.best_valid_score) == (6, 3, 0.5)
+    assert len(checks) == 2
 
 
 def test_seeds_repeat_the_stage_and_report_each() -> None:

@@ -9,6 +9,7 @@ checkpoint kept. Embeddings go in as they are, as heareval feeds them.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -108,7 +109,13 @@ def epoch_batches(
 
 @dataclass
 class EarlyStopping:
-    """heareval's rule: a check must beat the best so far; stop after ``patience`` that don't."""
+    """heareval's rule: a check must beat the best so far; stop after ``patience`` that don't.
+
+    A check whose score is not finite stops training at once, as lightning's
+    EarlyStopping (``check_finite``, on in heareval's runner) does: an event probe whose
+    validation predictions hold no event at all scores NaN (sed_eval's precision over
+    no system output), and heareval's points stop there.
+    """
 
     patience: int
     best: float = -np.inf
@@ -120,6 +127,9 @@ class EarlyStopping:
     def update(self, score: float, epoch: int) -> bool:
         """Record a check; True when it is the new best."""
         self.history.append(score)
+        if not math.isfinite(score):
+            self.stopped = True
+            return False
         if score > self.best:
             self.best, self.best_epoch, self.checks_without_gain = score, epoch, 0
             return True

@@ -179,8 +179,22 @@ def _selector(problem: ProbeProblem, valid: ProbeSplit, primary: Metric) -> Sele
         return _negative_bce if kind == "multilabel" else _negative_cross_entropy
     if problem.event:
         scoring = EventScoring(valid.reference, valid, problem.labels, problem.metadata)
-        return lambda _targets, frames: scoring.best(primary, frames)[1]
+        return functools.partial(_event_check, scoring, primary)
     return lambda targets, scores: float(primary.score(targets, scores, problem.labels))
+
+
+def _event_check(
+    scoring: EventScoring, primary: Metric, _targets: np.ndarray, frames: np.ndarray
+) -> float:
+    """A validation check's score as heareval logs it: the best setting's own value.
+
+    The setting is chosen with NaN counted as 0 (``EventScoring.best``); a NaN of the
+    chosen setting itself (no event predicted) is kept, and stops training.
+    """
+    params, value = scoring.best(primary, frames)
+    if value == 0.0 and np.isnan(_first(scoring.score(primary, frames, params))):
+        return float("nan")
+    return value
 
 
 def _score_fold(
