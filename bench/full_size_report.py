@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 SCHEMA = "hear-full-size/1"
 #: The issue's rule: host memory while probing < 2 GB + one float32 copy of the largest
 #: training split's embeddings. 2 GB is taken as 2e9 bytes (the stricter reading); the
@@ -201,7 +203,7 @@ def throughputs(rows: list[dict], measured: dict[str, str]) -> dict[str, Any]:
     )
 
     source = Measured(**measured)
-    embed: dict[str, dict[str, list[float]]] = {}
+    embed: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
     sizes: dict[str, dict[str, int]] = {}
     probe_runs: dict[str, list[tuple[int, float, float]]] = {}
     for row in rows:
@@ -210,9 +212,9 @@ def throughputs(rows: list[dict], measured: dict[str, str]) -> dict[str, Any]:
         kind = info["embedding_type"]
         run = row.get("embed")
         if run and run["status"] == "ok" and info.get("audio_s"):
-            acc = embed.setdefault(model, {}).setdefault(kind, [0.0, 0.0])
-            acc[0] += info["audio_s"]
-            acc[1] += run["wall_s"]
+            embed.setdefault(model, {}).setdefault(kind, []).append(
+                (info["clips"], info["audio_s"], run["wall_s"])
+            )
             sizes.setdefault(model, {})[kind] = info["dim"]
         folds = len(info["clips_per_split"]) if info["split_mode"] != "trainvaltest" else 1
         for mode, run in (row.get("probes") or {}).items():
@@ -222,12 +224,16 @@ def throughputs(rows: list[dict], measured: dict[str, str]) -> dict[str, Any]:
                 probe_runs.setdefault(mode, []).append((trainings, units, run["wall_s"]))
     models = {}
     for model, kinds in sorted(embed.items()):
-        rate = {k: audio / wall for k, (audio, wall) in kinds.items()}
+        fits = {kind: _embed_fit(runs) for kind, runs in kinds.items()}
+        scene, event = fits.get("scene", fits.get("event")), fits.get("event", fits.get("scene"))
+        assert scene is not None and event is not None
         size = sizes[model]
         models[model] = ModelThroughput(
-            scene_audio_per_second=round(rate.get("scene", rate.get("event", 0.0)), 2),
-            timestamp_audio_per_second=round(rate.get("event", rate.get("scene", 0.0)), 2),
-            start_seconds=0.0,  # inside the embedding wall time, which the rates include
+            scene_audio_per_second=scene[1],
+            timestamp_audio_per_second=event[1],
+            scene_seconds_per_clip=scene[0],
+            timestamp_seconds_per_clip=event[0],
+            start_seconds=0.0,  # inside the embedding wall time the fit is made from
             scene_embedding_size=size.get("scene", size.get("event", 1)),
             timestamp_embedding_size=size.get("event", size.get("scene", 1)),
             measured=source,
@@ -241,6 +247,22 @@ def throughputs(rows: list[dict], measured: dict[str, str]) -> dict[str, Any]:
     probes = {mode: fit_probe_cost(runs, source) for mode, runs in sorted(probe_runs.items())}
     table = Throughputs(models=models, probes=probes)
     return table.model_dump(exclude={"path"})
+
+
+def _embed_fit(runs: list[tuple[float, float, float]]) -> tuple[float, float]:
+    """(seconds per clip, audio seconds per second) fitted to (clips, audio s, wall s) runs
+    by non-negative least squares; from one run, or when the fit gives no audio term, audio
+    seconds alone (seconds per clip 0)."""
+    from scipy.optimize import nnls
+
+    clips, audio, wall = (np.array(column, dtype=float) for column in zip(*runs, strict=True))
+    if len(runs) > 1:
+        scale = np.array([clips.max(), audio.max()])
+        (per_clip, per_audio), _ = nnls(np.stack([clips, audio], axis=1) / scale, wall)
+        per_clip, per_audio = per_clip / scale[0], per_audio / scale[1]
+        if per_audio > 0:
+            return float(f"{per_clip:.4g}"), round(1 / per_audio, 2)
+    return 0.0, round(float(audio.sum() / wall.sum()), 2)
 
 
 def machine_text(machine: dict) -> str:

@@ -30,6 +30,7 @@ def _row(scale: str, audio_s: float, embed_s: float, rows: int, probe_s: float) 
             "audio_s": audio_s,
             "training_rows": rows,
             "dim": 8,
+            "clips": 10,
             "split_mode": "trainvaltest",
             "clips_per_split": {"train": rows},
         },
@@ -111,8 +112,12 @@ def test_memory_rule_and_throughputs() -> None:
     measured = {"command": "c", "date": "d", "machine": "m", "note": ""}
     summary = report.throughputs(rows, measured)
     table = Throughputs.model_validate(summary)  # the schema `hear plan` reads
-    assert table.models["m"].scene_audio_per_second == 40.0  # (100 + 300) s / (4 + 6) s
-    assert table.models["default"].scene_audio_per_second == 40.0
+    # wall = 10 clips x 0.3 s + audio s / 100: (10, 100 s) -> 4 s, (10, 300 s) -> 6 s
+    model = table.models["m"]
+    assert model.scene_audio_per_second == 100.0
+    assert math.isclose(model.scene_seconds_per_clip, 0.3)
+    assert math.isclose(model.embed_seconds("scene", 10, 300.0), 6.0)
+    assert table.models["default"].scene_audio_per_second == 100.0
     linear = table.probes["linear"]
     # wall = 0.5 s a training + 0.00125 s a unit (one training; units = rows * 8)
     assert math.isclose(linear.seconds_per_training, 0.5)

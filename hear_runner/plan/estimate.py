@@ -111,7 +111,8 @@ def plan_row(
                              detail=f"{rate:g} audio s/s ({_named(embed_record)})")  # fmt: skip
     else:
         rate = entry.audio_per_second(kind)
-        row.embed = Estimate(seconds=left / rate, source="table",
+        clips = task.total_clips - reused
+        row.embed = Estimate(seconds=entry.embed_seconds(kind, clips, left), source="table",
                              detail=f"{rate:g} audio s/s ({table_key})")  # fmt: skip
     mode, grid_points, seeds = probe
     size = same[0].model if same else None

@@ -4,6 +4,8 @@
 
     {"models": {NAME: {"scene_audio_per_second": float,      audio s embedded per wall s
                        "timestamp_audio_per_second": float,  the same for event tasks
+                       "scene_seconds_per_clip": float,      a clip's own cost (optional, 0)
+                       "timestamp_seconds_per_clip": float,
                        "start_seconds": float,               starting its server, once a run
                        "scene_embedding_size": int,
                        "timestamp_embedding_size": int,
@@ -57,11 +59,21 @@ class ModelThroughput(BaseModel):
     start_seconds: float = Field(ge=0)
     scene_embedding_size: int = Field(ge=1)
     timestamp_embedding_size: int = Field(ge=1)
+    # What a clip costs whatever its length (reading, resampling, a server call's share):
+    # it dominates on one-second clips, so audio seconds alone mis-time short-clip tasks.
+    scene_seconds_per_clip: float = Field(default=0.0, ge=0)
+    timestamp_seconds_per_clip: float = Field(default=0.0, ge=0)
     measured: Measured
 
     def audio_per_second(self, embedding_type: str) -> float:
         event = embedding_type == "event"
         return self.timestamp_audio_per_second if event else self.scene_audio_per_second
+
+    def embed_seconds(self, embedding_type: str, clips: float, audio_seconds: float) -> float:
+        """clips x seconds per clip + audio seconds / audio seconds per second."""
+        event = embedding_type == "event"
+        per_clip = self.timestamp_seconds_per_clip if event else self.scene_seconds_per_clip
+        return clips * per_clip + audio_seconds / self.audio_per_second(embedding_type)
 
     def embedding_size(self, embedding_type: str) -> int:
         event = embedding_type == "event"
