@@ -361,15 +361,17 @@ def write_outputs(rows: list[dict], out: Path | None, md: Path, args: argparse.N
         machines = report.machines_text(rows)
         loads = [run["loadavg_before"][0] for row in rows for run in report.stage_runs(row).values()
                  if run.get("loadavg_before")]  # fmt: skip
-        summary = report.throughputs(rows, {
+        measured = {
             "command": f"python bench/full_size.py --render {out or args.render} "
                        f"--throughputs {args.throughputs} (rows: {out or args.render})",
             "date": datetime.now(UTC).date().isoformat(),
             "machine": machines,
             "note": f"{len(rows)} bench rows; 1-minute load average before the stages "
                     f"{min(loads, default=0):.1f} to {max(loads, default=0):.1f}",
-        })  # fmt: skip
+        }  # fmt: skip
+        summary = report.throughputs(rows, measured)
         args.throughputs.write_text(json.dumps(summary, indent=2) + "\n")
+        md.write_text(md.read_text() + report.plan_check(rows, measured))
         print(f"[bench] wrote {args.throughputs}", flush=True)
 
 

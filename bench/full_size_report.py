@@ -205,7 +205,7 @@ def throughputs(rows: list[dict], measured: dict[str, str]) -> dict[str, Any]:
     source = Measured(**measured)
     embed: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
     sizes: dict[str, dict[str, int]] = {}
-    probe_runs: dict[str, list[tuple[int, float, float]]] = {}
+    probe_runs: dict[str, dict[str, list[tuple[int, float, float]]]] = {}
     for row in rows:
         info = row["task_info"]
         model = row["model"].rsplit("/", 1)[-1].split(":")[0]
@@ -216,12 +216,10 @@ def throughputs(rows: list[dict], measured: dict[str, str]) -> dict[str, Any]:
                 (info["clips"], info["audio_s"], run["wall_s"])
             )
             sizes.setdefault(model, {})[kind] = info["dim"]
-        folds = len(info["clips_per_split"]) if info["split_mode"] != "trainvaltest" else 1
         for mode, run in (row.get("probes") or {}).items():
             if run["status"] == "ok" and run.get("training_rows"):
-                trainings = run["grid_points"] + folds - 1
-                units = float(trainings * run["training_rows"] * run["dim"])
-                probe_runs.setdefault(mode, []).append((trainings, units, run["wall_s"]))
+                runs = probe_runs.setdefault(mode, {}).setdefault(kind, [])
+                runs.append((*probe_work(info, run), run["wall_s"]))
     models = {}
     for model, kinds in sorted(embed.items()):
         fits = {kind: _embed_fit(runs) for kind, runs in kinds.items()}
@@ -244,9 +242,95 @@ def throughputs(rows: list[dict], measured: dict[str, str]) -> dict[str, Any]:
         models[DEFAULT_MODEL] = slowest.model_copy(
             update={"measured": source.model_copy(update={"note": note})}
         )
-    probes = {mode: fit_probe_cost(runs, source) for mode, runs in sorted(probe_runs.items())}
+    probes = {}
+    for mode, kinds in sorted(probe_runs.items()):
+        event = fit_probe_cost(kinds["event"], source) if "event" in kinds else None
+        base = fit_probe_cost(kinds["scene"], source) if "scene" in kinds else event
+        assert base is not None
+        probes[mode] = base.model_copy(update={"event": event})
     table = Throughputs(models=models, probes=probes)
     return table.model_dump(exclude={"path"})
+
+
+def probe_work(info: dict, run: dict) -> tuple[int, float]:
+    """(trainings, units) of a probe run in `hear plan`'s cost model: heareval trains the
+    grid on the first fold, then the chosen point on every other fold."""
+    folds = len(info["clips_per_split"]) if info["split_mode"] != "trainvaltest" else 1
+    trainings = run["grid_points"] + folds - 1
+    return trainings, float(trainings * run["training_rows"] * run["dim"])
+
+
+def plan_check(rows: list[dict], measured: dict[str, str]) -> str:
+    """A markdown section: each measured stage against what `hear plan` estimates for it
+    from the throughputs fitted to all rows (in sample) and to the other rows only (left
+    out: the estimate a plan would have made before this row was measured)."""
+    lines = [
+        "",
+        "## `hear plan`'s estimates against the measurements",
+        "",
+        "With the plan's cost models (`hear_runner/plan/throughput.py`) and the throughput "
+        "table fitted to every row above (`--throughputs`: in sample), and to every row but "
+        "the one estimated (left out: what a plan would have said before that row was "
+        "measured; - where no other row measured that model, type and mode); ratio = "
+        "estimate / measured.",
+        "",
+        "| model | task | scale | stage | measured s | in sample s | ratio | left out s | ratio |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    everything = _estimates(rows, rows, measured)
+    for i, row in enumerate(rows):
+        others = _estimates([row], rows[:i] + rows[i + 1 :], measured)
+        for stage, (seconds, fitted) in everything[i].items():
+            left = others[0].get(stage, (seconds, None))[1]
+            lines.append(
+                f"| {row['model']} | {row['task']} | {row['scale']} | {stage} "
+                f"| {_num(seconds)} | {_num(fitted)} | {fitted / seconds:.2f} "
+                f"| {_num(left)} | {'-' if left is None else f'{left / seconds:.2f}'} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _estimates(
+    rows: list[dict], fit_to: list[dict], measured: dict[str, str]
+) -> list[dict[str, tuple[float, float | None]]]:
+    """Per row, per finished stage: (measured s, the plan's estimate from a table fitted to
+    ``fit_to``, None where it holds nothing for that model, type and mode)."""
+    from hear_runner.plan.throughput import Throughputs
+
+    try:
+        table: Throughputs | None = Throughputs.model_validate(throughputs(fit_to, measured))
+    except (AssertionError, ValueError, KeyError):
+        table = None
+    out = []
+    for row in rows:
+        info, stages = row["task_info"], {}
+        kind = info["embedding_type"]
+        name = row["model"].rsplit("/", 1)[-1].split(":")[0]
+        typed = [r for r in fit_to if r["task_info"]["embedding_type"] == kind]
+        model = table.models.get(name) if table else None
+        embed = row.get("embed")
+        if embed and embed["status"] == "ok" and info.get("audio_s"):
+            known = model is not None and any((r.get("embed") or {}).get("status") == "ok"
+                                              for r in typed)  # fmt: skip
+            guess = model.embed_seconds(kind, info["clips"], info["audio_s"]) if known else None
+            stages["embed"] = (embed["wall_s"], guess)
+        for mode, run in (row.get("probes") or {}).items():
+            if run["status"] != "ok" or not run.get("training_rows"):
+                continue
+            known = (
+                table is not None
+                and mode in table.probes
+                and any(
+                    ((r.get("probes") or {}).get(mode) or {}).get("status") == "ok" for r in typed
+                )
+            )
+            cost = table.probes[mode].for_type(kind) if known and table else None
+            stages[f"probe {mode}"] = (
+                run["wall_s"],
+                cost.seconds(*probe_work(info, run)) if cost else None,
+            )
+        out.append(stages)
+    return out
 
 
 def _embed_fit(runs: list[tuple[float, float, float]]) -> tuple[float, float]:

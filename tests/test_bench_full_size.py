@@ -123,6 +123,10 @@ def test_memory_rule_and_throughputs() -> None:
     assert math.isclose(linear.seconds_per_training, 0.5)
     assert math.isclose(linear.seconds_per_unit, 0.00125)
     assert "fitted to 2 run(s)" in linear.measured.note
+    # hear plan's estimates: in sample (both rows), and left out (row 0 from row 1 alone:
+    # audio seconds only, 300 s in 6 s -> 50 audio s/s -> 100 s of audio in 2 s)
+    section = report.plan_check(rows, measured)
+    assert "| m | t | 0.1 | embed | 4.0 | 4.0 | 1.00 | 2.0 | 0.50 |" in section
 
 
 @pytest.mark.docker

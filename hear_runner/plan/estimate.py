@@ -121,7 +121,7 @@ def plan_row(
     tried = 1 if mode == "linear" else grid_points
     work = Work(rows=training_rows(task, 1000 / hop_ms), size=dim,
                 trainings=seeds * (tried + len(task.folds) - 1))  # fmt: skip
-    cost = table.probes[mode]
+    cost = table.probes[mode].for_type(kind)
     probe_record = _pick(same, task, lambda r: r.probe.mode == mode)
     if probe_record is not None:
         done = record_work(probe_record)

@@ -11,7 +11,8 @@
                        "timestamp_embedding_size": int,
                        "measured": {"command", "date", "machine", "note"}}},
      "probes": {MODE: {"fixed_seconds": float, "seconds_per_training": float,
-                       "seconds_per_unit": float, "measured": {...}}}}
+                       "seconds_per_unit": float, "measured": {...},
+                       "event": {the same four, for event tasks} (optional)}}}
 
 NAME is a named model (``hear models list``), or ``default`` for any other. The probe's
 cost model, per (model, task)::
@@ -87,6 +88,13 @@ class ProbeCost(BaseModel):
     seconds_per_training: float = Field(ge=0)
     seconds_per_unit: float = Field(ge=0)  # per training row x embedding size x training
     measured: Measured
+    # Event tasks' own terms where they were measured apart: their probes also choose a
+    # post-processing setting at every check, and their rows are frames, not clips.
+    event: ProbeCost | None = None
+
+    def for_type(self, embedding_type: str) -> ProbeCost:
+        """The terms for a task of ``embedding_type``: the event terms where there are any."""
+        return self.event if embedding_type == "event" and self.event is not None else self
 
     def seconds(self, trainings: int, units: float) -> float:
         return (self.fixed_seconds + self.seconds_per_training * trainings
