@@ -38,7 +38,8 @@ def table(path: Path, probe_fixed: float) -> dict[str, str]:
     """A throughputs file like the shipped one, every probe costing ``probe_fixed`` seconds."""
     data = json.loads(SHIPPED.read_text())
     for cost in data["probes"].values():
-        cost.update(fixed_seconds=probe_fixed, seconds_per_training=0.0, seconds_per_unit=0.0)
+        cost.update(fixed_seconds=probe_fixed, seconds_per_training=0.0, seconds_per_unit=0.0,
+                    event=None)  # fmt: skip
     path.write_text(json.dumps(data))
     return {"HEAR_THROUGHPUTS": str(path)}
 
