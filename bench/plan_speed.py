@@ -6,7 +6,7 @@ their own length (FSD50K), header-only wav files of the right sizes), not the au
 plan never opens (FSD50K's files are sparse: their size, no data); then times `hear plan`
 over them. Uses the sized catalogue (plugins/hear_2021/catalogue.py, issue 14 item 1).
 
-    python scripts/plan_speed.py DIR [--model-image hear/naive:latest]
+    python bench/plan_speed.py DIR [--model-image hear/naive:latest]
 """
 
 from __future__ import annotations
