@@ -166,8 +166,9 @@ def test_full_size_harness_on_a_mini_task(tmp_path: Path) -> None:
     assert rule["used_mib"] > 50 and rule["pass"] is True
     assert row["dominant_stage"] in ("prepare", "embed", "probe linear")
     assert row["extrapolated"] is None  # smoke is no fraction of full size
-    table = md.read_text()
+    table, _, plan_check = md.read_text().partition("## `hear plan`'s estimates")
     (line,) = [x for x in table.splitlines() if x.startswith("| hear/naive:latest")]
+    assert "| hear/naive:latest | mini_spoken_digits | smoke | embed |" in plan_check
     assert "| mini_spoken_digits | smoke | 200 |" in line and "--tasks mini_spoken_digits" in line
     summary = json.loads(throughputs.read_text())
     assert summary["embed"]["hear/naive:latest"]["scene"]["audio_s_per_s"] > 0

@@ -66,7 +66,7 @@ def ran(tasks: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]
                   "linear", "--results-dir", str(folders["results"]), "--cache-dir",
                   str(folders["cache"]), env=env)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    return {**folders, "digits": digits, "stderr": result.stderr, "base": base}
+    return {**folders, "digits": digits, "stdout": result.stdout, "base": base}
 
 
 def rows_by_task(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -138,7 +138,8 @@ def test_a_large_folder_is_sized_from_its_listings_and_file_sizes(tmp_path: Path
 
 
 def test_estimates_come_from_the_record_after_a_real_run(ran: dict[str, Any], tasks: Path):
-    assert "hear plan" in ran["stderr"] and "total" in ran["stderr"]  # a long run: shown first
+    assert "hear plan" in ran["stdout"] and "total" in ran["stdout"]  # a long run: shown first
+    assert ran["stdout"].index("hear plan") < ran["stdout"].index("HEAR results")  # before scores
     plan = plan_json(*MODULE, "--tasks-dir", str(tasks), "--results-dir", str(ran["results"]),
                      "--cache-dir", str(ran["cache"]), "--probe", "linear")  # fmt: skip
     rows = rows_by_task(plan)
@@ -181,7 +182,7 @@ def test_a_short_run_does_not_print_its_plan(ran: dict[str, Any], tasks: Path, t
                   "--probe", "linear", "--results-dir", str(tmp_path / "results"),
                   "--cache-dir", str(ran["cache"]), env=env)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "hear plan" not in result.stderr
+    assert "hear plan" not in result.stdout and "hear plan" not in result.stderr
 
 
 def test_a_plugin_task_not_prepared_is_listed_and_not_prepared(tmp_path: Path):

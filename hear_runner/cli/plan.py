@@ -25,7 +25,7 @@ from hear_runner.cli.options import (
     model_options,
     serve_options,
 )
-from hear_runner.cli.render import err, esc, out
+from hear_runner.cli.render import esc, out
 from hear_runner.engines.settings import ModelChoice, ServeSettings
 
 if TYPE_CHECKING:
@@ -96,12 +96,13 @@ def show_plan(request: PlanRequest, json_output: bool) -> None:
 
 
 def announce_long_run(request: PlanRequest) -> None:
-    """Before a run expected to take over a minute: its plan, on stderr (stdout may be JSON)."""
+    """Before a run expected to take over a minute: its plan, on stdout before the scores
+    (stderr carries only progress and the one-line error a failure is)."""
     from hear_runner.plan.build import build_plan
 
     planned = build_plan(request)
     if planned.total_seconds > LONG_RUN_SECONDS:
-        print_plan(planned, err)
+        print_plan(planned, out)
 
 
 def print_plan(planned: Plan, console: Console) -> None:

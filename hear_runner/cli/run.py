@@ -73,8 +73,9 @@ def run(
     mode = probe_mode(probe)
     tasks = choose_tasks(tasks_dir, task, say=say)
     check_results_dir(results_dir)
-    announce_long_run(request)
-    engine, sources = select_engine(models, serve, say=say)
+    engine, sources = select_engine(models, serve, say=say)  # a missing image fails first
+    if not json_output:  # stdout is the records' JSON then; stderr is for errors
+        announce_long_run(request)
     probe_settings = {"mode": mode, "seeds": list(range(seed, seed + seeds)),
                       "grid_points": grid_points, "batch_size": serve.batch_size}  # fmt: skip
     records = evaluate_and_record(
