@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class HearError(Exception):
     """A failure to report as one line (no traceback), then exit non-zero."""
@@ -43,3 +48,10 @@ class ModelDied(ModelError):
 def one_line(value: object) -> str:
     """``value`` as text on one line (an OS or library message may hold newlines)."""
     return " ".join(str(value).split())
+
+
+def first_field_error(error: ValidationError) -> str:
+    """``field 'a.b': message`` for the first thing pydantic refused, to end a one-line error."""
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    return f"field {where!r}: {first['msg']}"

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hear_runner.errors import HearError
+from hear_runner.errors import HearError, first_field_error
 
 SHIPPED = Path(__file__).with_name("throughputs.json")
 DEFAULT_MODEL = "default"
@@ -130,9 +130,7 @@ def load_throughputs(path: Path | None = None) -> Throughputs:
     try:
         table = Throughputs.model_validate(raw)
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise HearError(f"{path}: field {where!r}: {first['msg']}") from None
+        raise HearError(f"{path}: {first_field_error(e)}") from None
     if DEFAULT_MODEL not in table.models:
         raise HearError(f"{path}: field 'models': needs a {DEFAULT_MODEL!r} entry")
     return table.model_copy(update={"path": str(path)})

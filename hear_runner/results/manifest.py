@@ -23,7 +23,7 @@ from hear_runner import __version__
 from hear_runner.contract.wire import CONTRACT_VERSION
 from hear_runner.engines.base import ModelSource
 from hear_runner.engines.settings import ServeSettings
-from hear_runner.errors import HearError
+from hear_runner.errors import HearError, first_field_error
 from hear_runner.files import atomic_write
 from hear_runner.results.reader import read_results
 
@@ -115,11 +115,7 @@ class RunManifest(BaseModel):
         try:
             manifest = cls.model_validate_json(text)
         except ValidationError as e:
-            first = e.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-            raise HearError(
-                f"{path}: not a run manifest: field {where!r}: {first['msg']}"
-            ) from None
+            raise HearError(f"{path}: not a run manifest: {first_field_error(e)}") from None
         if manifest.manifest_version > MANIFEST_VERSION:
             raise HearError(
                 f"{path}: manifest version {manifest.manifest_version} is newer than this "

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from hear_runner import __version__
 from hear_runner.contract.wire import CONTRACT_VERSION
+from hear_runner.errors import first_field_error
 from hear_runner.files import atomic_group, atomic_write
 from hear_runner.names import slug
 from hear_runner.results.predictions import FoldPredictions, predictions_path, save_predictions
@@ -252,6 +253,4 @@ def find_records(results_dir: Path) -> Iterator[tuple[Path, RunRecord | str]]:
         try:
             yield path, RunRecord.model_validate(raw)
         except ValidationError as e:
-            first = e.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-            yield path, f"not a result record: field {where!r}: {first['msg']}"
+            yield path, f"not a result record: {first_field_error(e)}"
