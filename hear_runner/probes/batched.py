@@ -20,6 +20,7 @@ import torch
 
 from hear_runner.probes.data import ProbeSplit, Rows
 from hear_runner.probes.mlp import (
+    Batches,
     EarlyStopping,
     MLPConfig,
     PredictionType,
@@ -28,7 +29,9 @@ from hear_runner.probes.mlp import (
     batch_source,
     default_device,
     epoch_batches,
+    tensor_source,
 )
+from hear_runner.probes.subspace import find_subspace
 
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
@@ -46,6 +49,8 @@ class BatchedMLP:
     """G MLPs of one shape; every tensor has a point axis (``axis[name]``).
 
     ``w0`` is (D, G, H), so that the first layer is a single (B, D) x (D, G*H) product.
+    With a ``basis`` (D, r) of the inputs' span (``probes.subspace``), inputs may come as
+    coordinates (B, r) in it, and the first layer is (B, r) x ((r, D) x (D, G*H)).
     Per-point learning rates ride on the parameters: each point's tensors are stored
     divided by ``scale`` = its lr / the largest lr and multiplied back in the forward
     pass, so one Adam with the largest lr moves every point at its own rate
@@ -60,6 +65,7 @@ class BatchedMLP:
         self.depth = first.hidden_layers
         self.dropout = first.dropout
         self.device = device
+        self.basis: torch.Tensor | None = None
         self.lr = max(c.lr for c in configs)
         g, h = len(configs), first.hidden_dim
         gen = torch.Generator().manual_seed(seed)
@@ -110,15 +116,18 @@ class BatchedMLP:
             return self.params
         return {name: p * self.scales[name] for name, p in self.params.items()}
 
-    def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
-        """Logits (G, B, C) for input (B, D).
+    def forward(self, x: torch.Tensor, train: bool, in_basis: bool = False) -> torch.Tensor:
+        """Logits (G, B, C) for input (B, D), or (B, r) coordinates in ``basis``.
 
         Hidden activations stay (B, G*H): every point's BatchNorm is then one fused
         BatchNorm over G*H features, and dropout and ReLU one pass each.
         """
         w, g, n = self.weights(), self.points, len(x)
-        w0 = w["w0"]
-        h = torch.addmm(w["b0"].view(-1), x, w0.view(w0.shape[0], -1))  # (B, G*H)
+        w0 = w["w0"].view(w["w0"].shape[0], -1)  # (D, G*H)
+        if in_basis:
+            assert self.basis is not None
+            w0 = self.basis.T @ w0  # (r, G*H): autograd takes W's gradient through the basis
+        h = torch.addmm(w["b0"].view(-1), x, w0)  # (B, G*H)
         for layer in range(self.depth):
             if layer:
                 h = torch.einsum("bgh,ghk->bgk", h.view(n, g, -1), w[f"w{layer}"])
@@ -240,9 +249,11 @@ class PointProbe(Probe):
 
 
 @torch.no_grad()
-def _probabilities(net: BatchedMLP, x: np.ndarray, kind: PredictionType) -> np.ndarray:
+def _probabilities(
+    net: BatchedMLP, x: np.ndarray, kind: PredictionType, in_basis: bool = False
+) -> np.ndarray:
     x_t = torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(net.device)
-    logits = net.forward(x_t, train=False)
+    logits = net.forward(x_t, train=False, in_basis=in_basis)
     probs = logits.softmax(-1) if kind == "multiclass" else logits.sigmoid()
     return probs.cpu().numpy()
 
@@ -311,10 +322,10 @@ def _train_group(
     active = list(range(len(configs)))  # original index of each point still training
     n = len(train)
     batch = min(first.batch_size, n)
-    take = batch_source(train, device)
+    take, valid_in_basis = _inputs(net, train, valid, batch, seed)
     for epoch in range(1, first.max_epochs + 1):
         for x, y in epoch_batches(take, n, batch, generator):
-            loss = loss_fn(net.forward(x, train=True), y)
+            loss = loss_fn(net.forward(x, train=True, in_basis=net.basis is not None), y)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -322,7 +333,7 @@ def _train_group(
             epochs[i] = epoch
         if epoch % first.check_every:
             continue
-        predictions = _predict_all(net, valid, kind)
+        predictions = _predict_all(net, valid, kind, valid_in_basis)
         for slot, i in enumerate(active):
             if stopping[i].update(select(valid.targets, predictions[slot]), epoch):
                 best[i] = net.point(slot)
@@ -344,13 +355,42 @@ def _train_group(
         probe.best_valid_score = float(stopping[i].best)
         probe.epochs_trained = epochs[i]
         probe.seconds = seconds / len(configs)
+        probe.input_rank = None if net.basis is None else int(net.basis.shape[1])
         probes.append(probe)
     return probes
 
 
-def _predict_all(net: BatchedMLP, split: ProbeSplit, kind: PredictionType) -> np.ndarray:
+def _inputs(
+    net: BatchedMLP, train: Rows, valid: ProbeSplit, batch: int, seed: int
+) -> tuple[Batches, np.ndarray | None]:
+    """The training batches, and the validation rows' coordinates (None: use the rows).
+
+    Where the training rows span a small subspace, the net gets its basis and both come
+    as coordinates in it; else the batches are the rows themselves.
+    """
+    subspace = find_subspace(train, batch, seed)
+    coordinates = subspace.coordinates(train.parts) if subspace else None
+    if subspace is None or coordinates is None:
+        return batch_source(train, net.device), None
+    net.basis = torch.from_numpy(subspace.basis).to(net.device)
+    x = torch.from_numpy(coordinates).to(net.device)
+    take = tensor_source(x, torch.from_numpy(train.targets()).to(net.device))
+    return take, subspace.coordinates([valid])
+
+
+def _predict_all(
+    net: BatchedMLP, split: ProbeSplit, kind: PredictionType, in_basis: np.ndarray | None
+) -> np.ndarray:
     """(G, n_rows, C) predictions of every point still training, chunk by chunk."""
-    return np.concatenate([_probabilities(net, chunk, kind) for chunk in split.chunks()], axis=1)
+    if in_basis is None:
+        chunks = [_probabilities(net, chunk, kind) for chunk in split.chunks()]
+    else:
+        step = split.chunk_rows
+        chunks = [
+            _probabilities(net, in_basis[i : i + step], kind, in_basis=True)
+            for i in range(0, len(in_basis), step)
+        ]
+    return np.concatenate(chunks, axis=1)
 
 
 def _batched_loss(kind: PredictionType) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:

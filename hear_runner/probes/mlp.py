@@ -49,6 +49,7 @@ class Probe:
         self.best_valid_score = float("nan")
         self.epochs_trained = 0
         self.seconds = 0.0
+        self.input_rank: int | None = None  # the first layer went through a basis of this rank
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities (multiclass) or per-label probabilities (multilabel)."""
@@ -87,13 +88,17 @@ def batch_source(train: Rows, device: str) -> Batches:
         for chunk in part.chunks():
             x_all[row : row + len(chunk)].copy_(torch.from_numpy(chunk))
             row += len(chunk)
-    y_all = torch.from_numpy(train.targets()).to(device)
+    return tensor_source(x_all, torch.from_numpy(train.targets()).to(device))
 
-    def take_device(index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        i = torch.from_numpy(index).to(device)
-        return x_all[i], y_all[i]
 
-    return take_device
+def tensor_source(x: torch.Tensor, y: torch.Tensor) -> Batches:
+    """``take(index) -> (x, y)`` over rows already in one tensor, on its device."""
+
+    def take(index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        i = torch.from_numpy(index).to(x.device)
+        return x[i], y[i]
+
+    return take
 
 
 def epoch_batches(

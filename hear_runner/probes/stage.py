@@ -207,6 +207,8 @@ def _score_fold(
     details: dict[str, Any] = {}
     losses: dict[str, float] = {}
     chosen: dict[str, float] | None = None
+    if probe.input_rank:  # fast mode's first layer went through the rows' span
+        details["input_basis_rank"] = probe.input_rank
     for role, name in (("valid", fold.valid), ("test", fold.test)):
         split = problem.splits[name]
         predictions = predict_split(probe, split)
