@@ -117,6 +117,34 @@ def test_long_clips_are_embedded_in_chunks_with_exact_timestamps(tmp_path: Path)
     assert chunked.batch_size == 1  # clips that long go one at a time
 
 
+def test_event_batches_hold_only_as_many_frames_as_the_byte_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Long event clips come back a few at a time: the first batch by an assumed 10 ms hop,
+    later ones by the frame rate the model has shown (faulty: 50 ms, 8 floats a frame)."""
+    from hear_runner.embed import pipeline
+
+    task = long_task(tmp_path, 4.2, event=True)
+    clip_bytes = 4.2 * pipeline.ASSUMED_FRAMES_PER_SECOND * 8 * 4
+    monkeypatch.setattr(pipeline, "EVENT_BATCH_BYTES", int(clip_bytes * 1.5))
+    sizes: list[int] = []
+    with start("faulty") as model:
+        budgeted = embed_split(
+            model.client, task, "test", SplitStore(tmp_path / "a"), batch_size=32,
+            on_batch=lambda n, _: sizes.append(n),
+        )  # fmt: skip
+        monkeypatch.undo()
+        whole: list[int] = []
+        unbounded = embed_split(
+            model.client, task, "test", SplitStore(tmp_path / "b"), batch_size=32,
+            on_batch=lambda n, _: whole.append(n),
+        )  # fmt: skip
+    assert sizes[0] == 1 and sum(sizes) == 4 and max(sizes) > 1  # 20 frames/s, not 100
+    assert whole == [4]
+    assert np.array_equal(budgeted.embeddings, unbounded.embeddings)
+    assert budgeted.frame_ms.tolist() == unbounded.frame_ms.tolist()
+
+
 def test_a_clip_out_of_memory_alone_is_halved_into_chunks(tmp_path: Path) -> None:
     """The model cannot take more than 1.5 s: 4.2 s clips go in four 1.05 s chunks."""
     import faulty

@@ -29,6 +29,14 @@ DECODE_THREADS = min(4, os.cpu_count() or 1)
 #: Timestamps must advance by a regular hop, to within this many milliseconds.
 HOP_TOLERANCE_MS = 1.0
 
+#: The most timestamp embeddings one batch may bring back, in bytes. Event clips are long
+#: (DCASE 2016's two minutes at 4,096 floats a frame: 39 MB a clip), so an event batch holds
+#: as many clips as fit in this, at most the batch size.
+EVENT_BATCH_BYTES = 256 * 2**20
+
+#: Frames per second assumed before a model's first batch shows its own (a 10 ms hop).
+ASSUMED_FRAMES_PER_SECOND = 100.0
+
 
 class SplitPlan:
     """The clips of a split still to embed, handed out batch by batch (to one or more workers).
@@ -50,9 +58,17 @@ class SplitPlan:
                 i: _frames(task.audio_path(split, clips[i].file, source_rate)) for i in self.todo
             }
             self.todo.sort(key=lambda i: (self.frames[i], i))
+        self.source_rate = source_rate
         self._next = 0
         self._lock = threading.Lock()
         self._stopped = False
+
+    def next_clip_seconds(self) -> float | None:
+        """The length of the next clip to hand out, for tasks whose clips have any length."""
+        with self._lock:
+            if not self.frames or self._next >= len(self.todo):
+                return None
+            return self.frames[self.todo[self._next]] / self.source_rate
 
     def take(self, size: int) -> list[int]:
         """The next batch of at most ``size`` clips; empty when none is left (or stopped)."""
@@ -188,6 +204,8 @@ class BatchEmbedder:
         self.clips = task.clips(split)
         self.chunker = Chunker(client, self.rate, self.event, max_clip_seconds)
         self.stamps: dict[int, Stamp] = {}  # the bytes each clip was decoded from, for its record
+        self.frames_per_second = ASSUMED_FRAMES_PER_SECOND  # event tasks: learned from each batch
+        self.clip_seconds = duration
 
     def run(self, plan: SplitPlan) -> int:
         """Embed ``plan``'s batches, decoding the next while the model embeds the current."""
@@ -208,8 +226,18 @@ class BatchEmbedder:
         self, plan: SplitPlan, loader: ThreadPoolExecutor, decoders: ThreadPoolExecutor
     ) -> tuple[list[int], Future[Decoded]] | None:
         """Take the next batch from ``plan`` and start decoding it; None when none is left."""
-        indices = plan.take(self.batch_size)
+        indices = plan.take(min(self.batch_size, self.clips_within_budget(plan)))
         return (indices, loader.submit(self.load, indices, decoders)) if indices else None
+
+    def clips_within_budget(self, plan: SplitPlan) -> int:
+        """How many of the next clips' frames fit in EVENT_BATCH_BYTES (scene: the batch size)."""
+        seconds = self.clip_seconds or plan.next_clip_seconds()
+        if not self.event or not seconds:
+            return self.batch_size
+        assert self.client.hello is not None
+        frame_bytes = self.client.hello.timestamp_embedding_size * 4
+        clip_bytes = seconds * self.frames_per_second * frame_bytes
+        return max(1, int(EVENT_BATCH_BYTES // clip_bytes))
 
     def read(self, i: int) -> np.ndarray:
         """Clip ``i``'s audio at the model's rate (its stamp kept for the batch record)."""
@@ -286,15 +314,15 @@ class BatchEmbedder:
             rows, times, counts = [], [], []
             for row, clip in enumerate(batch):
                 clip_ms = lengths[row] * 1000.0 / self.rate
-                keep = _check_timestamps(timestamps[row], clip_ms, clip.file, label)
-                rows.append(embeddings[row, keep])
-                times.append(timestamps[row, keep])
-                counts.append(int(keep.sum()))
+                kept = _check_timestamps(timestamps[row], clip_ms, clip.file, label)
+                rows.append(embeddings[row, :kept])  # views: the batch is never copied whole
+                times.append(timestamps[row, :kept])
+                counts.append(kept)
             _check_finite(rows, batch, label, context)
             self.store.write_batch(
-                indices, np.concatenate(rows), counts, np.concatenate(times),
-                clip_seconds, seconds, stamps,
-            )  # fmt: skip
+                indices, rows, counts, np.concatenate(times), clip_seconds, seconds, stamps
+            )
+            self.frames_per_second = sum(counts) / max(sum(clip_seconds), 1e-3)
         else:
             _check_finite(list(embeddings[:, None, :]), batch, label, context)
             self.store.write_batch(
@@ -381,8 +409,8 @@ def _frames(path: Path) -> int:
     return clip_frames(path)
 
 
-def _check_timestamps(times: np.ndarray, clip_ms: float, file: str, label: str) -> np.ndarray:
-    """Frames to keep: those inside the clip (a padded batch adds frames past its end).
+def _check_timestamps(times: np.ndarray, clip_ms: float, file: str, label: str) -> int:
+    """How many frames to keep: those inside the clip (a padded batch adds frames past its end).
 
     Timestamps must increase by a regular hop (within 1 ms), as hear-validator asks.
     """
@@ -395,10 +423,10 @@ def _check_timestamps(times: np.ndarray, clip_ms: float, file: str, label: str) 
             )
     if len(times) and times[0] < 0:
         raise ModelError(f"{label} returned a negative timestamp ({times[0]} ms) for {file}")
-    keep = times <= clip_ms + HOP_TOLERANCE_MS
-    if not keep.any():
+    kept = int(np.searchsorted(times, clip_ms + HOP_TOLERANCE_MS, side="right"))  # times rise
+    if not kept:
         raise ModelError(f"{label} returned no timestamp inside {file} ({clip_ms:.0f} ms long)")
-    return keep
+    return kept
 
 
 def _check_finite(parts: list[np.ndarray], batch: list[Clip], label: str, context: str) -> None:

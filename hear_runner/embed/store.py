@@ -256,17 +256,23 @@ class SplitStore:
     def write_batch(
         self,
         clips: list[int],
-        embeddings: np.ndarray,
+        embeddings: np.ndarray | list[np.ndarray],
         rows_per_clip: list[int],
         frame_ms: np.ndarray | None,
         clip_seconds: list[float],
         seconds: float,
         stamps: list[Stamp],
     ) -> None:
-        """Commit one batch: its rows first, then the record that names them and their sum."""
+        """Commit one batch: its rows first, then the record that names them and their sum.
+
+        ``embeddings`` is the batch's rows, or a list of consecutive parts of them (written
+        one after another, never joined in memory).
+        """
         stem = self.path / f"batch-{clips[0]:08d}"
         rows_file = stem.with_suffix(".npy")
-        sha256 = _save_rows(rows_file, (len(embeddings), embeddings.shape[1]), [embeddings])
+        parts = embeddings if isinstance(embeddings, list) else [embeddings]
+        shape = (sum(len(p) for p in parts), parts[0].shape[1])
+        sha256 = _save_rows(rows_file, shape, parts)
         batch = Batch(
             stem.with_suffix(".json"), clips, rows_per_clip,
             None if frame_ms is None else frame_ms.tolist(), clip_seconds, seconds, stamps, sha256,
