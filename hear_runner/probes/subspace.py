@@ -19,8 +19,9 @@ import numpy as np
 
 from hear_runner.probes.data import ProbeSplit, Rows
 
-#: Rows drawn to find the span (a basis of at most this many directions).
-SAMPLE_ROWS = 1024
+#: Rows drawn to find the span, beyond the widest span worth using: a sample wider than
+#: that span is refused at once, and a small sample keeps the search's memory small.
+SAMPLE_MARGIN = 64
 #: A direction counts when its energy in the sample exceeds this fraction of the largest's.
 RANK_TOLERANCE = 1e-10
 #: The most a row may lie outside the span, relative to its own norm (naive: 3e-4 at worst).
@@ -74,7 +75,7 @@ def find_subspace(train: Rows, batch: int, seed: int) -> Subspace | None:
     if limit < 1 or n <= limit:
         return None
     rng = np.random.default_rng(seed)
-    index = np.sort(rng.choice(n, size=min(n, SAMPLE_ROWS), replace=False))
+    index = np.sort(rng.choice(n, size=min(n, limit + SAMPLE_MARGIN), replace=False))
     sample = train.take(index)[0].astype(np.float64)
     energy, vectors = np.linalg.eigh(sample @ sample.T)
     energy, vectors = energy[::-1], vectors[:, ::-1]
