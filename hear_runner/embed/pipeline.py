@@ -205,7 +205,6 @@ class BatchEmbedder:
         self.chunker = Chunker(client, self.rate, self.event, max_clip_seconds)
         self.stamps: dict[int, Stamp] = {}  # the bytes each clip was decoded from, for its record
         self.frames_per_second = ASSUMED_FRAMES_PER_SECOND  # event tasks: learned from each batch
-        self.clip_seconds = duration
 
     def run(self, plan: SplitPlan) -> int:
         """Embed ``plan``'s batches, decoding the next while the model embeds the current."""
@@ -231,7 +230,7 @@ class BatchEmbedder:
 
     def clips_within_budget(self, plan: SplitPlan) -> int:
         """How many of the next clips' frames fit in EVENT_BATCH_BYTES (scene: the batch size)."""
-        seconds = self.clip_seconds or plan.next_clip_seconds()
+        seconds = self.n_samples / self.rate if self.n_samples else plan.next_clip_seconds()
         if not self.event or not seconds:
             return self.batch_size
         assert self.client.hello is not None

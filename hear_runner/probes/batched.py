@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import groupby, pairwise
 from typing import Any
 
@@ -20,7 +21,6 @@ import torch
 
 from hear_runner.probes.data import ProbeSplit, Rows
 from hear_runner.probes.mlp import (
-    Batches,
     EarlyStopping,
     MLPConfig,
     PredictionType,
@@ -276,6 +276,7 @@ def train_batched(
     device = device or default_device()
     n_in, n_out = valid.embeddings.shape[1], valid.targets.shape[1]
     probes: dict[int, PointProbe] = {}
+    spans: dict[int, Span | None] = {}  # by batch size: found once for every group
     order = sorted(range(len(configs)), key=lambda i: _shared(configs[i]))
     for _, members in groupby(order, key=lambda i: _shared(configs[i])):
         indices = list(members)
@@ -284,7 +285,12 @@ def train_batched(
             size = max(1, CPU_GROUP_PARAMS // _parameters(n_in, n_out, configs[indices[0]]))
         for start in range(0, len(indices), size):
             chunk = indices[start : start + size]
-            group = _train_group(train, valid, kind, select, [configs[i] for i in chunk], device)
+            batch = min(configs[chunk[0]].batch_size, len(train))
+            if batch not in spans:
+                spans[batch] = _span(train, valid, batch, configs[chunk[0]].seed)
+            group = _train_group(
+                train, valid, kind, select, [configs[i] for i in chunk], device, spans[batch]
+            )
             probes.update(zip(chunk, group, strict=True))
     return [probes[i] for i in range(len(configs))]
 
@@ -306,6 +312,7 @@ def _train_group(
     select: Selector,
     configs: list[MLPConfig],
     device: str,
+    span: Span | None = None,
 ) -> list[PointProbe]:
     started = time.perf_counter()
     first = configs[0]
@@ -322,7 +329,12 @@ def _train_group(
     active = list(range(len(configs)))  # original index of each point still training
     n = len(train)
     batch = min(first.batch_size, n)
-    take, valid_in_basis = _inputs(net, train, valid, batch, seed)
+    if span is None:
+        take, valid_in_basis = batch_source(train, device), None
+    else:
+        net.basis = torch.from_numpy(span.basis).to(device)
+        x, y = torch.from_numpy(span.train), torch.from_numpy(train.targets())
+        take, valid_in_basis = tensor_source(x.to(device), y.to(device)), span.valid
     for epoch in range(1, first.max_epochs + 1):
         for x, y in epoch_batches(take, n, batch, generator):
             loss = loss_fn(net.forward(x, train=True, in_basis=net.basis is not None), y)
@@ -360,22 +372,22 @@ def _train_group(
     return probes
 
 
-def _inputs(
-    net: BatchedMLP, train: Rows, valid: ProbeSplit, batch: int, seed: int
-) -> tuple[Batches, np.ndarray | None]:
-    """The training batches, and the validation rows' coordinates (None: use the rows).
+@dataclass
+class Span:
+    """The training rows' small span: its basis, and the rows' coordinates in it."""
 
-    Where the training rows span a small subspace, the net gets its basis and both come
-    as coordinates in it; else the batches are the rows themselves.
-    """
+    basis: np.ndarray  # (D, r)
+    train: np.ndarray  # (n_train, r)
+    valid: np.ndarray | None  # (n_valid, r), or None where a validation row lies outside
+
+
+def _span(train: Rows, valid: ProbeSplit, batch: int, seed: int) -> Span | None:
+    """Where the training rows span a small subspace, it and the rows in it; else None."""
     subspace = find_subspace(train, batch, seed)
     coordinates = subspace.coordinates(train.parts) if subspace else None
     if subspace is None or coordinates is None:
-        return batch_source(train, net.device), None
-    net.basis = torch.from_numpy(subspace.basis).to(net.device)
-    x = torch.from_numpy(coordinates).to(net.device)
-    take = tensor_source(x, torch.from_numpy(train.targets()).to(net.device))
-    return take, subspace.coordinates([valid])
+        return None
+    return Span(subspace.basis, coordinates, subspace.coordinates([valid]))
 
 
 def _predict_all(
