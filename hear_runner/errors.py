@@ -21,7 +21,11 @@ class TaskError(HearError):
         where = f"{path}: field '{field}'" if field is not None else f"{path}"
         super().__init__(f"{where}: {problem}")
         self.path = path
+        self.problem = problem
         self.field = field
+
+    def __reduce__(self) -> tuple[object, ...]:  # intact across processes (a Ray node's unit)
+        return type(self), (self.path, self.problem, self.field)
 
 
 class ImageError(HearError):
@@ -35,6 +39,9 @@ class ModelError(HearError):
         super().__init__(message)
         self.kind = kind
         self.detail = detail  # the server's traceback text, for --verbose and the logs
+
+    def __reduce__(self) -> tuple[object, ...]:  # the kind survives pickling (Ray units)
+        return type(self), (str(self), self.kind, self.detail)
 
 
 class ModelTimeout(ModelError):

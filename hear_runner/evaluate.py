@@ -6,7 +6,7 @@ import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.console import Console
@@ -22,12 +22,15 @@ from hear_runner.metrics import Metric, get_metric
 from hear_runner.probes.data import ProbeProblem
 from hear_runner.probes.heareval_dir import predicted_scores
 from hear_runner.probes.mlp import default_device
-from hear_runner.probes.stage import ProbeMode, probe_points, run_probe
+from hear_runner.probes.stage import ProbeMode, ProbeOutcome, probe_points, run_probe
 from hear_runner.progress import progress
 from hear_runner.results.predictions import FoldPredictions
 from hear_runner.results.records import ModelInfo, ProbeInfo, RunRecord, TaskInfo
 from hear_runner.results.stats import Interval, bootstrap_interval
 from hear_runner.tasks.folder import Task
+
+if TYPE_CHECKING:
+    from hear_runner.cluster.driver import Cluster, ClusterModel
 
 
 def evaluate(
@@ -44,29 +47,41 @@ def evaluate(
     grid_points: int | None = None,
     overwrite: Overwrite = "only-missing",
     gpus: list[str | None] | None = None,
+    cluster: Cluster | None = None,
 ) -> list[RunRecord]:
     """Evaluate every model on every task; each finished record is written at once.
 
     Embeddings come from ``store`` where it has them; a model is started only for
-    a task with something left to embed (and at most once).
+    a task with something left to embed (and at most once). With a ``cluster``
+    (hear_runner.cluster.driver), units on its nodes embed and probe instead.
     """
     console = console or Console(stderr=True)
     for task in tasks:  # every metric is known before any model starts
         for name in task.metadata.evaluation:
             _check_metric(task, get_metric(name))
     check_tasks(tasks, console)
-    keys = [model_key(source, engine.check(source)) for source in sources]  # checked up front
+    identities = [engine.check(source) for source in sources]  # checked up front
+    if cluster is not None:
+        cluster.check_tasks(tasks)
     records = []
-    for source, key in zip(sources, keys, strict=True):
-        with ModelOnDemand(engine, source, key, store, console, gpus) as model:
+    for source, identity in zip(sources, identities, strict=True):
+        key = model_key(source, identity)
+        model: ModelOnDemand | ClusterModel = (
+            cluster.model(source, key, identity, store)
+            if cluster is not None
+            else ModelOnDemand(engine, source, key, store, console, gpus)
+        )
+        with model:
             for task in tasks:
                 embedded, hello, provenance = embed_or_load(
                     model, task, store, batch_size, console, overwrite
                 )
                 record = probe_and_score(
                     source, hello, provenance, task, embedded, console,
-                    probe_mode, seeds, grid_points,
+                    probe_mode, seeds, grid_points, cluster.run_probe if cluster else run_probe,
                 )  # fmt: skip
+                if cluster is not None:
+                    record.model.engine.setdefault("ray", {})["probe"] = cluster.probe_nodes
                 record.timings["model_start"] = round(model.start_seconds, 3)
                 path = record.write(results_dir)
                 records.append(record)
@@ -129,6 +144,25 @@ class ModelOnDemand:
             )
         return self.running
 
+    def hello(self) -> Hello:
+        """The model's hello (its servers started if they were not)."""
+        hello = self.get()[0].client.hello
+        assert hello is not None
+        return hello
+
+    def embed_task(
+        self,
+        task: Task,
+        batch_size: int,
+        console: Console,
+        stores: dict[str, SplitStore],
+        stored: dict[str, SplitEmbeddings],
+    ) -> dict[str, SplitEmbeddings]:
+        """The task's splits not in ``stored``, embedded by this host's servers."""
+        servers = self.get()
+        max_seconds = self.source.max_clip_seconds
+        return embed_task(servers, task, batch_size, console, stores, max_seconds, stored)
+
     def provenance(self) -> dict[str, Any]:
         """The first server's provenance, and each server's device and peak memory so far."""
         info = dict(self.running[0].provenance)
@@ -157,7 +191,7 @@ def _server_info(running: RunningModel) -> dict[str, Any]:
 
 
 def embed_or_load(
-    model: ModelOnDemand,
+    model: ModelOnDemand | ClusterModel,
     task: Task,
     store: EmbeddingStore,
     batch_size: int,
@@ -203,12 +237,8 @@ def embed_or_load(
             f"{model.source.display_name} on {task.name}: split {missing!r} is not in the "
             f"embedding store ({splits[missing].path}) and --overwrite never computes nothing"
         )
-    servers = model.get()
-    hello = servers[0].client.hello
-    assert hello is not None
-    embedded = embed_task(
-        servers, task, batch_size, console, splits, model.source.max_clip_seconds, stored
-    )
+    hello = model.hello()
+    embedded = model.embed_task(task, batch_size, console, splits, stored)
     return embedded, hello, model.provenance()
 
 
@@ -222,15 +252,18 @@ def probe_and_score(
     probe_mode: ProbeMode = "fast",
     seeds: list[int] | None = None,
     grid_points: int | None = None,
+    runner: Callable[..., ProbeOutcome] = run_probe,
 ) -> RunRecord:
-    """Train and score the probe on one task's embeddings: one result record."""
+    """Train and score the probe on one task's embeddings: one result record.
+
+    ``runner`` trains it (:func:`run_probe` here; a cluster's units on a Ray run)."""
     problem = ProbeProblem.from_task(task, embedded)
     seeds = seeds or [42]
     tried = len(probe_points(problem, probe_mode, seeds[0], grid_points))
     trainings = len(seeds) * (tried + len(task.folds) - 1)
     with progress(console, unit="trainings") as bars:
         bar = bars.add_task(f"{task.name} · {probe_mode} probe", total=trainings)
-        outcome = run_probe(problem, probe_mode, seeds, grid_points, lambda n: bars.advance(bar, n))
+        outcome = runner(problem, probe_mode, seeds, grid_points, lambda n: bars.advance(bar, n))
     scores = outcome.mean_scores()
     seed_scores = outcome.seed_scores()
     record = RunRecord(

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from hear_runner.cli.choices import overwrite_policy, probe_mode
-from hear_runner.cli.options import CacheDir, flag
+from hear_runner.cli.options import CacheDir, RayAddress, flag
 from hear_runner.cli.render import err, esc, out, say
 from hear_runner.cli.run import check_results_dir, evaluate_and_record
 from hear_runner.errors import HearError
@@ -73,6 +73,7 @@ def rerun(
             "(a re-score of the probes only); never: the store only.",
         ),
     ] = "always",
+    ray: RayAddress = None,
 ) -> None:
     """Run a manifest's models, tasks and options again and compare the scores it kept.
 
@@ -132,7 +133,7 @@ def rerun(
     probe = manifest.probe.model_dump()
     probe["mode"] = probe_mode(probe["mode"])
     evaluate_and_record(
-        engine, sources, tasks, target, cache_dir, serve, probe, policy, manifest_path
+        engine, sources, tasks, target, cache_dir, serve, probe, policy, manifest_path, ray
     )
     rows = compare(manifest, target, tolerance)
     table = Table(title=f"hear rerun {esc(manifest_path.name)}: test scores", header_style="bold")

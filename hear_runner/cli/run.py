@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -14,6 +15,7 @@ from hear_runner.cli.options import (
     GridPoints,
     OverwriteOption,
     ProbeModeOption,
+    RayAddress,
     Seed,
     Seeds,
     TaskNames,
@@ -55,6 +57,7 @@ def run(
     dry_run: Annotated[
         bool, flag("--dry-run", "Print the plan (as `hear plan`) and exit; start nothing.")
     ] = False,
+    ray: RayAddress = None,
 ) -> None:
     """Embed each task with each model, train a probe and score it on the test split.
 
@@ -79,7 +82,7 @@ def run(
     probe_settings = {"mode": mode, "seeds": list(range(seed, seed + seeds)),
                       "grid_points": grid_points, "batch_size": serve.batch_size}  # fmt: skip
     records = evaluate_and_record(
-        engine, sources, tasks, results_dir, cache_dir, serve, probe_settings, policy
+        engine, sources, tasks, results_dir, cache_dir, serve, probe_settings, policy, ray=ray
     )
     if json_output:
         out.print_json(json.dumps([r.model_dump(mode="json") for r in records]))
@@ -139,8 +142,10 @@ def evaluate_and_record(
     probe: dict[str, Any],
     policy: Overwrite,
     rerun_of: Path | None = None,
+    ray: str | None = None,
 ) -> list[Any]:
-    """Evaluate, writing each record as it comes, then the run's manifest (for `hear rerun`)."""
+    """Evaluate, writing each record as it comes, then the run's manifest (for `hear rerun`);
+    on the Ray cluster at ``ray`` when given (hear_runner.cluster)."""
     from hear_runner.embed.store import EmbeddingStore
     from hear_runner.evaluate import evaluate
     from hear_runner.results.manifest import (
@@ -149,17 +154,22 @@ def evaluate_and_record(
         build_manifest,
     )
 
-    records = evaluate(
-        engine, sources, tasks, results_dir, EmbeddingStore(cache_dir), serve.batch_size, err,
-        on_record=lambda r, p: wrote(p), probe_mode=probe["mode"], seeds=probe["seeds"],
-        grid_points=probe["grid_points"], overwrite=policy, gpus=serve.worker_gpus(),
-    )  # fmt: skip
+    if ray and engine.name != "docker":
+        raise HearError("--ray runs Docker images (--model, --model-image), not --model-module")
+    with _on_cluster(ray, serve) as cluster:
+        records = evaluate(
+            engine, sources, tasks, results_dir, EmbeddingStore(cache_dir), serve.batch_size,
+            err, on_record=lambda r, p: wrote(p), probe_mode=probe["mode"],
+            seeds=probe["seeds"], grid_points=probe["grid_points"], overwrite=policy,
+            gpus=serve.worker_gpus(), cluster=cluster,
+        )  # fmt: skip
+        nodes = cluster.info.model_dump() if cluster else None
     manifest = build_manifest(
         ManifestEngine(
             engine=engine.name, python=getattr(engine, "python", None), **serve.model_dump()
         ),
         sources, [engine.check(s) for s in sources], tasks, ManifestProbe(**probe), records,
-        results_dir, rerun_of,
+        results_dir, rerun_of, nodes,
     )  # fmt: skip
     path = manifest.write(results_dir)
     err.print(
@@ -175,3 +185,15 @@ def check_results_dir(results_dir: Path) -> None:
 
     check_writable(results_dir, "results folder")
     check_writable(results_dir / FOLDER, "manifest folder")
+
+
+def _on_cluster(ray: str | None, serve: ServeSettings) -> Any:
+    """The Ray cluster a run joins (``--ray``), or nothing for a local run."""
+    if not ray:
+        return contextlib.nullcontext()
+    from hear_runner.cluster.connect import import_ray
+
+    import_ray()  # before hear_runner.cluster.driver, which imports it
+    from hear_runner.cluster.driver import joined
+
+    return joined(ray, serve, err)

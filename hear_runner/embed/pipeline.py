@@ -47,11 +47,21 @@ class SplitPlan:
     sorting by length groups them.
     """
 
-    def __init__(self, task: Task, split: str, store: SplitStore, source_rate: int) -> None:
+    def __init__(
+        self,
+        task: Task,
+        split: str,
+        store: SplitStore | None,
+        source_rate: int,
+        todo: list[int] | None = None,
+    ) -> None:
+        """``todo``: exactly these clips (a cluster unit's shard); else what ``store`` lacks."""
         clips = task.clips(split)
-        finished = store.finished_clips()
+        finished = store.finished_clips() if store is not None else set()
         self.finished = len(finished)
-        self.todo = [i for i in range(len(clips)) if i not in finished]
+        self.todo = (
+            list(todo) if todo is not None else [i for i in range(len(clips)) if i not in finished]
+        )
         self.frames: dict[int, int] = {}
         if not task.metadata.sample_duration:
             self.frames = {
@@ -109,6 +119,37 @@ def embed_split(
     workers = [clients] if isinstance(clients, ModelClient) else list(clients)
     assert workers and workers[0].hello is not None
     source_rate = task.source_rate(workers[0].hello.sample_rate)
+
+    def compute(plan: SplitPlan) -> list[int]:
+        work = functools.partial(
+            embed_batches, task=task, split=split, store=store, plan=plan,
+            batch_size=batch_size, on_batch=on_batch, max_clip_seconds=max_clip_seconds,
+        )  # fmt: skip
+        if len(workers) == 1:
+            return [work(workers[0])]
+        with ThreadPoolExecutor(max_workers=len(workers)) as pool:
+            futures = [pool.submit(work, w) for w in workers]
+            try:
+                return [f.result() for f in futures]
+            except BaseException:
+                plan.stop()  # the other workers finish their batch and stop
+                raise
+
+    return fill_split(task, split, store, source_rate, compute, batch_size, on_batch)
+
+
+def fill_split(
+    task: Task,
+    split: str,
+    store: SplitStore,
+    source_rate: int,
+    compute: Callable[[SplitPlan], list[int]],
+    batch_size: int,
+    on_batch: Callable[[int, float], None] | None = None,
+) -> SplitEmbeddings:
+    """The store's side of embedding a split, whoever computes it: lock, reconcile, plan what
+    is missing, let ``compute(plan)`` commit its batches (it returns each worker's final
+    batch size), assemble, and load. A Ray run's driver computes through cluster units."""
     sizes = [batch_size]
     started = time.perf_counter()
     files = [c.file for c in task.clips(split)]
@@ -119,20 +160,7 @@ def embed_split(
             plan = SplitPlan(task, split, store, source_rate)
             if plan.finished and on_batch is not None:
                 on_batch(plan.finished, 0.0)
-            work = functools.partial(
-                embed_batches, task=task, split=split, store=store, plan=plan,
-                batch_size=batch_size, on_batch=on_batch, max_clip_seconds=max_clip_seconds,
-            )  # fmt: skip
-            if len(workers) == 1:
-                sizes = [work(workers[0])]
-            else:
-                with ThreadPoolExecutor(max_workers=len(workers)) as pool:
-                    futures = [pool.submit(work, w) for w in workers]
-                    try:
-                        sizes = [f.result() for f in futures]
-                    except BaseException:
-                        plan.stop()  # the other workers finish their batch and stop
-                        raise
+            sizes = compute(plan)
             store.assemble(files, task.metadata.embedding_type == "event")
         embedded = store.load()
     embedded.split = split

@@ -89,6 +89,9 @@ class RunManifest(BaseModel):
     )
     results_dir: str
     rerun_of: str | None = None  # the manifest a `hear rerun` repeated
+    #: A run on Ray: the address, Ray's version and the nodes (``hear rerun --ray`` goes
+    #: back to a cluster; without it a rerun is local).
+    cluster: dict[str, Any] | None = None
     engine: ManifestEngine
     models: list[ManifestModel]
     tasks: list[ManifestTask]
@@ -137,6 +140,7 @@ def build_manifest(
     records: list[RunRecord],
     results_dir: Path,
     rerun_of: Path | None = None,
+    cluster: dict[str, Any] | None = None,
 ) -> RunManifest:
     """The manifest of a finished run: its inputs, and the scores each record got."""
     models = []
@@ -158,6 +162,7 @@ def build_manifest(
         results_dir=str(results_dir.resolve()),
         rerun_of=str(rerun_of.resolve()) if rerun_of else None,
         engine=engine,
+        cluster=cluster,
         models=models,
         tasks=[
             ManifestTask(
