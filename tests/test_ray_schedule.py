@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_stats import record_with_predictions
+
+from hear_runner.results.records import ProbeInfo
 
 ROOT = Path(__file__).parent.parent
 SCRIPT = ROOT / "bench" / "ray_schedule.py"
@@ -35,7 +38,8 @@ def test_replay_through_ray_keeps_order_and_bounds(tmp_path: Path) -> None:
     out, spans_file = tmp_path / "schedule.json", tmp_path / "spans.json"
     # Embedding made 100x dearer than by default, so that shards run as long as probes:
     # a probe let loose before its shards end would show.
-    command = [sys.executable, str(SCRIPT), *_netns(), "--models", "2",
+    netns = _netns()
+    command = [sys.executable, str(SCRIPT), *netns, "--models", "2",
                "--tasks", ",".join(TASKS), "--gpus", "3", "--seeds", "2", "--gpu-speedup",
                "0.1", "--shard-seconds", "300", "--replay-seconds", "2", "--out", str(out),
                "--spans", str(spans_file)]  # fmt: skip
@@ -44,6 +48,8 @@ def test_replay_through_ray_keeps_order_and_bounds(tmp_path: Path) -> None:
 
     result = json.loads(out.read_text())
     [run] = result["runs"]
+    if netns:  # Ray ran where loopback is the only interface
+        assert result["network_interfaces"] == ["lo"]
     assert sorted(t["task"] for t in result["tasks"]) == sorted(TASKS)
     assert result["unit_counts"]["probe"] == 2 * 3 * 2
     # The 300 s shard limit cuts some splits into several units.
@@ -97,3 +103,28 @@ def test_list_schedule_and_lower_bound() -> None:
     # GPU 1: a0 (0-1), b0 (1-3), bp (3-4); GPU 2: a1 (0-3), ap (3-7).
     assert bench.list_schedule(units, 2) == 7
     assert bench.shard(10, 4) == [10 / 3] * 3
+
+
+def test_records_are_measured_or_extrapolated_by_their_clips(tmp_path: Path) -> None:
+    """A record of esc50 with half its released clips counts double; one of beijing_opera at
+    its released size counts as measured; the probe's time is per seed."""
+    esc50 = record_with_predictions("m", "esc50-v2.0.0-full", [], score=0.5)
+    esc50.task.task_name, esc50.task.clips = "esc50", {f"fold0{i}": 200 for i in range(5)}
+    esc50.probe = ProbeInfo(mode="fast", seeds=[1, 2], config={}, selection_metric="top1_acc")
+    esc50.timings = {"embed_wall": 10.0, "probe": 40.0}
+    opera = record_with_predictions("m", "beijing_opera-v1.0-hear2021-full", [], score=0.5)
+    opera.task.task_name = "beijing_opera"
+    opera.task.clips = {"fold00": 48, "fold01": 47, "fold02": 47, "fold03": 47, "fold04": 47}
+    opera.probe = ProbeInfo(mode="linear", config={}, selection_metric="top1_acc")
+    opera.timings = {"embed_wall": 3.0, "probe": 7.0}
+    for made in (esc50, opera):
+        made.write(tmp_path)
+
+    records = bench._records(tmp_path, None)
+    costs = bench.record_costs(records, "fast")
+    assert (costs["esc50"]["embed"].seconds, costs["esc50"]["probe"].seconds) == (20.0, 40.0)
+    assert costs["esc50"]["embed"].source == "extrapolated"
+    assert costs["beijing_opera"]["embed"] == bench.Cost(
+        3.0, "measured", f"record of m on beijing_opera-v1.0-hear2021-full, {opera.created}"
+    )
+    assert "probe" not in costs["beijing_opera"]  # a linear probe's time: not the fast one's
