@@ -27,15 +27,17 @@ The replay: for each GPU count N a fresh local Ray instance with N logical GPUs 
 replay takes about --replay-seconds of wall time), recording its own start and end. N
 sleeping workers are started and held before the clock starts (Ray starts at most one
 worker per CPU at a time; worker start-up is not what is measured). Makespan is scaled
-back to real seconds; utilization = unit busy seconds / (N x makespan); the lower bound is
-max(total / N, longest chain: an embedding shard then a probe). A list schedule without
-any overhead (greedy, submission order) is computed beside it, so that Ray's own dispatch
-overhead under compression can be told apart from the workload's shape.
+back to real seconds; utilization = the units' GPU seconds (their costs) / (N x makespan);
+the lower bound is max(total / N, longest chain: an embedding shard then a probe). Beside
+them: the units replayed without any overhead in the order Ray started them, and a greedy
+list schedule in submission order, so that Ray's dispatch time per task (a millisecond,
+multiplied by the compression) can be told apart from the order Ray chose.
 
 Ray binds some of its ports on every address; --netns runs the bench inside a fresh
-network namespace (`unshare -n`, needs root) where loopback is the only interface, so
-nothing is reachable from outside. Without root, run it as is on a machine whose other
-addresses are firewalled.
+network namespace where loopback is the only interface, so nothing is reachable from
+outside (needs root; by hand: unshare -n sh -c 'ip link set lo up; exec python
+bench/ray_schedule.py ...'). Without root, run it on a machine whose other addresses are
+firewalled.
 """
 
 # ruff: noqa: RUF001  (the multiplication sign on purpose)
@@ -247,13 +249,13 @@ class Assumptions:
 
     models: int = HEAR_2021_MODELS
     seed: int = 2021
-    embed_spread: float = 0.8  # sigma of log(embedding time factor) across models
-    probe_spread: float = 0.5  # sigma of log(probe time factor) across models
-    gpu_speedup: float = 10.0  # a GPU embeds this many times faster than the 2-core CPU
-    probe_speedup: float = 5.0  # a probe on a GPU runs this many times faster
-    shard_seconds: float = 600.0  # longest embedding unit, in GPU seconds
+    embed_spread: float = 0.8
+    probe_spread: float = 0.5
+    gpu_speedup: float = 10.0
+    probe_speedup: float = 5.0
+    shard_seconds: float = 600.0
     seeds: int = 1
-    unit_start_seconds: float = 0.0  # added to every embedding unit (a model container start)
+    unit_start_seconds: float = 0.0
 
     def model_factors(self) -> list[tuple[float, float]]:
         """(embedding, probe) time factor per model; model 0 is the measured model (1, 1)."""
@@ -263,6 +265,20 @@ class Assumptions:
         return [(1.0, 1.0)] + [
             (float(e), float(p)) for e, p in zip(embed[1:], probe[1:], strict=True)
         ]
+
+
+#: Each assumption's command-line help (its option is the field's name, dashed).
+ASSUMPTION_HELP = {
+    "models": "models in the workload (HEAR 2021 had 29 submissions)",
+    "seed": "seed of the per-model factors",
+    "embed_spread": "sigma of the log of each model's embedding time factor (GPU throughput)",
+    "probe_spread": "sigma of the log of each model's probe time factor (embedding size)",
+    "gpu_speedup": "a GPU's embedding speed over the 2-core CPU measured (assumed)",
+    "probe_speedup": "a GPU's probe speed over the 2-core CPU measured (assumed)",
+    "shard_seconds": "longest embedding unit, GPU seconds",
+    "seeds": "probe units per (model, task)",
+    "unit_start_seconds": "added to each embedding unit (a model container's start)",
+}
 
 
 @dataclass(frozen=True)
@@ -544,17 +560,7 @@ def assumption_notes(assume: Assumptions) -> list[str]:
 def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     import ray
 
-    assume = Assumptions(
-        models=args.models,
-        seed=args.seed,
-        embed_spread=args.embed_spread,
-        probe_spread=args.probe_spread,
-        gpu_speedup=args.gpu_speedup,
-        probe_speedup=args.probe_speedup,
-        shard_seconds=args.shard_seconds,
-        seeds=args.seeds,
-        unit_start_seconds=args.unit_start_seconds,
-    )
+    assume = Assumptions(**{name: getattr(args, name) for name in ASSUMPTION_HELP})
     records = _records(args.records, args.records_model)
     bench_rows = json.loads(args.full_size.read_text())["rows"] if args.full_size else []
     costs = task_costs(bench_rows, records, load_throughputs(), (args.probe, args.grid_points))
@@ -610,14 +616,17 @@ def _list(kind: Callable[[str], Any]) -> Callable[[str], list]:
     return lambda text: [kind(x) for x in text.split(",") if x]
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written; defaults shown where there is one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    d = Assumptions()
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
-        epilog="Run as root with --netns to keep Ray's ports off every address but "
-        "loopback (`unshare -n`, then `ip link set lo up`). See the module docstring.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=_HelpFormatter)
     p.add_argument("--gpus", type=_list(int), default=[1, 8, 32, 128], help="GPU counts")
     p.add_argument("--records", type=Path, help="`hear run` results folder: measured costs")
     p.add_argument("--records-model", help="whose records (default: the most tasks)")
@@ -630,45 +639,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--tasks", type=_list(str), help="only these catalogue tasks (tests)")
     p.add_argument("--probe", default="fast", help="probe mode (`hear run --probe`)")
     p.add_argument("--grid-points", type=int, default=8, help="`hear run --grid-points`")
-    p.add_argument("--models", type=int, default=d.models, help="models in the workload")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of the per-model factors")
-    p.add_argument(
-        "--embed-spread",
-        type=float,
-        default=d.embed_spread,
-        help="sigma of the log of each model's embedding time factor",
-    )
-    p.add_argument(
-        "--probe-spread",
-        type=float,
-        default=d.probe_spread,
-        help="sigma of the log of each model's probe time factor",
-    )
-    p.add_argument(
-        "--gpu-speedup",
-        type=float,
-        default=d.gpu_speedup,
-        help="a GPU's embedding speed over the 2-core CPU measured (assumed)",
-    )
-    p.add_argument(
-        "--probe-speedup",
-        type=float,
-        default=d.probe_speedup,
-        help="a GPU's probe speed over the 2-core CPU measured (assumed)",
-    )
-    p.add_argument(
-        "--shard-seconds",
-        type=float,
-        default=d.shard_seconds,
-        help="longest embedding unit, GPU seconds",
-    )
-    p.add_argument("--seeds", type=int, default=d.seeds, help="probe units per (model, task)")
-    p.add_argument(
-        "--unit-start-seconds",
-        type=float,
-        default=d.unit_start_seconds,
-        help="added to each embedding unit (model start)",
-    )
+    for name, help_text in ASSUMPTION_HELP.items():
+        default = getattr(Assumptions(), name)
+        option = "--" + name.replace("_", "-")
+        p.add_argument(option, type=type(default), default=default, help=help_text)
     p.add_argument(
         "--compress",
         type=float,
