@@ -128,3 +128,37 @@ def test_records_are_measured_or_extrapolated_by_their_clips(tmp_path: Path) -> 
         3.0, "measured", f"record of m on beijing_opera-v1.0-hear2021-full, {opera.created}"
     )
     assert "probe" not in costs["beijing_opera"]  # a linear probe's time: not the fast one's
+
+
+def test_cluster_examples_offer_hear_docker_where_docker_is() -> None:
+    yaml = pytest.importorskip("yaml")
+    examples = ROOT / "docs" / "examples"
+    kuberay = yaml.safe_load((examples / "kuberay-cluster.yaml").read_text())
+    [workers] = kuberay["spec"]["workerGroupSpecs"]
+    resources = json.loads(json.loads(workers["rayStartParams"]["resources"]))
+    assert resources == {"hear_docker": 1}
+    pod = workers["template"]["spec"]
+    sockets = [v for v in pod["volumes"] if v.get("hostPath", {}).get("type") == "Socket"]
+    [socket] = sockets
+    [container] = pod["containers"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts[socket["name"]] == socket["hostPath"]["path"] == "/var/run/docker.sock"
+    assert "hear_docker" not in kuberay["spec"]["headGroupSpec"]["rayStartParams"]
+
+    ray_up = yaml.safe_load((examples / "ray-up.yaml").read_text())
+    assert ray_up["available_node_types"]["gpu"]["resources"] == {"hear_docker": 1}
+    assert any(
+        "--resources='{\"hear_docker\": 1}'" in c for c in ray_up["worker_start_ray_commands"]
+    )
+
+
+def test_the_cluster_section_shows_the_committed_results() -> None:
+    result = json.loads((ROOT / "bench" / "results" / "ray-schedule.json").read_text())
+    text = (ROOT / "docs" / "cluster.md").read_text()
+    assert result["command"] == "python bench/ray_schedule.py --netns"
+    for run in result["runs"]:
+        row = (
+            f"| {run['gpus']} | {run['units']} | {run['makespan_h']:.2f} "
+            f"| {run['utilization']:.1%} | {run['ratio']:.3f} | {run['ray_order_ratio']:.3f} |"
+        )
+        assert row in text
