@@ -225,7 +225,7 @@ def task_costs(
         chosen = estimated_costs(task, records, table, probe)
         for stage in ("embed", "probe"):
             for costs in measured:
-                best = _better(costs.get(task.name, {}).get(stage), chosen[stage])
+                best = _better(chosen[stage], costs.get(task.name, {}).get(stage))
                 assert best is not None
                 chosen[stage] = best
         out.append(

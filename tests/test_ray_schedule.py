@@ -117,7 +117,11 @@ def test_records_are_measured_or_extrapolated_by_their_clips(tmp_path: Path) -> 
     opera.task.clips = {"fold00": 48, "fold01": 47, "fold02": 47, "fold03": 47, "fold04": 47}
     opera.probe = ProbeInfo(mode="linear", config={}, selection_metric="top1_acc")
     opera.timings = {"embed_wall": 3.0, "probe": 7.0}
-    for made in (esc50, opera):
+    maestro = record_with_predictions("m", "maestro-v3.0.0-5h", [], score=0.5)
+    maestro.task.task_name, maestro.task.mode = "maestro", "5h"
+    maestro.task.clips = {f"fold0{i}": 37 for i in range(5)}
+    maestro.timings = {"embed_wall": 99.0, "probe": 1.0}
+    for made in (esc50, opera, maestro):
         made.write(tmp_path)
 
     records = bench._records(tmp_path, None)
@@ -128,6 +132,16 @@ def test_records_are_measured_or_extrapolated_by_their_clips(tmp_path: Path) -> 
         3.0, "measured", f"record of m on beijing_opera-v1.0-hear2021-full, {opera.created}"
     )
     assert "probe" not in costs["beijing_opera"]  # a linear probe's time: not the fast one's
+
+    # A record's measurement comes before full-size.json's of the same rank (maestro's
+    # embedding there: 203 s at full size), an extrapolation from a record before an estimate.
+    from hear_runner.plan.throughput import load_throughputs
+
+    rows = json.loads(bench.FULL_SIZE.read_text())["rows"]
+    chosen = {c.task: c for c in bench.task_costs(rows, records, load_throughputs(), ("fast", 8))}
+    assert chosen["maestro"].embed.seconds == 99.0
+    assert chosen["esc50"].embed.seconds == 20.0
+    assert chosen["dcase2016_task2"].embed.detail.startswith("bench/results/full-size.json")
 
 
 def test_cluster_examples_offer_hear_docker_where_docker_is() -> None:
