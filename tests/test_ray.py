@@ -42,6 +42,18 @@ def ray_tasks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def faulty_image(docker_client, numpy_image: str) -> str:
+    """tests/hear_modules/faulty.py served as an image: deliberate faults by option (a crash,
+    a hang, a slow call), a correct trivial model without one."""
+    import io
+
+    tag = "hear-test/faulty:latest"
+    dockerfile = f"FROM {numpy_image}\nENV HEAR_MODULE=faulty\n"
+    docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
+    return tag
+
+
 def _start(root: Path, hide: Path | None = None) -> LoopbackCluster:
     cluster = LoopbackCluster(root)
     try:
@@ -54,7 +66,7 @@ def _start(root: Path, hide: Path | None = None) -> LoopbackCluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, naive_image: str):
+def cluster(tmp_path_factory: pytest.TempPathFactory, numpy_image: str):
     started = _start(tmp_path_factory.mktemp("ray"))
     yield started
     started.stop()
@@ -126,8 +138,8 @@ def test_ray_run_scores_equal_a_local_run(
     assert len(json.loads(manifest.read_text())["cluster"]["nodes"]) == 2
 
 
-def test_ray_probe_units_per_seed_equal_a_local_run(cluster, ray_tasks, naive_image, tmp_path):
-    common = ["--model-image", naive_image, "--tasks-dir", str(ray_tasks), "--task", "mini_spoken_digits",
+def test_ray_probe_units_per_seed_equal_a_local_run(cluster, ray_tasks, numpy_image, tmp_path):
+    common = ["--model-image", numpy_image, "--tasks-dir", str(ray_tasks), "--task", "mini_spoken_digits",
               "--probe", "fast", "--grid-points", "1", "--seeds", "2"]  # fmt: skip
     code, _, err = _run(None, [*common, "--results-dir", str(tmp_path / "local")])
     assert code == 0, err
@@ -139,7 +151,7 @@ def test_ray_probe_units_per_seed_equal_a_local_run(cluster, ray_tasks, naive_im
 
 
 def test_ray_run_completes_when_a_node_dies_mid_run(
-    ray_tasks, naive_image, tmp_path, no_leftover_containers
+    ray_tasks, faulty_image, tmp_path, no_leftover_containers
 ):
     import threading
 
@@ -147,9 +159,11 @@ def test_ray_run_completes_when_a_node_dies_mid_run(
     try:
         worker = list(cluster.node_ids())[1]
         proc = cluster.run(
-            [*HEAR, "run", "--ray", cluster.address, "--model-image", naive_image,
-             "--tasks-dir", str(ray_tasks), "--task", "mini_sound_events", "--probe", "linear",
-             "--batch-size", "2", "--results-dir", str(tmp_path / "results"),
+            # 50 ms a call (the "slow" fault), one clip a call: long enough to die mid-run
+            [*HEAR, "run", "--ray", cluster.address, "--model-image", faulty_image,
+             "--model-options", '{"fault": "slow"}', "--tasks-dir", str(ray_tasks),
+             "--task", "mini_sound_events", "--probe", "linear",
+             "--batch-size", "1", "--results-dir", str(tmp_path / "results"),
              "--cache-dir", str(tmp_path / "cache")],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
@@ -188,11 +202,11 @@ def test_ray_run_completes_when_a_node_dies_mid_run(
 
 
 def test_ray_run_ships_audio_to_a_node_that_cannot_see_the_tasks(
-    ray_tasks, naive_image, tmp_path, no_leftover_containers
+    ray_tasks, numpy_image, tmp_path, no_leftover_containers
 ):
     cluster = _start(tmp_path / "ray", hide=ray_tasks)
     try:
-        code, _, err = _run(cluster, ["--model-image", naive_image, "--tasks-dir", str(ray_tasks),
+        code, _, err = _run(cluster, ["--model-image", numpy_image, "--tasks-dir", str(ray_tasks),
                                       "--task", "mini_spoken_digits", "--probe", "linear",
                                       "--batch-size", "8", "--results-dir", str(tmp_path / "results")])  # fmt: skip
     finally:
@@ -202,7 +216,7 @@ def test_ray_run_ships_audio_to_a_node_that_cannot_see_the_tasks(
     [record] = _records(tmp_path / "results").values()
     train = record["model"]["engine"]["splits"][f"{record['task']['name']}/train"]
     assert len(train) == 2 and all(p["clips"] > 0 for p in train)  # the blind node embedded too
-    code, _, err = _run(None, ["--model-image", naive_image, "--tasks-dir", str(ray_tasks),
+    code, _, err = _run(None, ["--model-image", numpy_image, "--tasks-dir", str(ray_tasks),
                                "--task", "mini_spoken_digits", "--probe", "linear", "--batch-size", "8",
                                "--results-dir", str(tmp_path / "local")])  # fmt: skip
     assert code == 0, err
@@ -211,16 +225,9 @@ def test_ray_run_ships_audio_to_a_node_that_cannot_see_the_tasks(
 
 
 def test_ray_model_crash_fails_with_the_local_error(
-    cluster, ray_tasks, docker_client, numpy_image, tmp_path, no_leftover_containers
+    cluster, ray_tasks, faulty_image, tmp_path, no_leftover_containers
 ):
-    import io
-
-    tag = "hear-test/faulty:latest"
-    docker_client.images.build(
-        fileobj=io.BytesIO(f"FROM {numpy_image}\nENV HEAR_MODULE=faulty\n".encode()),
-        tag=tag,
-        rm=True,
-    )
+    tag = faulty_image
     args = ["--model-image", tag, "--model-options", '{"fault": "exit"}', "--tasks-dir", str(ray_tasks),
             "--task", "mini_spoken_digits", "--probe", "linear"]  # fmt: skip
     code, _, local = _run(None, [*args, "--results-dir", str(tmp_path / "local")])
@@ -237,10 +244,10 @@ def test_ray_model_crash_fails_with_the_local_error(
     assert "Traceback" not in on_ray and "RayTaskError" not in on_ray
 
 
-def test_ray_ctrl_c_stops_every_container(cluster, ray_tasks, docker_client, numpy_image, tmp_path):
-    tag = "hear-test/faulty:latest"  # built by the test above (or here)
-    if not docker_client.images.list(name=tag):
-        pytest.skip("needs the faulty image of test_ray_model_crash_fails_with_the_local_error")
+def test_ray_ctrl_c_stops_every_container(
+    cluster, ray_tasks, docker_client, faulty_image, tmp_path
+):
+    tag = faulty_image
     proc = cluster.run(
         [*HEAR, "run", "--ray", cluster.address, "--model-image", tag, "--model-options",
          '{"fault": "hang"}', "--tasks-dir", str(ray_tasks), "--task", "mini_spoken_digits",

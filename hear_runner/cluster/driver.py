@@ -217,7 +217,12 @@ class ClusterModel:
 
     def provenance(self) -> dict[str, Any]:
         """The cluster, each server's node and device, and which nodes embedded each split."""
-        servers = [unwrap(s.info.remote()) for s in self.cluster.servers(model_tag(self.source))]
+        servers = []
+        for server in self.cluster.servers(model_tag(self.source)):
+            try:
+                servers.append(ray.get(server.info.remote(), timeout=60))
+            except ray.exceptions.RayError:  # gone with its node: its splits still name it
+                continue
         first: dict[str, Any] = next((s["provenance"] for s in servers if s["provenance"]), {})
         return {
             **first,
