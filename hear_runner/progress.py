@@ -39,6 +39,20 @@ class _AudioSpeed(ProgressColumn):
         return Text(f"{audio / elapsed:.1f} audio s/s", style="cyan")
 
 
+class _CountSpeed(ProgressColumn):
+    """Items a second (clips a second for embedding: each node's rate on a Ray run)."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        elapsed = task.elapsed or 0.0
+        if not task.completed or not elapsed:
+            return Text("")
+        return Text(f"{task.completed / elapsed:.1f} {self.unit}/s")
+
+
 class LiveProgress:
     def __init__(self, console: Console, unit: str) -> None:
         self.bars = Progress(
@@ -47,6 +61,7 @@ class LiveProgress:
             MofNCompleteColumn(),
             TextColumn(unit),
             _AudioSpeed(),
+            _CountSpeed(unit),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=console,
@@ -99,6 +114,8 @@ class LogProgress:
         parts = [f"{t['description']}: {t['done']}/{t['total'] or '?'} {self.unit}"]
         if t["audio"] and elapsed:
             parts.append(f"{t['audio'] / elapsed:.1f} audio s/s")
+        if t["done"] and elapsed:
+            parts.append(f"{t['done'] / elapsed:.1f} {self.unit}/s")
         parts.append(f"{elapsed:.0f} s")
         if t["total"] and 0 < t["done"] < t["total"]:
             parts.append(f"about {elapsed * (t['total'] / t['done'] - 1):.0f} s left")

@@ -72,9 +72,15 @@ class LoopbackCluster:
                 "RAY_health_check_initial_delay_ms": "1000"}  # fmt: skip
 
     def start_node(
-        self, name: str, resources: dict[str, float], hide: Path | None = None, cpus: int = 1
+        self,
+        name: str,
+        resources: dict[str, float],
+        hide: Path | None = None,
+        cpus: int = 1,
+        over: Path | None = None,
     ) -> None:
-        """Start node ``name`` (the first is the head), ``hide`` made empty in its view."""
+        """Start node ``name`` (the first is the head), ``hide`` made empty in its view
+        (or showing the folder ``over`` instead)."""
         head = not self.nodes
         temp = self.temp / name  # Ray's sockets live here: AF_UNIX paths hold 107 bytes
         temp.mkdir(parents=True, exist_ok=True)
@@ -86,7 +92,7 @@ class LoopbackCluster:
         else:
             command += [f"--address={self.address}"]
         if hide is not None:
-            empty = self.root / f"{name}-empty"
+            empty = over or self.root / f"{name}-empty"
             empty.mkdir(exist_ok=True)
             script = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
             command = ["unshare", "--mount", "--propagation", "private", "--",

@@ -54,11 +54,11 @@ def faulty_image(docker_client, numpy_image: str) -> str:
     return tag
 
 
-def _start(root: Path, hide: Path | None = None) -> LoopbackCluster:
+def _start(root: Path, hide: Path | None = None, over: Path | None = None) -> LoopbackCluster:
     cluster = LoopbackCluster(root)
     try:
         cluster.start_node("head", {"hear_docker": 1}, cpus=2)
-        cluster.start_node("worker", {"hear_docker": 1}, hide=hide, cpus=2)
+        cluster.start_node("worker", {"hear_docker": 1}, hide=hide, cpus=2, over=over)
     except BaseException:
         cluster.stop()
         raise
@@ -126,6 +126,7 @@ def test_ray_run_scores_equal_a_local_run(
             assert sum(p["clips"] for p in placed) == clips
             assert all(p["ip"] == "127.0.0.1" and p["node_id"] for p in placed)
         assert engine["ray"]["probe"][0]["node_id"]
+        assert len(engine["servers"]) == 2  # one container per node, kept for all its units
     nodes_used = {
         p["node_id"]
         for r in got.values()
@@ -222,6 +223,35 @@ def test_ray_run_ships_audio_to_a_node_that_cannot_see_the_tasks(
     assert code == 0, err
     [local] = _records(tmp_path / "local").values()
     assert record["scores"] == local["scores"]
+    # the Ray run's manifest repeats here, on one machine (re-scored from the same store)
+    [manifest] = (tmp_path / "results" / "manifests").glob("*.json")
+    again = subprocess.run(
+        [*HEAR, "rerun", str(manifest), "--overwrite", "only-missing",
+         "--results-dir", str(tmp_path / "rerun")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 0 and "all 1 (model, task) scores match" in again.stdout, (
+        again.stderr
+    )
+
+
+def test_ray_node_seeing_another_task_folder_is_named(ray_tasks, numpy_image, tmp_path):
+    import shutil
+
+    other = tmp_path / "other"  # the same folder name, another listing: another content hash
+    shutil.copytree(ray_tasks, other)
+    split = next((other / "mini_spoken_digits-1.0.0-smoke").glob("test.json"))
+    split.write_text(split.read_text().replace("}", "} ", 1))
+    cluster = _start(tmp_path / "ray", hide=ray_tasks, over=other)
+    try:
+        worker = list(cluster.node_ids())[1]
+        code, _, err = _run(cluster, ["--model-image", numpy_image, "--tasks-dir", str(ray_tasks),
+                                      "--task", "mini_spoken_digits", "--results-dir", str(tmp_path / "r")])  # fmt: skip
+    finally:
+        cluster.stop()
+    assert code == 1
+    line = [x for x in err.splitlines() if x.startswith("error:")][-1]
+    assert f"node {worker[:8]}" in line and "sees another task folder" in line, err
 
 
 def test_ray_model_crash_fails_with_the_local_error(
