@@ -34,8 +34,8 @@ def can_run() -> str | None:
         import ray  # noqa: F401
     except ImportError:
         return "ray is not installed (pip install 'hear-runner[ray]'; scripts/setup installs it)"
-    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("nsenter"):
-        return "a loopback-only cluster needs root, unshare and nsenter (network namespaces)"
+    if os.geteuid() != 0 or not all(shutil.which(t) for t in ("unshare", "nsenter", "ip")):
+        return "a loopback-only cluster needs root, unshare, nsenter and ip (network namespaces)"
     return None
 
 
