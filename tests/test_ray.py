@@ -302,17 +302,26 @@ def test_ray_ctrl_c_stops_every_container(
     assert not ours(), "containers left on a node after Ctrl-C"
 
 
-def test_ray_address_nobody_answers_fails_fast_naming_it(digits_task, naive_image, tmp_path):
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("127.0.0.1:9", "no Ray cluster answers at 127.0.0.1:9"),
+        ("ray://127.0.0.1:10001", "--ray ray://127.0.0.1:10001: Ray Client cannot stream"),
+    ],
+)
+def test_ray_address_that_cannot_serve_fails_fast_naming_it(
+    digits_task, naive_image, tmp_path, address, message
+):
     started = time.monotonic()
     done = subprocess.run(
-        [*HEAR, "run", "--ray", "127.0.0.1:9", "--model-image", naive_image, "--tasks-dir",
+        [*HEAR, "run", "--ray", address, "--model-image", naive_image, "--tasks-dir",
          str(digits_task.parent), "--results-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 1
     assert time.monotonic() - started < 30
     lines = done.stderr.strip().splitlines()
-    assert lines[-1].startswith("error: no Ray cluster answers at 127.0.0.1:9"), done.stderr
+    assert lines[-1].startswith(f"error: {message}"), done.stderr
 
 
 def test_ray_flag_without_ray_says_how_to_install(digits_task, naive_image, tmp_path):

@@ -1,9 +1,11 @@
 """Connecting to a Ray cluster: the address, a quick reachability check, and its nodes.
 
 A run on Ray is asked for with ``--ray ADDRESS`` or ``HEAR_RAY_ADDRESS``: ``auto`` (the
-cluster this machine belongs to), ``HOST:PORT`` (its head's GCS) or ``ray://HOST:PORT``
-(Ray Client). An address nobody answers fails in seconds with one line naming it, rather
-than after Ray's own minute of retries.
+cluster this machine belongs to) or ``HOST:PORT`` (its head's GCS), from a machine of the
+cluster. Ray Client (``ray://HOST:PORT``) is refused with the reason: it does not carry
+streaming tasks, which is how a unit's batches reach the driver as they finish. An address
+nobody answers fails in seconds with one line naming it, rather than after Ray's own minute
+of retries.
 """
 
 from __future__ import annotations
@@ -58,13 +60,17 @@ def import_ray() -> Any:
 
 
 def check_reachable(address: str) -> None:
-    """HOST:PORT (or ray://HOST:PORT) must accept a TCP connection within CONNECT_TIMEOUT."""
+    """HOST:PORT must accept a TCP connection within CONNECT_TIMEOUT."""
     if address == "auto":
         return
-    hostport = address.removeprefix("ray://")
-    host, _, port = hostport.rpartition(":")
+    if address.startswith("ray://"):
+        raise HearError(
+            f"--ray {address}: Ray Client cannot stream a unit's batches back to the driver; "
+            "run hear on a machine of the cluster with --ray HOST:PORT (its head) or auto"
+        )
+    host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
-        raise HearError(f"--ray {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
+        raise HearError(f"--ray {address!r}: expected auto or HOST:PORT")
     try:
         socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
     except OSError as e:
