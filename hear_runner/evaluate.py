@@ -63,6 +63,7 @@ def evaluate(
     identities = [engine.check(source) for source in sources]  # checked up front
     if cluster is not None:
         cluster.check_tasks(tasks)
+        cluster.check_store(store.root)
     records = []
     for source, identity in zip(sources, identities, strict=True):
         key = model_key(source, identity)

@@ -75,12 +75,12 @@ class LoopbackCluster:
         self,
         name: str,
         resources: dict[str, float],
-        hide: Path | None = None,
+        hide: list[Path] | None = None,
         cpus: int = 1,
         over: Path | None = None,
     ) -> None:
-        """Start node ``name`` (the first is the head), ``hide`` made empty in its view
-        (or showing the folder ``over`` instead)."""
+        """Start node ``name`` (the first is the head), the folders ``hide`` made empty in
+        its view (or showing the folder ``over`` instead)."""
         head = not self.nodes
         temp = self.temp / name  # Ray's sockets live here: AF_UNIX paths hold 107 bytes
         temp.mkdir(parents=True, exist_ok=True)
@@ -91,12 +91,12 @@ class LoopbackCluster:
             command += ["--head", f"--port={PORT}", "--include-dashboard=false"]
         else:
             command += [f"--address={self.address}"]
-        if hide is not None:
+        if hide:
             empty = over or self.root / f"{name}-empty"
             empty.mkdir(exist_ok=True)
-            script = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
-            command = ["unshare", "--mount", "--propagation", "private", "--",
-                       "sh", "-c", script, "sh", str(empty), str(hide), *command]  # fmt: skip
+            script = 'e=$1; shift; while [ "$1" != -- ]; do mount --bind "$e" "$1" || exit 1; shift; done; shift; exec "$@"'
+            command = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                       script, "sh", str(empty), *map(str, hide), "--", *command]  # fmt: skip
         log = (self.root / f"{name}.log").open("wb")
         self.nodes[name] = subprocess.Popen(
             self.enter(command), stdout=log, stderr=subprocess.STDOUT, env=self.env(),

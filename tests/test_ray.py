@@ -54,7 +54,7 @@ def faulty_image(docker_client, numpy_image: str) -> str:
     return tag
 
 
-def _start(root: Path, hide: Path | None = None, over: Path | None = None) -> LoopbackCluster:
+def _start(root: Path, hide: list[Path] | None = None, over: Path | None = None) -> LoopbackCluster:
     cluster = LoopbackCluster(root)
     try:
         cluster.start_node("head", {"hear_docker": 1}, cpus=2)
@@ -121,6 +121,7 @@ def test_ray_run_scores_equal_a_local_run(
         assert got[key]["scores"] == record["scores"], key  # identical, not close
         engine = got[key]["model"]["engine"]
         assert engine["engine"] == "ray" and engine["ray"]["ray_version"]
+        assert engine["ray"]["store_shared"] is True  # probes mapped the stored rows
         for split, clips in got[key]["task"]["clips"].items():  # every split names its nodes
             placed = engine["splits"][f"{key[1]}/{split}"]
             assert sum(p["clips"] for p in placed) == clips
@@ -205,16 +206,20 @@ def test_ray_run_completes_when_a_node_dies_mid_run(
 def test_ray_run_ships_audio_to_a_node_that_cannot_see_the_tasks(
     ray_tasks, numpy_image, tmp_path, no_leftover_containers
 ):
-    cluster = _start(tmp_path / "ray", hide=ray_tasks)
+    store = tmp_path / "store"  # hidden too: the probe problem goes whole, not by reference
+    store.mkdir()
+    cluster = _start(tmp_path / "ray", hide=[ray_tasks, store])
     try:
         code, _, err = _run(cluster, ["--model-image", numpy_image, "--tasks-dir", str(ray_tasks),
                                       "--task", "mini_spoken_digits", "--probe", "linear",
-                                      "--batch-size", "8", "--results-dir", str(tmp_path / "results")])  # fmt: skip
+                                      "--batch-size", "8", "--results-dir", str(tmp_path / "results"),
+                                      "--cache-dir", str(store)])  # fmt: skip
     finally:
         cluster.stop()
     assert code == 0, err
     assert "not seen by" in err and "object store" in err
     [record] = _records(tmp_path / "results").values()
+    assert record["model"]["engine"]["ray"]["store_shared"] is False
     train = record["model"]["engine"]["splits"][f"{record['task']['name']}/train"]
     assert len(train) == 2 and all(p["clips"] > 0 for p in train)  # the blind node embedded too
     code, _, err = _run(None, ["--model-image", numpy_image, "--tasks-dir", str(ray_tasks),
@@ -227,7 +232,7 @@ def test_ray_run_ships_audio_to_a_node_that_cannot_see_the_tasks(
     [manifest] = (tmp_path / "results" / "manifests").glob("*.json")
     again = subprocess.run(
         [*HEAR, "rerun", str(manifest), "--overwrite", "only-missing",
-         "--results-dir", str(tmp_path / "rerun")],
+         "--results-dir", str(tmp_path / "rerun"), "--cache-dir", str(store)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert again.returncode == 0 and "all 1 (model, task) scores match" in again.stdout, (
@@ -242,7 +247,7 @@ def test_ray_node_seeing_another_task_folder_is_named(ray_tasks, numpy_image, tm
     shutil.copytree(ray_tasks, other)
     split = next((other / "mini_spoken_digits-1.0.0-smoke").glob("test.json"))
     split.write_text(split.read_text().replace("}", "} ", 1))
-    cluster = _start(tmp_path / "ray", hide=ray_tasks, over=other)
+    cluster = _start(tmp_path / "ray", hide=[ray_tasks], over=other)
     try:
         worker = list(cluster.node_ids())[1]
         code, _, err = _run(cluster, ["--model-image", numpy_image, "--tasks-dir", str(ray_tasks),

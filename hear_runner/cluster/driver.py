@@ -16,8 +16,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import ray
 from rich.console import Console
 
@@ -26,11 +28,13 @@ from hear_runner.cluster.node import (
     Batch,
     Placement,
     ShippedTask,
+    StoredRows,
     UnitSpec,
     embed_unit,
     hello_unit,
     model_tag,
     probe_unit,
+    store_view_unit,
     sweep_unit,
     unwrap,
     view_unit,
@@ -64,6 +68,22 @@ class Cluster:
         self.unit_gpus = 1 if gpus else 0
         self.slots = max(1, int(sum(n.resources.get(RESOURCE, 0) for n in info.nodes)))
         self.probe_nodes: list[dict[str, Any]] = []  # the last probe's units: seed, node, GPU
+        self.store_shared = False  # every Docker node sees the driver's embedding store
+
+    def check_store(self, root: Path) -> None:
+        """Whether every node with a Docker engine sees the embedding store at ``root`` (a
+        shared filesystem): then probe units map the stored rows themselves, and the driver
+        sends paths, not gigabytes, through its memory."""
+        import secrets
+
+        token = root / f".hear-cluster-{self.run_id}"
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            token.write_text(secret := secrets.token_hex(16))
+            views = self.on_docker_nodes(store_view_unit, str(token.resolve()), secret)
+        finally:
+            token.unlink(missing_ok=True)
+        self.store_shared = bool(views) and all(seen for _, seen in views)
 
     def check_tasks(self, tasks: list[Task]) -> None:
         """Every node with a Docker engine sees each task folder as the driver does, or not
@@ -108,7 +128,7 @@ class Cluster:
         from hear_runner.probes.stage import probe_points
 
         started = time.perf_counter()
-        shared = ray.put(problem)
+        shared = ray.put(self.by_reference(problem) if self.store_shared else problem)
         cpus = max(n.resources.get("CPU", 1) for n in self.info.nodes)
         threads = int(min(torch.get_num_threads(), cpus))
         units = [
@@ -133,6 +153,28 @@ class Cluster:
         assert outcome is not None
         outcome.seconds = time.perf_counter() - started
         return outcome
+
+    @staticmethod
+    def by_reference(problem: Any) -> Any:
+        """``problem`` with each split held whole in a store file sent as that file's place."""
+        import dataclasses
+        import os
+
+        splits = {}
+        for name, split in problem.splits.items():
+            rows = split.embeddings
+            whole = (
+                isinstance(rows, np.memmap)
+                and rows.filename is not None
+                and rows.offset + rows.nbytes == os.path.getsize(rows.filename)
+            )
+            splits[name] = (
+                dataclasses.replace(split, embeddings=StoredRows(
+                    str(rows.filename), rows.offset, rows.shape, rows.dtype.str))
+                if whole
+                else split
+            )  # fmt: skip
+        return dataclasses.replace(problem, splits=splits)
 
     def servers(self, prefix: str = "") -> Iterator[Any]:
         """The run's model servers (of one model, with ``prefix``), wherever they run."""
@@ -227,7 +269,7 @@ class ClusterModel:
         return {
             **first,
             "engine": "ray",
-            "ray": self.cluster.info.model_dump(),
+            "ray": {**self.cluster.info.model_dump(), "store_shared": self.cluster.store_shared},
             "servers": servers,
             "splits": dict(self.splits),
         }

@@ -76,6 +76,21 @@ class ShippedTask:
 
 
 @dataclass
+class StoredRows:
+    """A split's embeddings by reference: the store's memory-mapped file, which every node
+    sees where the store is on a shared filesystem (checked at start), so a probe unit
+    maps the rows there instead of receiving them through the driver's memory."""
+
+    path: str
+    offset: int
+    shape: tuple[int, ...]
+    dtype: str
+
+    def open(self) -> np.ndarray:
+        return np.memmap(self.path, np.dtype(self.dtype), "r", self.offset, self.shape)
+
+
+@dataclass
 class Batch:
     """One committed-to-be batch as the node's BatchEmbedder made it (see SplitStore)."""
 
@@ -338,13 +353,30 @@ def hello_unit(spec: UnitSpec) -> tuple[Placement, Hello]:
     return placement, unwrap(model_server(spec, placement).start.remote())
 
 
+@ray.remote(max_retries=0)
+def store_view_unit(path: str, token: str) -> tuple[Placement, bool]:
+    """Run on one node (by affinity): whether it sees the driver's embedding store (the
+    token file the driver just wrote there, with its content)."""
+    target = Path(path)
+    return here(), target.is_file() and target.read_text() == token
+
+
 @ray.remote(max_retries=1)
 def probe_unit(problem: Any, mode: Any, seed: int, grid_points: int | None, threads: int) -> Any:
     """One seed's probe of one (model, task), trained as a local run trains it (with the
-    driver's number of torch threads, so a CPU's sums come out the same)."""
+    driver's number of torch threads, so a CPU's sums come out the same). Splits sent as
+    :class:`StoredRows` are mapped from the shared store here."""
+    import dataclasses
+
     import torch
 
     from hear_runner.probes.stage import run_probe
 
+    splits = {
+        name: dataclasses.replace(split, embeddings=split.embeddings.open())
+        if isinstance(split.embeddings, StoredRows)
+        else split
+        for name, split in problem.splits.items()
+    }
     torch.set_num_threads(threads)
-    return here(), run_probe(problem, mode, [seed], grid_points)
+    return here(), run_probe(dataclasses.replace(problem, splits=splits), mode, [seed], grid_points)
