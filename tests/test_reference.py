@@ -104,6 +104,7 @@ def results(tmp_path: Path) -> Path:
     _record(folder, "mine", GTZAN, 0.10)
     _record(folder, "yours", ESC50, 0.50)
     _record(folder, "mine", SPEECH, 0.95, version="v0.0.1")  # released name, another version
+    _record(folder, "yours", "esc50-v3.0.0-full", 0.7, version="v3.0.0")  # a later esc50
     return folder
 
 
@@ -115,19 +116,20 @@ def test_leaderboard_json_lists_the_published_rows_beside_yours(results: Path) -
     published = reference.load()
     rows = board["rows"]
     assert len(rows) == 29 + 2
+    later = "esc50-v3.0.0-full"
     mine = [r for r in rows if not r["published"]]
     assert {r["model"] for r in mine} == {"mine", "yours"}
     theirs = {r["model"]: r for r in rows if r["published"]}
     assert set(theirs) == set(published.rows)
     assert {r["reference"] for r in theirs.values()} == {"hear2021"}
     apart = f"{SPEECH} (version v0.0.1)"
-    assert [c["name"] for c in board["columns"]] == ["ESC-50", "GTZAN Genre", apart]
+    assert [c["name"] for c in board["columns"]] == ["ESC-50", "GTZAN Genre", later, apart]
     # Published cells only on the compared columns, as published; never on the apart one.
     openl3 = theirs["OpenL3"]
     assert openl3["scores"]["ESC-50"]["score"] == published.rows["OpenL3"][ESC50]
     assert openl3["scores"][apart] is None
     assert openl3["scores"]["GTZAN Genre"]["score"] == published.rows["OpenL3"][GTZAN]
-    assert all(r["scores"][apart] is None for r in theirs.values())
+    assert all(r["scores"][apart] is None and r["scores"][later] is None for r in theirs.values())
     # HEAR's normalization over the union: ESC-50 by hand over 29 published + 2 of yours.
     esc = [s[ESC50] for s in published.rows.values() if ESC50 in s] + [0.99, 0.50]
     assert len(esc) == 31
@@ -136,19 +138,24 @@ def test_leaderboard_json_lists_the_published_rows_beside_yours(results: Path) -
     z_yours = max(-1.0, min(1.0, (0.50 - mean) / std))
     [yours] = [r for r in mine if r["model"] == "yours"]
     assert -1 < z_yours < 0  # inside the clip: the union (not 2 rows' +-1) is what it is over
-    assert yours["normalized"] == {"ESC-50": pytest.approx(z_yours)}
-    assert yours["aggregate"] == pytest.approx(z_yours)
+    # Alone on the later esc50 (z = 0): the aggregate is the mean of both.
+    assert yours["normalized"] == {"ESC-50": pytest.approx(z_yours), later: 0.0}
+    assert yours["aggregate"] == pytest.approx(z_yours / 2)
     # A model alone on the apart column: z = 0 there, in its aggregate over 3 tasks.
     [row] = [r for r in mine if r["model"] == "mine"]
     assert row["normalized"][apart] == 0.0 and row["tasks"] == 3
     assert any("version v0.0.1, not the released v0.0.2" in n for n in board["notes"])
+    assert any(f"{later}: the records are of task version v3.0.0, not the released v2.0.0" in n
+               for n in board["notes"])  # fmt: skip
     assert board["references"][0]["source"]["commit"] == published.source["commit"]
 
 
 def test_without_reference_nothing_is_published(results: Path) -> None:
     board = build_leaderboard(results)
     assert {r.model for r in board.rows} == {"mine", "yours"}
-    assert [c.name for c in board.columns][:2] == ["ESC-50", "GTZAN Genre"]
+    # Without a reference nothing is compared: a folder's column is as before.
+    columns = ["ESC-50", "GTZAN Genre", "Speech commands full", "esc50-v3.0.0-full"]
+    assert [c.name for c in board.columns] == columns
     assert not any(r.published for r in board.rows)
     # Both ESC-50 rows alone: +-1 (two rows), not the union's value.
     assert {r.model: r.normalized["ESC-50"] for r in board.rows} == {"mine": 1.0, "yours": -1.0}

@@ -44,7 +44,12 @@ from rich.table import Table
 
 from hear_runner.errors import HearError
 from hear_runner.results.reader import FoundRecord, Results, read_results
-from hear_runner.results.reference import Released, released_folders, version_note
+from hear_runner.results.reference import (
+    Released,
+    released_folders,
+    released_names,
+    version_note,
+)
 from hear_runner.specs import ReferenceResults
 
 # HEAR's published leaderboard columns (hearbenchmark/hearbenchmark.com
@@ -128,10 +133,11 @@ def build_leaderboard(
         raise HearError(f"{results.folder}: no result records (hear run writes them there)")
     notes = list(results.notes)
     released = released_folders(references)
+    by_name = released_names(released)
     by_model: dict[str, dict[str, list[FoundRecord]]] = {}
     tasks_of: dict[str, set[str]] = {}
     for (model, task), found in results.latest.items():
-        name = _column_of(task, found, released.get(task), notes)
+        name = _column_of(task, found, released, by_name, notes)
         by_model.setdefault(model, {}).setdefault(name, []).append(found)
         tasks_of.setdefault(name, set()).add(task)
     hear = [c for c in HEAR_2021_COLUMNS if c in tasks_of]
@@ -156,16 +162,23 @@ def build_leaderboard(
     return Leaderboard(columns, rows, notes, shown)
 
 
-def _column_of(task: str, found: FoundRecord, released: Released | None, notes: list[str]) -> str:
-    """A record's column: a released folder name at another version is a column apart."""
+def _column_of(
+    task: str,
+    found: FoundRecord,
+    released: dict[str, Released],
+    by_name: dict[str, Released],
+    notes: list[str],
+) -> str:
+    """A record's column: a released task at another version is a column apart, noted."""
     version = found.record.task.version
-    if released is None or version == released.version:
+    same = released.get(task) or by_name.get(found.record.task.task_name)
+    if same is None or version == same.version:
         return column_name(task)
-    apart = f"{task} (version {version})"
-    note = version_note(task, version, released)
+    note = version_note(task, version, same)
     if note not in notes:
         notes.append(note)
-    return apart
+    # A released folder name holding another version must not share the released column.
+    return f"{task} (version {version})" if task in released else task
 
 
 def _published_rows(

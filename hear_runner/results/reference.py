@@ -53,6 +53,11 @@ def released_folders(references: Sequence[ReferenceResults]) -> dict[str, Releas
     return found
 
 
+def released_names(released: dict[str, Released]) -> dict[str, Released]:
+    """The same released tasks by task name: a folder of another version is recognized."""
+    return {r.task_name: r for r in released.values()}
+
+
 def version_note(folder: str, version: str, released: Released) -> str:
     """Why a record of a released folder name is shown apart."""
     return (
