@@ -5,7 +5,8 @@ A plugin (built-in or third-party) imports only from this module; every name und
 The rest of ``hear_runner`` is internal and may change.
 
 - :data:`hookimpl` marks a plugin's hook implementations (the hooks: :mod:`hookspecs`).
-- :class:`TaskSource`, :class:`Metric`, :class:`ModelSpec`: what the hooks register.
+- :class:`TaskSource`, :class:`Metric`, :class:`ModelSpec`, :class:`ReferenceResults`: what
+  the hooks register.
 - :func:`write_task_folder`, :func:`read_labels_csv`, :class:`LabelledClip`: a task folder
   from a folder of clips and labels; :func:`build_folder` and the ``write_*`` helpers for
   plugins that generate their own audio.
@@ -29,6 +30,8 @@ from hear_runner.specs import (
     ModelSpec,
     PluginSpec,
     PredictionType,
+    ReferenceResults,
+    ReferenceTask,
     SplitMode,
     TaskSource,
 )
@@ -59,6 +62,8 @@ __all__ = [
     "ModelSpec",
     "PluginSpec",
     "PredictionType",
+    "ReferenceResults",
+    "ReferenceTask",
     "SceneScoreFn",
     "SplitMode",
     "TaskError",

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pluggy
 
-from hear_runner.specs import Metric, ModelSpec, TaskSource
+from hear_runner.specs import Metric, ModelSpec, ReferenceResults, TaskSource
 
 hookspec = pluggy.HookspecMarker("hear")
 hookimpl = pluggy.HookimplMarker("hear")
@@ -75,4 +75,25 @@ def hear_register_models(register: Callable[[ModelSpec], None]) -> None:
 
     **Stable fields:** ``name``, ``image``, ``build``, ``options``, ``sample_rate``,
     ``gpu``, ``description``; read-only ``plugin``.
+    """
+
+
+@hookspec
+def hear_register_reference_results(register: Callable[[ReferenceResults], None]) -> None:
+    """Register published scores of tasks: ``register(ReferenceResults(...))`` for each table.
+
+    **When called:** once per process, the first time reference results are looked up
+    (``hear leaderboard --reference NAME``). Keep it cheap: read a small data file shipped
+    with the plugin.
+
+    :param register: takes one :class:`~hear_runner.api.ReferenceResults`; anything else is
+        an error naming the plugin.
+
+    **Duplicates:** a reference name registered twice is an error that names both plugins.
+    ``plugin`` is filled in by the runner.
+
+    **Stable fields:** ``name`` (what ``--reference`` takes), ``title``, ``source`` (where
+    the scores were published: repository, path, commit, URL), ``tasks`` (released folder
+    name -> ``version``, ``metric``), ``rows`` (submission -> {folder: score}); read-only
+    ``plugin``.
     """

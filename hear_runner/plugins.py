@@ -4,8 +4,8 @@
 skips some. A plugin that implements a hook this runner does not define is an
 error, as in pytest: a typo must not pass silently.
 
-:func:`collect` is the one collector of what plugins register (tasks, metrics, models),
-under one rule: see :mod:`hear_runner.specs`.
+:func:`collect` is the one collector of what plugins register (tasks, metrics, models,
+reference results), under one rule: see :mod:`hear_runner.specs`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from hear_runner import hookspecs
 from hear_runner.errors import HearError
-from hear_runner.specs import Metric, ModelSpec, PluginSpec, TaskSource
+from hear_runner.specs import Metric, ModelSpec, PluginSpec, ReferenceResults, TaskSource
 
 GROUP = "hear"
 
@@ -104,6 +104,7 @@ HOOKS: dict[type[PluginSpec], str] = {
     TaskSource: "hear_register_tasks",
     Metric: "hear_register_metrics",
     ModelSpec: "hear_register_models",
+    ReferenceResults: "hear_register_reference_results",
 }
 
 Spec = TypeVar("Spec", bound=PluginSpec)

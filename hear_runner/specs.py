@@ -11,6 +11,7 @@ Public through :mod:`hear_runner.api`; the fields documented there are stable.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
@@ -128,3 +129,42 @@ class ModelSpec(PluginSpec):
                 )
             build = (plugin_folder / build).resolve()
         return self.model_copy(update={"plugin": plugin, "build": build})
+
+
+class ReferenceTask(BaseModel):
+    """One task of a published table: the released task it was scored on, and how."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: str = Field(min_length=1)  # the task's version; a record of another is not compared
+    metric: str = Field(min_length=1)  # the primary metric the published scores are in
+    column: str = ""  # the source's own column header, for tracing a score back
+    task_name: str = ""
+    mode: str = ""
+    mean_of_folders: tuple[str, ...] = ()  # where the published score averages folders
+
+
+class ReferenceResults(PluginSpec):
+    """Published scores to show beside a user's records (``hear leaderboard --reference``).
+
+    ``tasks`` is keyed by released task folder name; ``rows`` maps each published
+    submission to its scores, keyed by those folders (a missing key: no published score).
+    Facts only: ``source`` says where every score was read (repository, path, commit, URL).
+    """
+
+    noun: ClassVar[str] = "reference"
+
+    title: str
+    source: dict[str, Any]
+    tasks: dict[str, ReferenceTask]
+    rows: dict[str, dict[str, float]]
+
+    @model_validator(mode="after")
+    def _scores_are_of_its_tasks(self) -> Self:
+        for submission, scores in self.rows.items():
+            for folder, score in scores.items():
+                if folder not in self.tasks:
+                    raise ValueError(f"rows.{submission}: {folder!r} is not one of its tasks")
+                if not math.isfinite(score):
+                    raise ValueError(f"rows.{submission}.{folder}: {score} is not finite")
+        return self

@@ -99,6 +99,10 @@ def test_wheel_carries_every_image_folder_byte_for_byte(wheel: Path) -> None:
             assert whl.read(packaged) == (ROOT / name).read_bytes(), packaged
     # The contract server hear/base copies into every image.
     assert {"hear_runner/contract/server.py", "hear_runner/contract/launch.py"} <= names
+    # The published HEAR 2021 leaderboard (hear leaderboard --reference hear2021), as checked in.
+    shipped = "hear_2021/reference/hear2021-leaderboard.json"
+    with zipfile.ZipFile(wheel) as whl:
+        assert whl.read(shipped) == (ROOT / "plugins" / shipped).read_bytes()
     # Inside hear_runner/ only: no top-level images/ (or any other stray name) in site-packages.
     top = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith(".dist-info")}
     assert top == {"hear_runner", *PLUGIN_PACKAGES}

@@ -20,18 +20,29 @@ def leaderboard(
         str,
         typer.Option("--format", metavar="FORMAT", help="table (rich), csv, json or markdown."),
     ] = "table",
+    reference: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reference",
+            metavar="NAME",
+            help="Also show published scores, marked as published (hear2021: HEAR 2021's "
+            "leaderboard), on your released tasks at their released version. Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Models by tasks: each task's primary test score and HEAR's normalized aggregate.
 
     Each score comes with its 95% bootstrap interval; the aggregate is per-task z-scores
     across models clipped to [-1, 1], averaged over the tasks a model has. Missing cells
-    are shown as missing; of several records of one (model, task) the newest is used.
+    are shown as missing; of several records of one (model, task) the newest is used. With
+    --reference, the published rows join the normalization.
     """
     from hear_runner.results.leaderboard import FORMATS, build_leaderboard, render, to_table
+    from hear_runner.results.reference import lookup
 
     if fmt not in FORMATS:
         raise HearError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    board = build_leaderboard(results_dir)
+    board = build_leaderboard(results_dir, lookup(reference or []))
     if fmt == "table":
         out.print(to_table(board))
         for note in board.notes:

@@ -20,6 +20,11 @@ other tasks by their folder name. Records are read by hear_runner.results.reader
 `hear report`, `compare` and `rerun` read them): with several records of one (model,
 task) (results folders inside the results folder, say), the newest is used and a note
 says so. `hear report` shows this module's :class:`Leaderboard`, never a recomputation.
+
+With reference results (``--reference hear2021``: published scores a plugin ships), each
+published submission is a row marked as published, on the columns of the user's records
+that are released tasks at their released version (see hear_runner.results.reference);
+the normalization is computed over the union of the user's and the published rows.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import csv
 import io
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +44,13 @@ from rich.table import Table
 
 from hear_runner.errors import HearError
 from hear_runner.results.reader import FoundRecord, Results, read_results
+from hear_runner.results.reference import (
+    Released,
+    released_folders,
+    released_names,
+    version_note,
+)
+from hear_runner.specs import ReferenceResults
 
 # HEAR's published leaderboard columns (hearbenchmark/hearbenchmark.com
 # docs/assets/leaderboard.csv, commit fd18a12), in its order, by released task folder.
@@ -89,6 +102,11 @@ class Row:
     cells: dict[str, Cell]
     aggregate: float | None = None
     normalized: dict[str, float] = field(default_factory=dict)  # column -> clipped z
+    reference: str | None = None  # the reference results a published row is from
+
+    @property
+    def published(self) -> bool:
+        return self.reference is not None
 
 
 @dataclass
@@ -96,6 +114,7 @@ class Leaderboard:
     columns: list[Column]
     rows: list[Row]
     notes: list[str]
+    references: list[dict[str, Any]] = field(default_factory=list)  # name, title, source
 
 
 def column_name(task: str) -> str:
@@ -103,17 +122,22 @@ def column_name(task: str) -> str:
     return _COLUMN_OF.get(task, task)
 
 
-def build_leaderboard(results: Path | Results) -> Leaderboard:
-    """The leaderboard of a results folder (read by :func:`read_results`, or already read)."""
+def build_leaderboard(
+    results: Path | Results, references: Sequence[ReferenceResults] = ()
+) -> Leaderboard:
+    """The leaderboard of a results folder (read by :func:`read_results`, or already read),
+    with the published rows of ``references`` beside its own."""
     if isinstance(results, Path):
         results = read_results(results)
     if not results.latest:
         raise HearError(f"{results.folder}: no result records (hear run writes them there)")
     notes = list(results.notes)
+    released = released_folders(references)
+    by_name = released_names(released)
     by_model: dict[str, dict[str, list[FoundRecord]]] = {}
     tasks_of: dict[str, set[str]] = {}
     for (model, task), found in results.latest.items():
-        name = column_name(task)
+        name = _column_of(task, found, released, by_name, notes)
         by_model.setdefault(model, {}).setdefault(name, []).append(found)
         tasks_of.setdefault(name, set()).add(task)
     hear = [c for c in HEAR_2021_COLUMNS if c in tasks_of]
@@ -131,9 +155,65 @@ def build_leaderboard(results: Path | Results) -> Leaderboard:
     for model, held in by_model.items():
         cells = {name: _cell(name, model, records, notes) for name, records in held.items()}
         rows.append(Row(model, cells))
+    rows += _published_rows(references, rows, columns, notes)
     _normalize(columns, rows, notes)
     rows.sort(key=lambda r: (r.aggregate is None, -(r.aggregate or 0.0), r.model))
-    return Leaderboard(columns, rows, notes)
+    shown = [{"name": r.name, "title": r.title, "source": r.source} for r in references]
+    return Leaderboard(columns, rows, notes, shown)
+
+
+def _column_of(
+    task: str,
+    found: FoundRecord,
+    released: dict[str, Released],
+    by_name: dict[str, Released],
+    notes: list[str],
+) -> str:
+    """A record's column: a released task at another version is a column apart, noted."""
+    version = found.record.task.version
+    same = released.get(task) or by_name.get(found.record.task.task_name)
+    if same is None or version == same.version:
+        return column_name(task)
+    note = version_note(task, version, same)
+    if note not in notes:
+        notes.append(note)
+    # A released folder name holding another version must not share the released column.
+    return f"{task} (version {version})" if task in released else task
+
+
+def _published_rows(
+    references: Sequence[ReferenceResults], own: list[Row], columns: list[Column], notes: list[str]
+) -> list[Row]:
+    """Each published submission's scores on the columns the user's records share with it
+    (same folder and version; same primary metric, else a note and no comparison)."""
+    rows = []
+    for ref in references:
+        shared: dict[str, tuple[str, str]] = {}  # column -> (published folder, metric)
+        for folder, task in ref.tasks.items():
+            name = column_name(folder)
+            if not any(c.name == name for c in columns):
+                continue
+            metrics = {r.cells[name].metric for r in own if name in r.cells}
+            if metrics != {task.metric}:
+                theirs = ", ".join(sorted(metrics))
+                notes.append(f"{name}: records score {theirs}, {ref.name} publishes "
+                             f"{task.metric}: not compared")  # fmt: skip
+                continue
+            shared[name] = (folder, task.metric)
+        url = ref.source.get("url", "")
+        notes.append(
+            f"{ref.name}: {len(ref.rows)} published rows ({ref.title}{', ' + url if url else ''}),"
+            f" compared on {len(shared)} of its {len(ref.tasks)} tasks; the aggregate is "
+            "normalized over your rows and the published ones together"
+        )
+        for submission, scores in ref.rows.items():
+            cells = {
+                name: Cell(scores[folder], None, metric, [])
+                for name, (folder, metric) in shared.items()
+                if folder in scores
+            }
+            rows.append(Row(submission, cells, reference=ref.name))
+    return rows
 
 
 def _cell(name: str, model: str, found: list[FoundRecord], notes: list[str]) -> Cell:
@@ -182,13 +262,16 @@ def normalized_scores(values: dict[str, float], higher_is_better: bool = True) -
 
 
 def _normalize(columns: list[Column], rows: list[Row], notes: list[str]) -> None:
+    # By row position: a published submission may share a name with one of the user's models.
     for column in columns:
-        values = {r.model: r.cells[column.name].score for r in rows if column.name in r.cells}
-        for model, value in values.items():
+        values = {str(i): r.cells[column.name].score for i, r in enumerate(rows)
+                  if column.name in r.cells}  # fmt: skip
+        for i, value in values.items():
             if not math.isfinite(value):
+                model = rows[int(i)].model
                 notes.append(f"{model} · {column.name}: the score is {value}, not in the aggregate")
-        for model, z in normalized_scores(values, column.higher_is_better).items():
-            next(r for r in rows if r.model == model).normalized[column.name] = z
+        for i, z in normalized_scores(values, column.higher_is_better).items():
+            rows[int(i)].normalized[column.name] = z
     for row in rows:
         if row.normalized:
             row.aggregate = float(np.mean(list(row.normalized.values())))
@@ -224,11 +307,23 @@ def _tasks_text(row: Row, columns: list[Column]) -> str:
     return f"{len(row.normalized)}/{len(columns)}"
 
 
+def _published_header(board: Leaderboard) -> list[str]:
+    """A "published" column where the board shows reference results, else none."""
+    return ["published"] if board.references else []
+
+
+def _published_text(board: Leaderboard, row: Row) -> list[str]:
+    """A published row's reference name (its "published" cell); the user's rows: empty."""
+    return [row.reference or ""] if board.references else []
+
+
 def to_table(board: Leaderboard) -> Table:
     table = Table(title=TITLE, caption=CAPTION, header_style="bold")
     table.add_column("model", no_wrap=True)
     table.add_column("aggregate", justify="right")
     table.add_column("tasks", justify="right")
+    for name in _published_header(board):
+        table.add_column(name)
     for column in board.columns:
         table.add_column(escape(column.name), justify="right")
     for row in board.rows:
@@ -236,13 +331,16 @@ def to_table(board: Leaderboard) -> Table:
             escape(row.model),
             _aggregate_text(row),
             _tasks_text(row, board.columns),
+            *(escape(text) for text in _published_text(board, row)),
             *(cell_text(row.cells.get(c.name)) for c in board.columns),
+            style="dim" if row.published else None,
         )
     return table
 
 
 def to_markdown(board: Leaderboard) -> str:
-    header = ["model", "aggregate", "tasks", *(c.name for c in board.columns)]
+    header = ["model", "aggregate", "tasks", *_published_header(board)]
+    header += [c.name for c in board.columns]
     lines = [
         f"**{TITLE}**",
         "",
@@ -254,6 +352,7 @@ def to_markdown(board: Leaderboard) -> str:
             row.model,
             _aggregate_text(row),
             _tasks_text(row, board.columns),
+            *_published_text(board, row),
             *(cell_text(row.cells.get(c.name)) for c in board.columns),
         ]
         lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
@@ -270,12 +369,13 @@ def to_csv(board: Leaderboard) -> str:
     """One row per model; per task its score, interval bounds and metric; missing: empty."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    header = ["model", "aggregate", "tasks"]
+    header = ["model", "aggregate", "tasks", *_published_header(board)]
     for c in board.columns:
         header += [c.name, f"{c.name} ci_low", f"{c.name} ci_high", f"{c.name} metric"]
     writer.writerow(header)
     for row in board.rows:
         line: list[Any] = [row.model, _csv(row.aggregate), len(row.normalized)]
+        line += _published_text(board, row)
         for c in board.columns:
             cell = row.cells.get(c.name)
             if cell is None:
@@ -306,11 +406,14 @@ def to_json(board: Leaderboard) -> dict[str, Any]:
                 "aggregate": row.aggregate,
                 "tasks": len(row.normalized),
                 "normalized": row.normalized,
+                "published": row.published,
+                "reference": row.reference,
                 "scores": {c.name: _json_cell(row.cells.get(c.name)) for c in board.columns},
             }
             for row in board.rows
         ],
         "notes": board.notes,
+        "references": board.references,
     }
 
 

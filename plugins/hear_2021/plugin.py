@@ -1,5 +1,6 @@
 """The ``hear2021`` suite's hooks: each catalogued task is a source that downloads itself;
-and the ``hear2021-sized`` suite: a synthetic copy of each at its released size."""
+the ``hear2021-sized`` suite: a synthetic copy of each at its released size; and the
+published HEAR 2021 leaderboard as reference results (``--reference hear2021``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hear_2021.catalogue import CATALOGUE, SUITE, CatalogueTask
-from hear_runner.api import TaskSource, download_task, hookimpl
+from hear_runner.api import ReferenceResults, TaskSource, download_task, hookimpl
 
 SIZED_SUITE = "hear2021-sized"  # hear_2021.sized.SUITE, known without importing numpy
 
@@ -74,3 +75,10 @@ def hear_register_tasks(register: Callable[[TaskSource], None]) -> None:
         register(_source(task))
     for task in CATALOGUE:
         register(_sized_source(task))
+
+
+@hookimpl
+def hear_register_reference_results(register: Callable[[ReferenceResults], None]) -> None:
+    from hear_2021 import reference
+
+    register(reference.load())
