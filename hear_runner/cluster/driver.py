@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import ray
 from rich.console import Console
+from rich.markup import escape
 
 from hear_runner.cluster.connect import NAMESPACE, RESOURCE, ClusterInfo, connect
 from hear_runner.cluster.node import (
@@ -103,8 +104,9 @@ class Cluster:
             self.shipping[str(task.path.resolve())] = bool(missing)
             if missing:
                 self.console.print(
-                    f"[yellow]cluster[/] {task.name}: not seen by {', '.join(missing)}; "
-                    "its audio goes to them through Ray's object store",
+                    f"[yellow]cluster[/] {escape(task.name)}: not seen by "
+                    f"{escape(', '.join(missing))}; its audio goes to them through Ray's "
+                    "object store",
                     soft_wrap=True,
                     highlight=False,
                 )
@@ -383,8 +385,9 @@ class SplitUnits:
                         f"on {where}: {one_line(e).split(' Traceback')[0][:300]}"
                     ) from None
                 self.model.cluster.console.print(
-                    f"[yellow]cluster[/] {self.task.name} · {self.split}: a unit on {where} was "
-                    f"lost ({type(e).__name__}); its {len(remaining)} clips not committed go again",
+                    f"[yellow]cluster[/] {escape(self.task.name)} · {self.split}: a unit on "
+                    f"{where} was lost ({type(e).__name__}); its {len(remaining)} clips not "
+                    "committed go again",
                     soft_wrap=True,
                     highlight=False,
                 )
