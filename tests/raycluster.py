@@ -69,7 +69,9 @@ class LoopbackCluster:
                 "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token,
                 # a lost node is noticed in about 3 s rather than Ray's default 15 s
                 "RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3",
-                "RAY_health_check_initial_delay_ms": "1000"}  # fmt: skip
+                "RAY_health_check_initial_delay_ms": "1000",
+                # a Ray Client's server process may start slowly on a loaded 2-core machine
+                "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "120"}  # fmt: skip
 
     def start_node(
         self,

@@ -103,9 +103,9 @@ GridPoints = Annotated[
 ]
 RayAddress = Annotated[str | None, typer.Option(
     "--ray", metavar="ADDRESS", envvar="HEAR_RAY_ADDRESS",
-    help="Run on a Ray cluster, from one of its machines: auto or HOST:PORT of its head (pip "
-    "install 'hear-runner\\[ray]'). Units go to nodes declaring the hear_docker resource; the "
-    "store, records and results stay here.")]  # fmt: skip
+    help="Run on a Ray cluster: auto or HOST:PORT of its head from one of its machines, or "
+    "ray://HOST:PORT from anywhere (pip install 'hear-runner\\[ray]'). Units go to nodes "
+    "declaring the hear_docker resource; store, records and results stay here.")]  # fmt: skip
 Seeds = Annotated[
     int,
     typer.Option(

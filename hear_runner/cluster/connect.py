@@ -1,11 +1,11 @@
 """Connecting to a Ray cluster: the address, a quick reachability check, and its nodes.
 
 A run on Ray is asked for with ``--ray ADDRESS`` or ``HEAR_RAY_ADDRESS``: ``auto`` (the
-cluster this machine belongs to) or ``HOST:PORT`` (its head's GCS), from a machine of the
-cluster. Ray Client (``ray://HOST:PORT``) is refused with the reason: it does not carry
-streaming tasks, which is how a unit's batches reach the driver as they finish. An address
-nobody answers fails in seconds with one line naming it, rather than after Ray's own minute
-of retries.
+cluster this machine belongs to), ``HOST:PORT`` (its head's GCS, from a machine of the
+cluster) or ``ray://HOST:PORT`` (Ray Client, from anywhere that reaches the head; it needs
+``ray[client]``, and carries no streaming tasks, so each unit's batches come back when the
+unit ends). An address nobody answers fails in seconds with one line naming it, rather
+than after Ray's own minute of retries.
 """
 
 from __future__ import annotations
@@ -60,17 +60,12 @@ def import_ray() -> Any:
 
 
 def check_reachable(address: str) -> None:
-    """HOST:PORT must accept a TCP connection within CONNECT_TIMEOUT."""
+    """HOST:PORT (or ray://HOST:PORT) must accept a TCP connection within CONNECT_TIMEOUT."""
     if address == "auto":
         return
-    if address.startswith("ray://"):
-        raise HearError(
-            f"--ray {address}: Ray Client cannot stream a unit's batches back to the driver; "
-            "run hear on a machine of the cluster with --ray HOST:PORT (its head) or auto"
-        )
-    host, _, port = address.rpartition(":")
+    host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
-        raise HearError(f"--ray {address!r}: expected auto or HOST:PORT")
+        raise HearError(f"--ray {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
     try:
         socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
     except OSError as e:
@@ -82,14 +77,11 @@ def connect(address: str, resource: str) -> ClusterInfo:
     """Join the cluster as its driver; it must have a node offering ``resource``."""
     ray = import_ray()
     check_reachable(address)
+    quiet = {} if address.startswith("ray://") else {"log_to_driver": False}
     try:
-        ray.init(
-            address=address,
-            namespace="hear",
-            logging_level="ERROR",
-            log_to_driver=False,
-            configure_logging=True,
-        )
+        ray.init(address=address, namespace=NAMESPACE, logging_level="ERROR", **quiet)
+    except ImportError as e:  # Ray Client without ray[client]'s grpcio
+        raise HearError(f"--ray {address}: {one_line(e)}: pip install 'ray[client]'") from None
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise HearError(f"cannot join the Ray cluster at {address}: {one_line(e)}") from None
     nodes = [

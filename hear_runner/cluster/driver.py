@@ -32,6 +32,7 @@ from hear_runner.cluster.node import (
     StoredRows,
     UnitSpec,
     embed_unit,
+    embed_unit_whole,
     hello_unit,
     model_tag,
     probe_unit,
@@ -70,6 +71,7 @@ class Cluster:
         self.slots = max(1, int(sum(n.resources.get(RESOURCE, 0) for n in info.nodes)))
         self.probe_nodes: list[dict[str, Any]] = []  # the last probe's units: seed, node, GPU
         self.store_shared = False  # every Docker node sees the driver's embedding store
+        self.client = info.address.startswith("ray://")  # Ray Client: no streaming tasks
 
     def check_store(self, root: Path) -> None:
         """Whether every node with a Docker engine sees the embedding store at ``root`` (a
@@ -395,9 +397,18 @@ class SplitUnits:
     def unit(self, clips: list[int]) -> Iterator[Placement | Batch]:
         spec = self.model.spec(self.task, self.split, clips, self.batch_size)
         shipped = [ray.put(self.shipped(clips))] if self.ship else []
-        stream: Any = embed_unit.options(  # type: ignore[attr-defined]
-            resources={RESOURCE: 1}, num_gpus=self.model.cluster.unit_gpus
-        ).remote(spec, shipped)
+        options = {"resources": {RESOURCE: 1}, "num_gpus": self.model.cluster.unit_gpus}
+        if self.model.cluster.client:  # Ray Client: the shard's batches at its end
+            whole = embed_unit_whole.options(**options).remote(spec, shipped)  # type: ignore[attr-defined]
+            with self.lock:
+                self.streams.add(whole)
+            try:
+                yield from unwrap(whole)
+            finally:
+                with self.lock:
+                    self.streams.discard(whole)
+            return
+        stream: Any = embed_unit.options(**options).remote(spec, shipped)  # type: ignore[attr-defined]
         with self.lock:
             self.streams.add(stream)
         try:

@@ -297,6 +297,18 @@ def embed_unit(spec: UnitSpec, shipped: list[Any]) -> Iterator[Placement | Batch
     fetched only when this node cannot see the task folder. Retries are the driver's: it
     resubmits only the clips whose batches it has not committed.
     """
+    yield from embed_here(spec, shipped)
+
+
+@ray.remote(max_retries=0)
+def embed_unit_whole(spec: UnitSpec, shipped: list[Any]) -> list[Placement | Batch]:
+    """:func:`embed_unit` for a driver on Ray Client, which carries no streaming tasks: the
+    shard's batches come back together when it is done (a shard is 4 batches)."""
+    return list(embed_here(spec, shipped))
+
+
+def embed_here(spec: UnitSpec, shipped: list[Any]) -> Iterator[Placement | Batch]:
+    """Where the unit runs, then its batches as the node's BatchEmbedder commits them."""
     from hear_runner.embed.pipeline import BatchEmbedder, SplitPlan
 
     placement = here()
