@@ -395,28 +395,21 @@ class SplitUnits:
                 )
 
     def unit(self, clips: list[int]) -> Iterator[Placement | Batch]:
+        """One unit's items as they come (through Ray Client, which carries no streaming
+        tasks, all at the unit's end); the unit counts as in flight meanwhile."""
         spec = self.model.spec(self.task, self.split, clips, self.batch_size)
         shipped = [ray.put(self.shipped(clips))] if self.ship else []
         options = {"resources": {RESOURCE: 1}, "num_gpus": self.model.cluster.unit_gpus}
-        if self.model.cluster.client:  # Ray Client: the shard's batches at its end
-            whole = embed_unit_whole.options(**options).remote(spec, shipped)  # type: ignore[attr-defined]
-            with self.lock:
-                self.streams.add(whole)
-            try:
-                yield from unwrap(whole)
-            finally:
-                with self.lock:
-                    self.streams.discard(whole)
-            return
-        stream: Any = embed_unit.options(**options).remote(spec, shipped)  # type: ignore[attr-defined]
+        whole = self.model.cluster.client
+        function: Any = embed_unit_whole if whole else embed_unit
+        unit = function.options(**options).remote(spec, shipped)
         with self.lock:
-            self.streams.add(stream)
+            self.streams.add(unit)
         try:
-            for ref in stream:
-                yield unwrap(ref)
+            yield from unwrap(unit) if whole else (unwrap(ref) for ref in unit)
         finally:
             with self.lock:
-                self.streams.discard(stream)
+                self.streams.discard(unit)
 
     def shipped(self, clips: list[int]) -> ShippedTask:
         """The task's small files and these clips' audio, for nodes that cannot see it."""
