@@ -1,4 +1,4 @@
-"""Issue 16's acceptance for ``--reference``: real runs of two shipped model images (the naive
+"""Issue 16's acceptance for ``--reference`` (and the report's published rows): real runs of two shipped model images (the naive
 baseline and CREPE tiny) on synthetic task folders that carry released HEAR 2021 names and
 versions, listed by ``hear leaderboard --reference hear2021 --format json`` beside every
 published submission, with HEAR's normalized aggregate recomputed over all of them."""
@@ -20,6 +20,7 @@ RELEASED = {
     "gunshot_triangulation-v1.0-full": ("gunshot_triangulation", "Gunshot"),
     "beijing_opera-v1.0-hear2021-full": ("beijing_opera", "Beijing Opera"),
 }
+RELEASED_BY_COLUMN = {column: folder for folder, (_, column) in RELEASED.items()}
 
 
 def _released_folder(sized: Path, tasks: Path, folder: str) -> None:
@@ -99,3 +100,58 @@ def test_published_rows_and_yours_normalized_together(
             assert math.isclose(row["aggregate"], want, abs_tol=1e-12), key
     order = [r["aggregate"] for r in board["rows"] if r["aggregate"] is not None]
     assert order == sorted(order, reverse=True)
+
+
+REPORT = """(() => {
+  const rows = [...document.querySelectorAll('#leaderboard tbody tr')];
+  const ink = el => getComputedStyle(el).color;
+  return {
+    published: rows.filter(r => r.classList.contains('published')).map(r => ink(r.cells[0])),
+    yours: rows.filter(r => r.hasAttribute('data-yours')).map(r => ({
+      model: r.cells[0].dataset.model, ink: ink(r.cells[0]),
+      ranks: Object.fromEntries([...r.querySelectorAll('td[data-task]')].map(td =>
+        [td.dataset.task, td.querySelector('.rank').textContent]))})),
+    charts: [...document.querySelectorAll('figure.task-scores')].map(f => ({
+      task: f.dataset.task, caption: f.querySelector('figcaption').textContent,
+      grey: f.querySelectorAll('circle.score-point.published').length,
+      points: f.querySelectorAll('circle.score-point').length}))};
+})()"""
+
+
+def test_report_shows_published_rows_grey_and_your_rank_per_task(
+    results: Path, naive_image: str, crepe_tiny_image: str, tmp_path: Path
+) -> None:
+    from chromium import CHROMIUM, Browser
+
+    if CHROMIUM is None:
+        pytest.fail("no chromium binary: scripts/setup installs Debian's chromium package")
+    out = tmp_path / "report.html"
+    done = hear("report", "--results-dir", str(results), "--reference", "hear2021", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    board = json.loads(hear("leaderboard", "--results-dir", str(results), "--reference",
+                            "hear2021", "--format", "json").stdout)  # fmt: skip
+    with Browser(CHROMIUM, tmp_path / "profile") as browser:
+        page = browser.open(out.as_uri())
+        found = page.evaluate(REPORT)
+        assert page.errors() == []
+    published = reference.load()
+    assert len(found["published"]) == len(published.rows)
+    assert set(found["published"]) == {"rgb(89, 89, 89)"}  # grey: #595959
+    assert {y["model"] for y in found["yours"]} == {naive_image, crepe_tiny_image}
+    assert all(y["ink"] != "rgb(89, 89, 89)" for y in found["yours"])  # yours in colour
+    # Your rank per task: 1 + the rows (published included) with a strictly better score.
+    for y in found["yours"]:
+        mine = next(r for r in board["rows"] if r["model"] == y["model"])
+        for column, text in y["ranks"].items():
+            score = mine["scores"][column]["score"]
+            others = [r["scores"][column]["score"] for r in board["rows"] if r["scores"][column]]
+            rank = 1 + sum(1 for s in others if s > score)
+            assert text == f"rank {rank} of {len(others)}", (y["model"], column)
+            assert f"{y['model']}: rank {rank} of {len(others)}" in next(
+                c["caption"] for c in found["charts"] if c["task"] == column
+            )
+    # A chart per compared task: every published score in grey beside your two.
+    assert sorted(c["task"] for c in found["charts"]) == sorted(c for _, c in RELEASED.values())
+    for chart in found["charts"]:
+        have = sum(1 for s in published.rows.values() if RELEASED_BY_COLUMN[chart["task"]] in s)
+        assert (chart["grey"], chart["points"]) == (have, have + 2)

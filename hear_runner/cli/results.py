@@ -13,6 +13,16 @@ from hear_runner.cli.options import JsonOutput, ResultsDir
 from hear_runner.cli.render import esc, out, say
 from hear_runner.errors import HearError
 
+Reference = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--reference",
+        metavar="NAME",
+        help="Also show published scores, marked as published (hear2021: HEAR's published "
+        "leaderboard), on your released tasks at their released version. Repeatable.",
+    ),
+]
+
 
 def leaderboard(
     results_dir: ResultsDir = Path("hear-results"),
@@ -24,15 +34,7 @@ def leaderboard(
             help="table (rich), csv, json, markdown, or site (a folder of HTML pages: --output).",
         ),
     ] = "table",
-    reference: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--reference",
-            metavar="NAME",
-            help="Also show published scores, marked as published (hear2021: HEAR 2021's "
-            "leaderboard), on your released tasks at their released version. Repeatable.",
-        ),
-    ] = None,
+    reference: Reference = None,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -135,18 +137,22 @@ def report(
         int,
         typer.Option("--timeline-files", min=1, metavar="N", help="Test files per event timeline."),
     ] = 3,
+    reference: Reference = None,
 ) -> None:
     """Write one self-contained HTML page of the results (it opens with no network).
 
     The leaderboard with intervals, a score chart per task, quality against embedding
     cost, event timelines (predicted against true) and confusion matrices of multiclass
-    scene tasks.
+    scene tasks. With --reference, the published rows join the leaderboard and the score
+    charts (in grey), and each of your scores says its rank among them.
     """
     from hear_runner.files import check_writable
     from hear_runner.report import write_report
+    from hear_runner.results.reference import lookup
 
     check_writable(output.parent, "report's folder")
-    written = write_report(results_dir, output, timeline_files)
+    references = lookup(reference or [])
+    written = write_report(results_dir, output, timeline_files, references=references)
     plots = ", ".join(f"{len(ids)} {kind}" for kind, ids in written.plots.items())
     for note in written.notes:
         say(note)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from hear_runner.report.charts import fmt_score
 from hear_runner.report.data import Entry
-from hear_runner.results.leaderboard import Cell, Column, Leaderboard
+from hear_runner.results.leaderboard import Cell, Column, Leaderboard, ranked
 
 
 @dataclass
@@ -53,6 +53,7 @@ def leaderboard_table(
         '<th scope="col" data-first="descending" aria-sort="descending">aggregate'
         '<span class="sub">HEAR normalized</span></th>'
     )
+    ranks = _ranks(board) if board.references else {}
     rows = []
     for row in board.rows:
         cells = []
@@ -66,9 +67,11 @@ def leaderboard_table(
                 continue
             best = " best" if _best(board, column) == row.model else ""
             entry = entries.get(cell.records[0]) if len(cell.records) == 1 else None
+            rank = "" if row.published else ranks.get((id(row), column.name), "")
             cells.append(
                 f'<td class="num{best}" data-model="{escape(row.model)}" '
-                f'data-task="{escape(column.name)}"{_cell_data(cell)}>{_cell(cell, entry)}</td>'
+                f'data-task="{escape(column.name)}"{_cell_data(cell)}>{_cell(cell, entry)}'
+                f"{rank}</td>"
             )
         text = "—" if row.aggregate is None else f"<b>{row.aggregate:+.3f}</b>"
         value = "" if row.aggregate is None else f' data-aggregate="{row.aggregate!r}"'
@@ -77,7 +80,11 @@ def leaderboard_table(
             f'<span class="sub">{len(row.normalized)}/{len(board.columns)} tasks</span></td>'
         )
         mark = (
-            f' class="published" data-reference="{escape(row.reference)}"' if row.reference else ""
+            f' class="published" data-reference="{escape(row.reference)}"'
+            if row.reference
+            else " data-yours"
+            if board.references
+            else ""
         )
         rows.append(
             f'<tr{mark}><th scope="row" data-model="{escape(row.model)}">'
@@ -89,6 +96,20 @@ def leaderboard_table(
         f'<tbody>{"".join(rows)}</tbody></table><p class="note">{_explanation(board)}</p>'
         + (f'<ul class="note warn" id="leaderboard-notes">{notes}</ul>' if notes else "")
     )
+
+
+def _ranks(board: Leaderboard) -> dict[tuple[int, str], str]:
+    """Each row's rank in each column among every row with a score there, published ones
+    included (by the row's identity: a published name may equal one of yours)."""
+    found = {}
+    for column in board.columns:
+        scored = ranked(board.rows, column)
+        for row, _, rank in scored:
+            if rank is not None:
+                found[(id(row), column.name)] = (
+                    f'<span class="sub rank" data-rank="{rank}">rank {rank} of {len(scored)}</span>'
+                )
+    return found
 
 
 def _explanation(board: Leaderboard) -> str:

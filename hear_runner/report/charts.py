@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from hear_runner.report.svg import Linear, Log, Svg, blend, color, text_width, x_axis, y_axis
+from hear_runner.results.leaderboard import Cell, Column, Row
 from hear_runner.results.predictions import FoldPredictions
 
 LABEL_SIZE = 12.0
@@ -126,6 +127,38 @@ def score_chart(
         )
         svg.text(width - right + 8, y + 4, label, size=11, fill=name_fill if grey else "#333")
     return svg.render()
+
+
+@dataclass(frozen=True)
+class CellScore:
+    """A score a chart draws without a record: a published one, or a mean of folders."""
+
+    score: float
+    metric: str
+    ci: tuple[float, float] | None = None
+    ci_level: float | None = None
+    fold_std: float | None = None
+
+
+def column_chart(
+    column: Column,
+    scored: Sequence[tuple[Row, Cell, int | None]],
+    entry_of: Callable[[Cell], Scored | None],
+) -> tuple[str, str]:
+    """A leaderboard column's score chart, best first, published rows grey (as
+    :func:`hear_runner.results.leaderboard.ranked` gives them), and the chart's subtitle;
+    ``entry_of`` gives a cell's record (its folds and seeds) where it has one."""
+    labels, entries, muted = [], {}, set()
+    for row, cell, _ in scored:
+        label = f"{row.model} · {row.reference}" if row.reference else row.model
+        entries[label] = entry_of(cell) or CellScore(cell.score, cell.metric, cell.ci)
+        labels.append(label)
+        if row.published:
+            muted.add(label)
+    whiskers = {w[2] for e in entries.values() if (w := whisker(e))}
+    sub = "a point per model" + (", published ones grey" if muted else "") + "; whiskers: "
+    sub += " / ".join(sorted(whiskers)) or "none (no interval in these records)"
+    return score_chart(column.name, labels, entries, muted), sub
 
 
 def fmt_score(value: float) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
@@ -18,6 +18,7 @@ from hear_runner.report.board import leaderboard_table
 from hear_runner.report.charts import (
     CostPoint,
     Timeline,
+    column_chart,
     confusion_chart,
     confusion_counts,
     cost_chart,
@@ -26,8 +27,9 @@ from hear_runner.report.charts import (
     whisker,
 )
 from hear_runner.report.data import Entry, hardware_text
-from hear_runner.results.leaderboard import Leaderboard, build_leaderboard
+from hear_runner.results.leaderboard import Leaderboard, build_leaderboard, ranked
 from hear_runner.results.reader import read_results
+from hear_runner.specs import ReferenceResults
 
 CSS = """
 :root { color-scheme: light; }
@@ -55,6 +57,9 @@ figure.plot figcaption { font-weight: 600; margin-bottom: 6px; }
 figure.plot figcaption .sub { display: block; font-weight: normal; color: #555; font-size: 12px; }
 svg { display: block; }
 .warn { color: #8a4b00; }
+tr.published th, tr.published td { color: #595959; background: #f0f0f0; font-weight: normal; }
+tr.published td b { font-weight: normal; }
+tbody tr[data-yours] th { border-left: 4px solid #0072b2; color: #0b4f8a; }
 """
 
 
@@ -74,11 +79,14 @@ def write_report(
     output: Path,
     timeline_files: int = 3,
     image_sizes: Callable[[list[Entry]], tuple[dict[str, int], str | None]] | None = None,
+    references: Sequence[ReferenceResults] = (),
 ) -> Report:
     """Read the records under ``results_dir`` as `hear leaderboard` does (the newest of each
-    model and task, at any depth) and write the page to ``output`` atomically."""
+    model and task, at any depth) and write the page to ``output`` atomically; with
+    ``references``, their published rows are on the leaderboard and the score charts (grey),
+    and each of your cells says its rank among them."""
     results = read_results(results_dir)
-    board = build_leaderboard(results)  # the one leaderboard: the page shows it as it is
+    board = build_leaderboard(results, references)  # the one leaderboard, shown as it is
     entries = [Entry(found) for found in results.records()]
     page = Page(entries, board, results_dir, timeline_files, image_sizes or docker_image_sizes)
     html = page.render()
@@ -165,6 +173,8 @@ class Page:
         return leaderboard_table(self.board, {e.found.path: e for e in self.entries})
 
     def task_scores(self) -> str:
+        if self.board.references:
+            return self._column_scores()
         figures = []
         for task in self.tasks:
             mine = {m: self.cell[(m, task)] for m in self.models if (m, task) in self.cell}
@@ -181,6 +191,34 @@ class Page:
                     score_chart(task, self.models, mine),
                     task=task,
                     models=json.dumps(sorted(mine)),
+                )
+            )
+        return f'<div class="plots">{"".join(figures)}</div>'
+
+    def _column_scores(self) -> str:
+        """With published rows: a chart per leaderboard column, every row best first, and
+        your models' ranks there."""
+        by_path = {e.found.path: e for e in self.entries}
+        figures = []
+        for column in self.board.columns:
+            scored = ranked(self.board.rows, column)
+            svg, sub = column_chart(
+                column, scored, lambda c: by_path.get(c.records[0]) if len(c.records) == 1 else None
+            )
+            yours = [
+                f"{row.model}: rank {rank} of {len(scored)}"
+                for row, _, rank in scored
+                if not row.published and rank is not None
+            ]
+            figures.append(
+                self._figure(
+                    "task-scores",
+                    self._id("scores", column.name),
+                    f"{column.name}: {self._metric(column.tasks[0])}",
+                    escape("; ".join([*yours, sub])),
+                    svg,
+                    task=column.name,
+                    models=json.dumps(sorted({r.model for r, _, _ in scored if not r.published})),
                 )
             )
         return f'<div class="plots">{"".join(figures)}</div>'

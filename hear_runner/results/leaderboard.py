@@ -261,6 +261,24 @@ def normalized_scores(values: dict[str, float], higher_is_better: bool = True) -
     }
 
 
+def ranked(rows: Sequence[Row], column: Column) -> list[tuple[Row, Cell, int | None]]:
+    """The rows with a score in ``column``, best first, each with its rank: tied scores
+    share the better rank ("1, 1, 3"); a score that is not finite has none and comes last
+    (ties and NaNs in board order)."""
+    sign = 1.0 if column.higher_is_better else -1.0
+    scored = [(row, row.cells[column.name]) for row in rows if column.name in row.cells]
+    scored.sort(key=lambda rc: (not math.isfinite(rc[1].score), -sign * rc[1].score or 0.0))
+    out: list[tuple[Row, Cell, int | None]] = []
+    for i, (row, cell) in enumerate(scored):
+        if not math.isfinite(cell.score):
+            out.append((row, cell, None))
+        elif out and out[-1][2] is not None and out[-1][1].score == cell.score:
+            out.append((row, cell, out[-1][2]))
+        else:
+            out.append((row, cell, i + 1))
+    return out
+
+
 def _normalize(columns: list[Column], rows: list[Row], notes: list[str]) -> None:
     # By row position: a published submission may share a name with one of the user's models.
     for column in columns:

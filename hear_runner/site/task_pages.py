@@ -5,35 +5,13 @@ metric, folder(s), version and content hash of the records, the release it is co
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from html import escape
 
-from hear_runner.report.charts import fmt_score, score_chart, whisker
+from hear_runner.report.charts import column_chart, fmt_score
 from hear_runner.report.data import Entry
-from hear_runner.results.leaderboard import Cell, Column, Row, column_name
+from hear_runner.results.leaderboard import Cell, Column, Row, column_name, ranked
 from hear_runner.site.links import href
 from hear_runner.site.pages import SiteData, shell
-
-
-@dataclass(frozen=True)
-class CellScore:
-    """A score the chart draws without a record: a published one, or a mean of folders."""
-
-    score: float
-    metric: str
-    ci: tuple[float, float] | None = None
-    ci_level: float | None = None
-    fold_std: float | None = None
-
-
-def ranked(rows: list[Row], column: Column) -> list[tuple[Row, Cell]]:
-    """The rows with a score in ``column``, best first (NaN last; ties in board order)."""
-    sign = 1.0 if column.higher_is_better else -1.0
-    scored = [(row, row.cells[column.name]) for row in rows if column.name in row.cells]
-    return sorted(
-        scored, key=lambda rc: (not math.isfinite(rc[1].score), -sign * rc[1].score or 0.0)
-    )
 
 
 def task_page(data: SiteData, column: Column) -> str:
@@ -84,9 +62,9 @@ def _facts(data: SiteData, column: Column) -> str:
     return facts
 
 
-def _table(data: SiteData, scored: list[tuple[Row, Cell]]) -> str:
+def _table(data: SiteData, scored: list[tuple[Row, Cell, int | None]]) -> str:
     rows = []
-    for rank, (row, cell) in enumerate(scored, 1):
+    for row, cell, rank in scored:
         name = escape(row.model)
         if not row.published:
             name = f'<a href="{href(data.map.model_file(row.model), 1)}">{name}</a>'
@@ -96,7 +74,7 @@ def _table(data: SiteData, scored: list[tuple[Row, Cell]]) -> str:
             f' class="published" data-reference="{escape(row.reference)}"' if row.reference else ""
         )
         published = f"published ({escape(row.reference)})" if row.reference else ""
-        rank_text = str(rank) if math.isfinite(cell.score) else "—"
+        rank_text = "—" if rank is None else str(rank)
         rows.append(
             f'<tr{mark}><td class="num">{rank_text}</td><th scope="row">{name}</th>'
             f'<td class="reference">{published}</td>'
@@ -111,22 +89,12 @@ def _table(data: SiteData, scored: list[tuple[Row, Cell]]) -> str:
     )
 
 
-def _chart(data: SiteData, column: Column, scored: list[tuple[Row, Cell]]) -> str:
+def _chart(data: SiteData, column: Column, scored: list[tuple[Row, Cell, int | None]]) -> str:
     if not scored:
         return '<p class="note">No score in this column.</p>'
-    labels, entries, muted = [], {}, set()
-    for row, cell in scored:
-        label = f"{row.model} · {row.reference}" if row.reference else row.model
-        found = data.record_of(cell)
-        entries[label] = Entry(found) if found else CellScore(cell.score, cell.metric, cell.ci)
-        labels.append(label)
-        if row.published:
-            muted.add(label)
-    whiskers = {w[2] for e in entries.values() if (w := whisker(e))}
-    sub = "a point per model, published ones grey; whiskers: " + (
-        " / ".join(sorted(whiskers)) or "none (no interval in these records)"
+    svg, sub = column_chart(
+        column, scored, lambda c: Entry(f) if (f := data.record_of(c)) else None
     )
-    svg = score_chart(column.name, labels, entries, muted)
     return (
         f'<figure class="plot task-scores" data-task="{escape(column.name)}">'
         f'<figcaption>{escape(column.name)}<span class="sub">{escape(sub)}</span></figcaption>'
