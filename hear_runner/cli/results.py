@@ -10,11 +10,17 @@ from typing import Annotated
 import typer
 
 from hear_runner.cli.options import JsonOutput, ResultsDir
-from hear_runner.cli.render import esc, out, say
+from hear_runner.cli.render import HelpGroup, esc, out, say
 from hear_runner.errors import HearError
 
+#: `hear leaderboard` ranks a results folder as it always did; `hear leaderboard add` is its
+#: one subcommand.
+leaderboard_app = typer.Typer(cls=HelpGroup, invoke_without_command=True)
 
+
+@leaderboard_app.callback(invoke_without_command=True)
 def leaderboard(
+    ctx: typer.Context,
     results_dir: ResultsDir = Path("hear-results"),
     fmt: Annotated[
         str,
@@ -35,8 +41,11 @@ def leaderboard(
     Each score comes with its 95% bootstrap interval; the aggregate is per-task z-scores
     across models clipped to [-1, 1], averaged over the tasks a model has. Missing cells
     are shown as missing; of several records of one (model, task) the newest is used. With
-    --reference, the published rows join the normalization.
+    --reference, the published rows join the normalization. `hear leaderboard add PACK
+    --site DIR` adds a submission pack to a leaderboard site.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from hear_runner.results.leaderboard import FORMATS, build_leaderboard, render, to_table
     from hear_runner.results.reference import lookup
 
