@@ -15,7 +15,7 @@ from test_leaderboard import hear
 from test_stats import record_with_predictions, scene_fold
 
 from hear_runner.results.pack import INDEX, build_pack, sha256, write_pack, zip_bytes
-from hear_runner.results.pack_check import PackRefused, check_pack
+from hear_runner.results.pack_check import PackRefused, check_pack, extract_pack
 from hear_runner.results.reader import read_results
 
 ESC50 = "esc50-v2.0.0-full"  # a released folder, released as version v2.0.0
@@ -326,6 +326,19 @@ def test_add_refuses_another_content_hash_of_a_site_task(tmp_path: Path) -> None
     line = refusal(hear("leaderboard", "add", str(tmp_path / "mine.hear.zip"), "--site", str(site)))
     assert f"{ESC50}: content hash bbb222 in the pack, aaa111 on the site" in line
     assert listing(site) == before
+
+
+def test_a_pack_changed_after_its_check_is_not_extracted(pack: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.hear.zip"
+    shutil.copy(pack, copy)
+    checked = check_pack(copy)
+    path = record_path(pack)
+    raw = json.loads(members(pack)[path]) | {"test_score": 1.0}
+    rewritten(pack, copy, {path: json.dumps(raw).encode()})  # swapped in after the check
+    (tmp_path / "out").mkdir()
+    with pytest.raises(PackRefused, match="changed while it was being added"):
+        extract_pack(copy, checked, tmp_path / "out")
+    assert listing(tmp_path / "out") == {}
 
 
 def test_add_needs_a_site(pack: Path, tmp_path: Path) -> None:

@@ -89,7 +89,7 @@ def extract_pack(pack: Path, checked: CheckedPack, folder: Path) -> None:
         members = safe_members(archive, checked.name)
         if (
             set(members) != set(files) | {INDEX}
-            or _read_index(archive, members, "") != checked.index
+            or _read_index(archive, members, checked.name) != checked.index
         ):
             raise PackRefused(f"{checked.name}: changed while it was being added: refused")
         for path, info in sorted(members.items()):
