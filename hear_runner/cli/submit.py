@@ -12,8 +12,9 @@ from hear_runner.cli.options import ResultsDir, flag
 from hear_runner.cli.render import command_group, esc, out
 
 submit_app = command_group(
-    "Submission packs: one model's records, predictions and manifests in one zip that a "
-    "leaderboard site checks and adds (`hear leaderboard add`)."
+    "Pack a model's results for a leaderboard site, and check a pack.\n\n"
+    "A pack holds one model's records, test predictions, manifests and image labels; a "
+    "site checks it and adds it with `hear leaderboard add PACK --site DIR`."
 )
 
 PackFile = Annotated[
@@ -34,11 +35,11 @@ def pack(
         ),
     ] = None,
 ) -> None:
-    """Pack one model's newest record of each task, with its test predictions, heareval's
-    scores file, the run manifests that name it and its image labels.
+    """Pack one model's results for a leaderboard site (a zip).
 
-    The pack is checked as a site will check it before it is written; the same records
-    always give the same bytes.
+    Its newest record of each task, with the record's test predictions, heareval's scores
+    file, the run manifests that name it and the image labels. The pack is checked as a
+    site will check it before it is written; the same records always give the same bytes.
     """
     from hear_runner.names import slug
     from hear_runner.results.pack import build_pack, write_pack
@@ -58,9 +59,11 @@ def pack(
 
 @submit_app.command("check")
 def check(pack_file: PackFile) -> None:
-    """Check a pack as `hear leaderboard add` does, without a site: a safe zip, its schema,
-    every file's sha256, the records, released task versions, and every score recomputed
-    from the packed predictions. A failure is one line, and a non-zero exit."""
+    """Check a pack as `hear leaderboard add` does, without a site.
+
+    A safe zip, its schema, every file's sha256, the records, released task versions, and
+    every score recomputed from the packed predictions. A failure is one line naming the
+    task or file, and a non-zero exit."""
     from hear_runner.results.pack_check import check_pack
 
     checked = check_pack(pack_file, name=str(pack_file))
