@@ -30,8 +30,8 @@ FRACTIONS = {"top1_acc", "pitch_acc", "mAP", "aucroc", "event_onset_200ms_fms",
 def test_the_data_file_matches_the_released_tasks() -> None:
     raw = json.loads(reference.FILE.read_text())
     assert (raw["schema"], raw["version"]) == ("hear-reference-results", 1)
-    assert raw["source"]["commit"] == "fd18a123bbcbe1a2f7bb4b392482f7407523bce6"
-    assert raw["source"]["path"] == "docs/assets/leaderboard.csv"
+    assert raw["source"]["commit"] == "9d9e55b26a8e4e708db840442e8b4e4e1acff168"
+    assert raw["source"]["path"] == "docs/leaderboard.csv"
     assert raw["source"]["commit"] in raw["source"]["url"]
     published = reference.load()
     assert published.name == "hear2021"
@@ -42,14 +42,17 @@ def test_the_data_file_matches_the_released_tasks() -> None:
             released.version, released.evaluation[0], released.mode,
         )  # fmt: skip
         assert task.metric in FRACTIONS
-    assert len(published.rows) == 29
-    assert sum(len(scores) for scores in published.rows.values()) == 521  # the non-blank cells
+    assert len(published.rows) == 34  # 29 HEAR 2021 submissions and 5 of 2023
+    assert sum(len(scores) for scores in published.rows.values()) == 616  # the non-blank cells
     for submission, scores in published.rows.items():
         for folder, score in scores.items():
             assert math.isfinite(score) and 0.0 <= score <= 1.0, (submission, folder, score)
     # Spot checks against the published file, digit for digit.
-    assert published.rows["OpenL3"]["esc50-v2.0.0-full"] == 0.7505000114
-    assert published.rows["CREPE"]["nsynth_pitch-v2.2.3-50h"] == 0.8999999762
+    assert published.rows["OpenL3"]["esc50-v2.0.0-full"] == 0.750500011
+    assert published.rows["CREPE"]["nsynth_pitch-v2.2.3-50h"] == 0.899999976
+    # FSD50K as corrected on 2022-07-12 (e8f997f), not the 0.1164 published before.
+    assert published.rows["wav2vec2"]["fsd50k-v1.0-full"] == 0.341744781
+    assert "Sony UDONS ViT" in published.rows and "Audioshake UDONS ViT" not in published.rows
     assert "beehive_states_fold0-v2-full" not in published.rows["wav2vec2"]  # a blank cell
     assert published.tasks["beehive_states_fold0-v2-full"].mean_of_folders == (
         "beehive_states_fold0-v2-full", "beehive_states_fold1-v2-full",
@@ -115,7 +118,7 @@ def test_leaderboard_json_lists_the_published_rows_beside_yours(results: Path) -
     board = json.loads(done.stdout)
     published = reference.load()
     rows = board["rows"]
-    assert len(rows) == 29 + 2
+    assert len(rows) == 34 + 2
     later = "esc50-v3.0.0-full"
     mine = [r for r in rows if not r["published"]]
     assert {r["model"] for r in mine} == {"mine", "yours"}
@@ -130,9 +133,9 @@ def test_leaderboard_json_lists_the_published_rows_beside_yours(results: Path) -
     assert openl3["scores"][apart] is None
     assert openl3["scores"]["GTZAN Genre"]["score"] == published.rows["OpenL3"][GTZAN]
     assert all(r["scores"][apart] is None and r["scores"][later] is None for r in theirs.values())
-    # HEAR's normalization over the union: ESC-50 by hand over 29 published + 2 of yours.
+    # HEAR's normalization over the union: ESC-50 by hand over 34 published + 2 of yours.
     esc = [s[ESC50] for s in published.rows.values() if ESC50 in s] + [0.99, 0.50]
-    assert len(esc) == 31
+    assert len(esc) == 36  # 34 publish an ESC-50 score
     mean = sum(esc) / len(esc)
     std = math.sqrt(sum((v - mean) ** 2 for v in esc) / len(esc))
     z_yours = max(-1.0, min(1.0, (0.50 - mean) / std))
@@ -168,7 +171,7 @@ def test_every_format_marks_the_published_rows(results: Path, fmt: str) -> None:
     assert done.returncode == 0, done.stderr
     if fmt == "csv":
         table = list(csv.DictReader(io.StringIO(done.stdout)))
-        assert len(table) == 31
+        assert len(table) == 36  # 34 published rows and 2 of yours
         assert {r["model"]: r["published"] for r in table}["OpenL3"] == "hear2021"
         assert {r["model"]: r["published"] for r in table}["mine"] == ""
     else:

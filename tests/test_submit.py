@@ -17,6 +17,7 @@ from test_stats import record_with_predictions, scene_fold
 from hear_runner.results.pack import INDEX, build_pack, sha256, write_pack, zip_bytes
 from hear_runner.results.pack_check import PackRefused, check_pack, extract_pack
 from hear_runner.results.reader import read_results
+from hear_runner.site import write_site
 
 ESC50 = "esc50-v2.0.0-full"  # a released folder, released as version v2.0.0
 
@@ -76,12 +77,12 @@ def refusal(done: object) -> str:
     return " ".join(lines[0].split())
 
 
-def make_site(root: Path) -> Path:
-    """An empty leaderboard site: site.json and an empty records folder."""
-    site = root / "site"
-    (site / "records").mkdir(parents=True)
-    (site / "site.json").write_text("{}")
-    return site
+def make_site(root: Path, content_hash: str = "0") -> Path:
+    """A leaderboard site as `hear leaderboard --format site` writes one, of another model
+    ("theirs") on a released task whose preparation has ``content_hash``."""
+    synthetic(root / "theirs", "theirs", ESC50, "v2.0.0", 0.5, content_hash=content_hash)
+    write_site(root / "site", root / "theirs")
+    return root / "site"
 
 
 def listing(folder: Path) -> dict[str, bytes]:
@@ -238,9 +239,10 @@ def test_an_unsafe_member_is_refused(pack: Path, tmp_path: Path, name: str) -> N
     bad = tmp_path / "slip.hear.zip"
     bad.write_bytes(zip_bytes(members(pack) | {name: b"x"}))
     site = make_site(tmp_path)
+    before = listing(site)
     line = refusal(hear("leaderboard", "add", str(bad), "--site", str(site)))
     assert f"member {name!r} is not a safe relative path: refused" in line
-    assert not (tmp_path / "x").exists() and listing(site) == {"site.json": b"{}"}
+    assert not (tmp_path / "x").exists() and listing(site) == before
 
 
 def test_a_link_member_is_refused(pack: Path, tmp_path: Path) -> None:
@@ -298,14 +300,17 @@ def test_the_issue_s_example_of_a_tampered_score(tmp_path: Path) -> None:
 # -- adding to a site -------------------------------------------------------------------------
 
 
-def test_add_puts_the_model_on_the_site_once(pack: Path, tmp_path: Path) -> None:
+def test_add_puts_the_model_on_the_site_once(pack: Path, tmp_path: Path, digits_task: Path) -> None:
     site = make_site(tmp_path)
+    assert "numpy_logmel" not in (site / "index.html").read_text()
     done = hear("leaderboard", "add", str(pack), "--site", str(site))
     assert done.returncode == 0, done.stderr
     folder = site / "records" / "submissions" / "numpy_logmel"
-    assert set(listing(folder)) == {n for n in members(pack)}
-    on_site = read_results(site / "records")
-    assert on_site.models() == ["numpy_logmel"]
+    assert set(listing(folder)) == set(members(pack))
+    assert read_results(site / "records").models() == ["numpy_logmel", "theirs"]
+    index = (site / "index.html").read_text()
+    assert 'href="models/numpy_logmel.html"' in index and digits_task.name in index
+    assert "numpy_logmel" in (site / "models" / "numpy_logmel.html").read_text()
     again = hear("leaderboard", "add", str(pack), "--site", str(site))
     line = refusal(again)
     assert "model numpy_logmel is already on the site" in line and "--replace" in line
@@ -314,11 +319,13 @@ def test_add_puts_the_model_on_the_site_once(pack: Path, tmp_path: Path) -> None
     assert "replaced numpy_logmel" in " ".join(replaced.stdout.split())
     assert set(listing(folder)) == set(members(pack))
     assert [p.name for p in (site / "records" / "submissions").iterdir()] == ["numpy_logmel"]
+    # The site written again from its results folder keeps the submission.
+    write_site(site, tmp_path / "theirs")
+    assert 'href="models/numpy_logmel.html"' in (site / "index.html").read_text()
 
 
 def test_add_refuses_another_content_hash_of_a_site_task(tmp_path: Path) -> None:
-    site = make_site(tmp_path)
-    synthetic(site / "records", "theirs", ESC50, "v2.0.0", 0.5, content_hash="aaa111")
+    site = make_site(tmp_path, content_hash="aaa111")
     synthetic(tmp_path / "results", "mine", ESC50, "v2.0.0", 0.75, content_hash="bbb222")
     _, data = build_pack(tmp_path / "results", "mine")
     write_pack(data, tmp_path / "mine.hear.zip")
@@ -326,6 +333,12 @@ def test_add_refuses_another_content_hash_of_a_site_task(tmp_path: Path) -> None
     line = refusal(hear("leaderboard", "add", str(tmp_path / "mine.hear.zip"), "--site", str(site)))
     assert f"{ESC50}: content hash bbb222 in the pack, aaa111 on the site" in line
     assert listing(site) == before
+    synthetic(tmp_path / "same", "mine", ESC50, "v2.0.0", 0.75, content_hash="aaa111")
+    _, data = build_pack(tmp_path / "same", "mine")
+    write_pack(data, tmp_path / "same.hear.zip")  # the site's preparation: added
+    done = hear("leaderboard", "add", str(tmp_path / "same.hear.zip"), "--site", str(site))
+    assert done.returncode == 0, done.stderr
+    assert 'href="models/mine.html"' in (site / "index.html").read_text()
 
 
 def test_a_pack_changed_after_its_check_is_not_extracted(pack: Path, tmp_path: Path) -> None:
@@ -342,5 +355,18 @@ def test_a_pack_changed_after_its_check_is_not_extracted(pack: Path, tmp_path: P
 
 
 def test_add_needs_a_site(pack: Path, tmp_path: Path) -> None:
-    line = refusal(hear("leaderboard", "add", str(pack), "--site", str(tmp_path)))
+    line = refusal(hear("leaderboard", "add", str(pack), "--site", str(tmp_path / "new")))
     assert "not a leaderboard site (no site.json)" in line
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_model_on_the_site_from_its_results_folder_is_not_replaced(
+    pack: Path, results: Path, tmp_path: Path
+) -> None:
+    write_site(tmp_path / "site", results)
+    before = listing(tmp_path / "site")
+    add = ("leaderboard", "add", str(pack), "--site", str(tmp_path / "site"))
+    assert "model numpy_logmel is already on the site" in refusal(hear(*add))
+    line = refusal(hear(*add, "--replace"))
+    assert "records on the site at" in line and "are not a submission" in line
+    assert listing(tmp_path / "site") == before

@@ -24,7 +24,11 @@ def leaderboard(
     results_dir: ResultsDir = Path("hear-results"),
     fmt: Annotated[
         str,
-        typer.Option("--format", metavar="FORMAT", help="table (rich), csv, json or markdown."),
+        typer.Option(
+            "--format",
+            metavar="FORMAT",
+            help="table (rich), csv, json, markdown, or site (a folder of HTML pages: --output).",
+        ),
     ] = "table",
     reference: Annotated[
         list[str] | None,
@@ -35,22 +39,39 @@ def leaderboard(
             "leaderboard), on your released tasks at their released version. Repeatable.",
         ),
     ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="DIR",
+            help="With --format site: the site's folder (new, empty, or a site to update).",
+        ),
+    ] = None,
 ) -> None:
     """Models by tasks: each task's primary test score and HEAR's normalized aggregate.
 
     Each score comes with its 95% bootstrap interval; the aggregate is per-task z-scores
     across models clipped to [-1, 1], averaged over the tasks a model has. Missing cells
     are shown as missing; of several records of one (model, task) the newest is used. With
-    --reference, the published rows join the normalization. `hear leaderboard add PACK
-    --site DIR` adds a submission pack to a leaderboard site.
+    --reference, the published rows join the normalization. --format site writes a static
+    site (index, a page per task and per model) that works from disk or any static host;
+    `hear leaderboard add PACK --site DIR` adds a submission pack to one.
     """
     if ctx.invoked_subcommand is not None:
         return
     from hear_runner.results.leaderboard import FORMATS, build_leaderboard, render, to_table
     from hear_runner.results.reference import lookup
 
-    if fmt not in FORMATS:
-        raise HearError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if fmt not in (*FORMATS, "site"):
+        raise HearError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}, site")
+    if fmt == "site":
+        if output is None:
+            raise HearError("--format site writes a folder: name it with --output DIR")
+        _site(results_dir, output, reference)
+        return
+    if output is not None:
+        raise HearError(f"--output is for --format site; --format {fmt} prints to stdout")
     board = build_leaderboard(results_dir, lookup(reference or []))
     if fmt == "table":
         out.print(to_table(board))
@@ -58,6 +79,20 @@ def leaderboard(
             say(note)
     else:
         sys.stdout.write(render(board, fmt))
+
+
+def _site(results_dir: Path, output: Path, reference: list[str] | None) -> None:
+    from hear_runner.site import write_site
+
+    written = write_site(output, results_dir, reference or None)
+    for note in written.notes:
+        say(note)
+    published = f", {written.published} published rows" if written.published else ""
+    out.print(
+        f"[green]wrote[/] {esc(output)}/index.html: {len(written.models)} models, "
+        f"{len(written.tasks)} tasks{published}; {len(written.pages)} pages",
+        soft_wrap=True,
+    )
 
 
 def compare(

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from hear_runner.cli.options import ResultsDir, flag
-from hear_runner.cli.render import command_group, esc, out
+from hear_runner.cli.render import command_group, esc, out, say
 
 submit_app = command_group(
     "Pack a model's results for a leaderboard site, and check a pack.\n\n"
@@ -95,10 +95,12 @@ def add(
     from hear_runner.results.submissions import add_pack
 
     added = add_pack(pack_file, site, replace)
+    for note in added.site.notes:
+        say(note)
     verb = "replaced" if added.replaced else "added"
     out.print(
         f"[green]{verb}[/] {esc(added.model)} ({_tasks(added.tasks)}) in {esc(added.folder)}; "
-        f"site {esc(site)} rendered again",
+        f"site {esc(site)} rendered again: {len(added.site.pages)} pages",
         soft_wrap=True,
     )
 

@@ -2,13 +2,17 @@
 
 Every number is the leaderboard's (its cells, intervals and aggregate), never recomputed
 here, so the page and `hear leaderboard` agree. Each cell carries its exact values as
-``data-`` attributes (score, interval, the records it came from) for readers of the page.
+``data-`` attributes (score, interval, the records it came from) for readers of the page,
+and each header the direction a sort by it starts in (``data-first``): the leaderboard
+site's script sorts by them. Published rows (``--reference``) have class ``published``
+and a "published" column naming their reference, as in every other format.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
@@ -17,18 +21,44 @@ from hear_runner.report.data import Entry
 from hear_runner.results.leaderboard import Cell, Column, Leaderboard
 
 
-def leaderboard_table(board: Leaderboard, entries: dict[Path, Entry]) -> str:
+@dataclass
+class Links:
+    """Pages a table's names link to (the site's): href by model and by column name."""
+
+    models: dict[str, str] = field(default_factory=dict)
+    tasks: dict[str, str] = field(default_factory=dict)
+
+
+def _linked(text: str, href: str | None) -> str:
+    return f'<a href="{escape(href)}">{escape(text)}</a>' if href else escape(text)
+
+
+def leaderboard_table(
+    board: Leaderboard, entries: dict[Path, Entry], links: Links | None = None
+) -> str:
     """The table, its explanation and the leaderboard's notes; ``entries`` by record path
-    give a one-record cell its spread over folds and seeds."""
-    head = "".join(
-        f'<th data-task="{escape(c.name)}">{escape(c.name)}'
+    give a one-record cell its spread over folds and seeds; ``links`` make names links."""
+    links = links or Links()
+    head = '<th scope="col" data-first="ascending">model</th>'
+    if board.references:
+        head += '<th scope="col" data-first="ascending">published</th>'
+    head += "".join(
+        f'<th scope="col" data-task="{escape(c.name)}" data-first="'
+        f'{"descending" if c.higher_is_better else "ascending"}">'
+        f"{_linked(c.name, links.tasks.get(c.name))}"
         f'<span class="sub">{escape(_metric_text(board, c))}</span></th>'
         for c in board.columns
     )
-    head += '<th>aggregate<span class="sub">HEAR normalized</span></th>'
+    head += (
+        '<th scope="col" data-first="descending" aria-sort="descending">aggregate'
+        '<span class="sub">HEAR normalized</span></th>'
+    )
     rows = []
     for row in board.rows:
         cells = []
+        if board.references:
+            mark = f"published ({row.reference})" if row.reference else ""
+            cells.append(f'<td class="reference">{escape(mark)}</td>')
         for column in board.columns:
             cell = row.cells.get(column.name)
             if cell is None:
@@ -46,13 +76,16 @@ def leaderboard_table(board: Leaderboard, entries: dict[Path, Entry]) -> str:
             f'<td class="num aggregate"{value} data-tasks="{len(row.normalized)}">{text}'
             f'<span class="sub">{len(row.normalized)}/{len(board.columns)} tasks</span></td>'
         )
+        mark = (
+            f' class="published" data-reference="{escape(row.reference)}"' if row.reference else ""
+        )
         rows.append(
-            f'<tr><th data-model="{escape(row.model)}">{escape(row.model)}</th>'
-            f"{''.join(cells)}</tr>"
+            f'<tr{mark}><th scope="row" data-model="{escape(row.model)}">'
+            f"{_linked(row.model, links.models.get(row.model))}</th>{''.join(cells)}</tr>"
         )
     notes = "".join(f"<li>{escape(n)}</li>" for n in board.notes)
     return (
-        f'<table id="leaderboard"><thead><tr><th>model</th>{head}</tr></thead>'
+        f'<table id="leaderboard"><thead><tr>{head}</tr></thead>'
         f'<tbody>{"".join(rows)}</tbody></table><p class="note">{_explanation(board)}</p>'
         + (f'<ul class="note warn" id="leaderboard-notes">{notes}</ul>' if notes else "")
     )

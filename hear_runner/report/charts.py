@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from hear_runner.report.data import Entry
 from hear_runner.report.svg import Linear, Log, Svg, blend, color, text_width, x_axis, y_axis
 from hear_runner.results.predictions import FoldPredictions
 
@@ -24,7 +24,26 @@ def short(name: str, size: float = LABEL_SIZE, limit: float = MAX_LABEL_PX) -> s
     return name[:keep] + "…"
 
 
-def whisker(entry: Entry) -> tuple[float, float, str] | None:
+class Scored(Protocol):
+    """What a score chart draws of one model: a report :class:`Entry` (a record), or a
+    leaderboard cell the site draws (a published score has no record)."""
+
+    @property
+    def score(self) -> float: ...
+    @property
+    def metric(self) -> str: ...
+    @property
+    def ci(self) -> tuple[float, float] | None: ...
+    @property
+    def ci_level(self) -> float | None: ...
+    @property
+    def fold_std(self) -> float | None: ...
+
+
+MUTED = "#595959"  # published rows: grey, and still 7:1 against white
+
+
+def whisker(entry: Scored) -> tuple[float, float, str] | None:
     """The interval drawn around a score: the record's confidence interval, else ± the
     standard deviation over folds; and what it is."""
     if entry.ci is not None:
@@ -47,8 +66,11 @@ def _value_domain(values: Sequence[float]) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def score_chart(task: str, models: list[str], entries: dict[str, Entry]) -> str:
-    """One row per model: the task's primary test score as a point, its interval as whiskers."""
+def score_chart(
+    task: str, models: list[str], entries: Mapping[str, Scored], muted: Collection[str] = ()
+) -> str:
+    """One row per model: the task's primary test score as a point, its interval as whiskers;
+    ``muted`` models (published rows) in grey, the others in the palette's colours."""
     metric = next(iter(entries.values())).metric
     left = min(max(text_width(short(m)) for m in models), MAX_LABEL_PX) + 16
     width, right, top, row = 640.0, 150.0, 8.0, 28.0
@@ -63,17 +85,23 @@ def score_chart(task: str, models: list[str], entries: dict[str, Entry]) -> str:
     scale = Linear(_value_domain(values), (left, width - right))
     bottom = top + row * len(models)
     x_axis(svg, scale, bottom, top, f"{metric} (test split)")
+    coloured = [m for m in models if m not in muted]
     for i, model in enumerate(models):
         y = top + row * i + row / 2
         if i % 2 == 0:
             svg.rect(left, y - row / 2, width - right - left, row, fill="#f6f7f9")
-        svg.text(left - 8, y + 4, short(model), anchor="end", tooltip=model, class_="model-name")
+        grey = model in muted
+        ink = MUTED if grey else color(coloured.index(model))
+        name_fill = MUTED if grey else "#222"
+        svg.text(left - 8, y + 4, short(model), anchor="end", tooltip=model,
+                 class_="model-name", fill=name_fill)  # fmt: skip
         entry = entries.get(model)
         if entry is None:
-            svg.text(left + 6, y + 4, "no record", size=11, fill="#888", font_style="italic")
+            svg.text(left + 6, y + 4, "no record", size=11, fill="#595959", font_style="italic")
             continue
         if not math.isfinite(entry.score):
-            svg.text(left + 6, y + 4, "no score (NaN)", size=11, fill="#888", font_style="italic")
+            svg.text(left + 6, y + 4, "no score (NaN)", size=11, fill="#595959",
+                     font_style="italic")  # fmt: skip
             continue
         w = whisker(entry)
         label = fmt_score(entry.score)
@@ -81,9 +109,9 @@ def score_chart(task: str, models: list[str], entries: dict[str, Entry]) -> str:
         if w:
             lo, hi, what = w
             x0, x1 = scale(lo), scale(hi)
-            svg.line(x0, y, x1, y, stroke=color(i), stroke_width=2, class_="whisker")
+            svg.line(x0, y, x1, y, stroke=ink, stroke_width=2, class_="whisker")
             for x in (x0, x1):
-                svg.line(x, y - 6, x, y + 6, stroke=color(i), stroke_width=2)
+                svg.line(x, y - 6, x, y + 6, stroke=ink, stroke_width=2)
             label += f" [{fmt_score(lo)}, {fmt_score(hi)}]"
             tip += f"; {what}: [{lo:.4f}, {hi:.4f}]"
         svg.circle(
@@ -91,12 +119,12 @@ def score_chart(task: str, models: list[str], entries: dict[str, Entry]) -> str:
             y,
             5.5,
             tooltip=tip,
-            fill=color(i),
+            fill=ink,
             stroke="#fff",
-            class_="score-point",
+            class_="score-point published" if grey else "score-point",
             data_model=model,
         )
-        svg.text(width - right + 8, y + 4, label, size=11, fill="#333")
+        svg.text(width - right + 8, y + 4, label, size=11, fill=name_fill if grey else "#333")
     return svg.render()
 
 

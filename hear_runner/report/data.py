@@ -3,6 +3,7 @@ hear_runner.results.reader found it (the report reads nothing the leaderboard do
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -84,3 +85,16 @@ class Entry:
             return self.found.predictions()
         except HearError:
             return None
+
+
+def hardware_text(host: dict[str, Any]) -> str:
+    """The hardware the record's ``host`` names, on one line."""
+    parts = []
+    for k, v in host.items():
+        if k.endswith("_bytes") and isinstance(v, int | float) and v > 0:
+            parts.append(f"{k.removesuffix('_bytes')}: {v / 2**30:.1f} GiB")
+        elif isinstance(v, str | int | float) and not isinstance(v, bool):
+            parts.append(f"{k}: {v}")
+        elif isinstance(v, list | dict) and v:
+            parts.append(f"{k}: {json.dumps(v)[:120]}")
+    return "; ".join(dict.fromkeys(parts)) or "?"

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
-from typing import Any
 
 from hear_runner import __version__
 from hear_runner.files import atomic_output
@@ -26,7 +25,7 @@ from hear_runner.report.charts import (
     timeline_chart,
     whisker,
 )
-from hear_runner.report.data import Entry
+from hear_runner.report.data import Entry, hardware_text
 from hear_runner.results.leaderboard import Leaderboard, build_leaderboard
 from hear_runner.results.reader import read_results
 
@@ -367,7 +366,7 @@ class Page:
                 f'<span class="sub">hash {escape(record.task.content_hash)}</span></td>'
                 f"<td>{build}</td><td>{escape(record.probe.mode)}"
                 f'<span class="sub">seeds {escape(seeds or "?")}</span></td>'
-                f"<td>{escape(_hardware(record.host))}</td>"
+                f"<td>{escape(hardware_text(record.host))}</td>"
                 f"<td>{escape(record.runner_version)}"
                 f'<span class="sub">{escape(record.created)}</span>'
                 f'<span class="sub record">{escape(str(e.found.path))}</span></td></tr>'
@@ -388,19 +387,6 @@ class Page:
 
     def _prediction_type(self, task: str) -> str:
         return next(e.record.task.prediction_type for e in self.entries if e.task == task)
-
-
-def _hardware(host: dict[str, Any]) -> str:
-    """The hardware the record's ``host`` names, on one line."""
-    parts = []
-    for k, v in host.items():
-        if k.endswith("_bytes") and isinstance(v, int | float) and v > 0:
-            parts.append(f"{k.removesuffix('_bytes')}: {v / 2**30:.1f} GiB")
-        elif isinstance(v, str | int | float) and not isinstance(v, bool):
-            parts.append(f"{k}: {v}")
-        elif isinstance(v, list | dict) and v:
-            parts.append(f"{k}: {json.dumps(v)[:120]}")
-    return "; ".join(dict.fromkeys(parts)) or "?"
 
 
 def _clip_seconds(entry: Entry, panels: list[Timeline]) -> float:

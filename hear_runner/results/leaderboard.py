@@ -53,7 +53,7 @@ from hear_runner.results.reference import (
 from hear_runner.specs import ReferenceResults
 
 # HEAR's published leaderboard columns (hearbenchmark/hearbenchmark.com
-# docs/assets/leaderboard.csv, commit fd18a12), in its order, by released task folder.
+# docs/leaderboard.csv, commit 9d9e55b), in its order, by released task folder.
 # Beehive is the mean of its two folds' folders there (see hear_2021's catalogue, [R]).
 HEAR_2021_COLUMNS: dict[str, tuple[str, ...]] = {
     "Beehive": ("beehive_states_fold0-v2-full", "beehive_states_fold1-v2-full"),
@@ -61,7 +61,7 @@ HEAR_2021_COLUMNS: dict[str, tuple[str, ...]] = {
     "CREMA-D": ("tfds_crema_d-1.0.0-full",),
     "DCASE 2016": ("dcase2016_task2-hear2021-full",),
     "ESC-50": ("esc50-v2.0.0-full",),
-    "FSD50k": ("fsd50k-v1.0-full",),
+    "FSD50K": ("fsd50k-v1.0-full",),
     "GTZAN Genre": ("tfds_gtzan-1.0.0-full",),
     "GTZAN Music/Speech": ("tfds_gtzan_music_speech-1.0.0-full",),
     "Gunshot": ("gunshot_triangulation-v1.0-full",),

@@ -24,8 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from hear_runner import __version__
 from hear_runner.errors import HearError
 from hear_runner.files import atomic_write
-from hear_runner.results.manifest import FOLDER as MANIFESTS
-from hear_runner.results.manifest import RunManifest
 from hear_runner.results.reader import FoundRecord, read_results
 
 SCHEMA: Literal["hear-submission"] = "hear-submission"
@@ -169,19 +167,14 @@ def _entry(
 
 
 def _manifests_naming(results_dir: Path, found: list[FoundRecord]) -> dict[Path, list[Path]]:
-    """The run manifests under ``results_dir`` that name each record (by its resolved path).
+    """The run manifests under ``results_dir`` that name each record (by its resolved path),
+    found as a site finds them."""
+    from hear_runner.site.folder import find_manifests
 
-    A manifest names records relative to its results folder, the one holding its
-    ``manifests/`` folder; one that does not read as a manifest names nothing."""
     wanted = {f.path.resolve() for f in found}
     naming: dict[Path, list[Path]] = {}
-    for path in sorted(results_dir.rglob(f"{MANIFESTS}/*.json")):
-        try:
-            manifest = RunManifest.load(path)
-        except HearError:
-            continue
-        base = path.parent.parent
-        for named in dict.fromkeys((base / r.record).resolve() for r in manifest.results):
+    for manifest in find_manifests(results_dir):
+        for named in dict.fromkeys(manifest.records):
             if named in wanted:
-                naming.setdefault(named, []).append(path)
+                naming.setdefault(named, []).append(manifest.path)
     return naming

@@ -19,10 +19,8 @@ from hear_runner.files import atomic_directory
 from hear_runner.names import slug
 from hear_runner.results.pack_check import CheckedPack, PackRefused, check_pack, extract_pack
 from hear_runner.results.reader import FoundRecord, read_results
-
-RECORDS = "records"  # the site's results folder
-SUBMISSIONS = "submissions"  # where added packs go, inside it
-SITE_INDEX = "site.json"  # what makes a folder a site
+from hear_runner.site import RECORDS, SITE_FILE, SUBMISSIONS, SiteWritten, write_site
+from hear_runner.site.folder import open_site
 
 
 @dataclass
@@ -33,6 +31,7 @@ class Added:
     folder: Path
     tasks: list[str]
     replaced: bool
+    site: SiteWritten
 
 
 def submission_folder(site_dir: Path, model: str) -> Path:
@@ -42,9 +41,9 @@ def submission_folder(site_dir: Path, model: str) -> Path:
 def add_pack(pack: Path, site_dir: Path, replace: bool = False) -> Added:
     """Check ``pack``, check it against the site, add it, and render the site again."""
     checked = check_pack(pack)
-    if not (site_dir / SITE_INDEX).is_file():
+    if open_site(site_dir) is None:
         raise HearError(
-            f"{site_dir}: not a leaderboard site (no {SITE_INDEX}): write one first with "
+            f"{site_dir}: not a leaderboard site (no {SITE_FILE}): write one first with "
             f"`hear leaderboard --format site --output {site_dir}`"
         )
     target = submission_folder(site_dir, checked.index.model)
@@ -53,10 +52,8 @@ def add_pack(pack: Path, site_dir: Path, replace: bool = False) -> Added:
     _check_content_hashes(checked, site_dir, [f for f in on_site if not _under(f.path, target)])
     with atomic_directory(target) as staging:
         extract_pack(pack, checked, staging)
-    from hear_runner.site import write_site
-
-    write_site(site_dir)
-    return Added(checked.index.model, target, sorted(checked.records), replaced)
+    written = write_site(site_dir)
+    return Added(checked.index.model, target, sorted(checked.records), replaced, written)
 
 
 def _site_records(site_dir: Path) -> list[FoundRecord]:
