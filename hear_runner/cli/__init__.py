@@ -18,8 +18,9 @@ from hear_runner.cli.plan import plan
 from hear_runner.cli.probe import probe, score
 from hear_runner.cli.render import HelpGroup, err, esc, out
 from hear_runner.cli.rerun import rerun
-from hear_runner.cli.results import compare, leaderboard, report
+from hear_runner.cli.results import compare, leaderboard_app, report
 from hear_runner.cli.run import embed, run
+from hear_runner.cli.submit import add, submit_app
 from hear_runner.cli.tasks import tasks_app
 from hear_runner.cli.validate import validate_model
 from hear_runner.errors import HearError, ModelError
@@ -41,12 +42,14 @@ for command in (run, plan, report, rerun, embed, probe, score):
     app.command()(command)
 app.command("validate")(validate_model)
 app.command("plugins")(list_plugins)
-app.command()(leaderboard)
+leaderboard_app.command("add")(add)
+app.add_typer(leaderboard_app, name="leaderboard")
 app.command()(compare)
 app.add_typer(image_app, name="image")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(models_app, name="models")
 app.add_typer(cache_app, name="cache")
+app.add_typer(submit_app, name="submit")
 
 
 def version_callback(value: bool) -> None:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from hear_runner.cli.options import JsonOutput, ResultsDir
-from hear_runner.cli.render import esc, out, say
+from hear_runner.cli.render import HelpGroup, esc, out, say
 from hear_runner.errors import HearError
 
 Reference = Annotated[
@@ -23,8 +23,14 @@ Reference = Annotated[
     ),
 ]
 
+#: `hear leaderboard` ranks a results folder as it always did; `hear leaderboard add` is its
+#: one subcommand.
+leaderboard_app = typer.Typer(cls=HelpGroup, invoke_without_command=True)
 
+
+@leaderboard_app.callback(invoke_without_command=True)
 def leaderboard(
+    ctx: typer.Context,
     results_dir: ResultsDir = Path("hear-results"),
     fmt: Annotated[
         str,
@@ -51,8 +57,11 @@ def leaderboard(
     across models clipped to [-1, 1], averaged over the tasks a model has. Missing cells
     are shown as missing; of several records of one (model, task) the newest is used. With
     --reference, the published rows join the normalization. --format site writes a static
-    site (index, a page per task and per model) that works from disk or any static host.
+    site (index, a page per task and per model) that works from disk or any static host;
+    `hear leaderboard add PACK --site DIR` adds a submission pack to one.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from hear_runner.results.leaderboard import FORMATS, build_leaderboard, render, to_table
     from hear_runner.results.reference import lookup
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import platform
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -270,3 +271,29 @@ def _value(value: float) -> float | str:
 
 def _short(identity: str) -> str:
     return identity[:19] if identity.startswith("sha256:") else identity
+
+
+@dataclass
+class FoundManifest:
+    """A run manifest and the records it names (resolved: a manifest names them relative
+    to its own results folder)."""
+
+    path: Path
+    manifest: RunManifest
+    records: list[Path]
+
+
+def find_manifests(folder: Path, notes: list[str] | None = None) -> list[FoundManifest]:
+    """Every readable run manifest under ``folder`` (in any ``manifests/`` folder)."""
+    found = []
+    for path in sorted(folder.rglob(f"{FOLDER}/*.json")):
+        try:
+            manifest = RunManifest.load(path)
+        except HearError as e:
+            if notes is not None:
+                notes.append(f"{e}; left out")
+            continue
+        results_dir = path.parent.parent
+        named = [(results_dir / r.record).resolve() for r in manifest.results]
+        found.append(FoundManifest(path, manifest, named))
+    return found

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -58,8 +58,9 @@ def save_predictions(path: Path, labels: list[str], folds: list[FoldPredictions]
     return path
 
 
-def load_predictions(path: Path) -> tuple[list[str], list[FoldPredictions]]:
-    """The labels and every fold's predictions from a ``.predictions.npz``."""
+def load_predictions(path: Path | IO[bytes]) -> tuple[list[str], list[FoldPredictions]]:
+    """The labels and every fold's predictions from a ``.predictions.npz`` (a file, or its
+    bytes as read from a submission pack)."""
     with np.load(path, allow_pickle=False) as data:
         meta = json.loads(str(data["meta"]))
         folds = [

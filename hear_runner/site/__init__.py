@@ -4,7 +4,8 @@ the records the site's folder keeps (``records/``) and its ``site.json``.
 
 ``folder`` is the site's layout (site.json, the records copied in), ``links`` where each
 page lies, ``pages`` the shared shell and the index, ``task_pages`` and ``model_pages``
-the other pages, ``assets`` the stylesheet and script, ``write`` puts them together.
+the other pages, ``assets`` the stylesheet and script, ``write`` puts them together,
+``submissions`` adds a checked submission pack (`hear leaderboard add`).
 """
 
 from hear_runner.site.folder import RECORDS, SITE_FILE, SUBMISSIONS, SiteInfo

@@ -12,7 +12,6 @@ site and not empty is never written into: it is a user's.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -20,8 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hear_runner.errors import HearError, first_field_error
 from hear_runner.files import atomic_directory, atomic_write
-from hear_runner.results.manifest import FOLDER as MANIFESTS
-from hear_runner.results.manifest import RunManifest
+from hear_runner.results.manifest import find_manifests
 from hear_runner.results.reader import Results
 
 SITE_FILE = "site.json"
@@ -90,32 +88,6 @@ def copy_records(results: Results, records_dir: Path) -> list[str]:
         if kept.is_dir():
             shutil.copytree(kept, staging / SUBMISSIONS, dirs_exist_ok=True)
     return notes
-
-
-@dataclass
-class FoundManifest:
-    """A run manifest and the records it names (resolved: a manifest names them relative
-    to its own results folder)."""
-
-    path: Path
-    manifest: RunManifest
-    records: list[Path]
-
-
-def find_manifests(folder: Path, notes: list[str] | None = None) -> list[FoundManifest]:
-    """Every readable run manifest under ``folder`` (in any ``manifests/`` folder)."""
-    found = []
-    for path in sorted(folder.rglob(f"{MANIFESTS}/*.json")):
-        try:
-            manifest = RunManifest.load(path)
-        except HearError as e:
-            if notes is not None:
-                notes.append(f"{e}; left out")
-            continue
-        results_dir = path.parent.parent
-        named = [(results_dir / r.record).resolve() for r in manifest.results]
-        found.append(FoundManifest(path, manifest, named))
-    return found
 
 
 def _copy(path: Path, target: Path) -> None:

@@ -12,8 +12,8 @@ from typing import Any
 from hear_runner.report.charts import fmt_score
 from hear_runner.report.data import hardware_text
 from hear_runner.results.leaderboard import column_name
+from hear_runner.results.manifest import FoundManifest
 from hear_runner.results.reader import FoundRecord
-from hear_runner.site.folder import FoundManifest
 from hear_runner.site.links import href
 from hear_runner.site.pages import SiteData, shell
 

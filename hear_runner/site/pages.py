@@ -18,8 +18,9 @@ from hear_runner import __version__
 from hear_runner.report.board import leaderboard_table
 from hear_runner.report.data import Entry
 from hear_runner.results.leaderboard import Cell, Leaderboard, Row
+from hear_runner.results.manifest import FoundManifest
 from hear_runner.results.reader import FoundRecord, Results
-from hear_runner.site.folder import RECORDS, FoundManifest
+from hear_runner.site.folder import RECORDS
 from hear_runner.site.links import ASSETS, SiteMap, href
 from hear_runner.specs import ReferenceResults
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from hear_runner.errors import HearError
 from hear_runner.files import atomic_directory, atomic_write
 from hear_runner.results.leaderboard import build_leaderboard
+from hear_runner.results.manifest import find_manifests
 from hear_runner.results.reader import read_results
 from hear_runner.results.reference import lookup
 from hear_runner.site.assets import CSS, JS
@@ -25,7 +26,6 @@ from hear_runner.site.folder import (
     SITE_FILE,
     SiteInfo,
     copy_records,
-    find_manifests,
     open_site,
 )
 from hear_runner.site.links import ASSETS, MODELS, TASKS
