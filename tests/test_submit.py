@@ -354,10 +354,25 @@ def test_a_pack_changed_after_its_check_is_not_extracted(pack: Path, tmp_path: P
     assert listing(tmp_path / "out") == {}
 
 
-def test_add_needs_a_site(pack: Path, tmp_path: Path) -> None:
-    line = refusal(hear("leaderboard", "add", str(pack), "--site", str(tmp_path / "new")))
-    assert "not a leaderboard site (no site.json)" in line
-    assert not (tmp_path / "new").exists()
+def test_add_to_a_new_folder_makes_a_site_of_submissions(pack: Path, tmp_path: Path) -> None:
+    """A lab's leaderboard of submissions alone: the first add makes the site."""
+    site = tmp_path / "new"
+    done = hear("leaderboard", "add", str(pack), "--site", str(site), "--reference", "hear2021")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((site / "site.json").read_text())["references"] == ["hear2021"]
+    assert 'href="models/numpy_logmel.html"' in (site / "index.html").read_text()
+    assert (site / "records" / "submissions" / "numpy_logmel").is_dir()
+    # A folder with other things in it is not made a site, and nothing is written there.
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    line = refusal(hear("leaderboard", "add", str(pack), "--site", str(busy)))
+    assert "not empty and not a leaderboard site (no site.json)" in line
+    assert listing(busy) == {"notes.txt": b"mine"}
+    # An unknown reference is refused before anything is written.
+    line = refusal(hear("leaderboard", "add", str(pack), "--site", str(tmp_path / "other"),
+                        "--reference", "hear2099"))  # fmt: skip
+    assert "no such reference results" in line and not (tmp_path / "other").exists()
 
 
 def test_a_model_on_the_site_from_its_results_folder_is_not_replaced(

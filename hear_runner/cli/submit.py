@@ -10,6 +10,7 @@ import typer
 
 from hear_runner.cli.options import ResultsDir, flag
 from hear_runner.cli.render import command_group, esc, out, say
+from hear_runner.cli.results import Reference
 
 submit_app = command_group(
     "Pack a model's results for a leaderboard site, and check a pack.\n\n"
@@ -79,22 +80,27 @@ def add(
     site: Annotated[
         Path,
         typer.Option(
-            "--site", metavar="DIR", help="The site folder (`hear leaderboard --format site`)."
+            "--site",
+            metavar="DIR",
+            help="The site folder (`hear leaderboard --format site`); a new or empty one "
+            "becomes a site of the submissions added to it.",
         ),
     ],
     replace: Annotated[
         bool, flag("--replace", "Replace the model's submission if it is on the site.")
     ] = False,
+    reference: Reference = None,
 ) -> None:
     """Add a submission pack to a leaderboard site, then render the site again.
 
     The pack is checked as `hear submit check` does, then against the site: its task
     folders' content hashes must be the site's, and a model already there is refused
-    unless --replace. Its records go under DIR/records/submissions/MODEL/.
+    unless --replace. Its records go under DIR/records/submissions/MODEL/. --reference
+    sets the published scores the site shows (default: as the site had them).
     """
     from hear_runner.site.submissions import add_pack
 
-    added = add_pack(pack_file, site, replace)
+    added = add_pack(pack_file, site, replace, reference)
     for note in added.site.notes:
         say(note)
     verb = "replaced" if added.replaced else "added"

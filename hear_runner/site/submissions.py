@@ -11,15 +11,16 @@ every page is rendered again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hear_runner.errors import HearError
 from hear_runner.files import atomic_directory
 from hear_runner.names import slug
 from hear_runner.results.pack_check import CheckedPack, PackRefused, check_pack, extract_pack
 from hear_runner.results.reader import FoundRecord, read_results
-from hear_runner.site.folder import RECORDS, SITE_FILE, SUBMISSIONS, open_site
+from hear_runner.results.reference import lookup
+from hear_runner.site.folder import RECORDS, SUBMISSIONS, SiteInfo, open_site
 from hear_runner.site.write import SiteWritten, write_site
 
 
@@ -38,21 +39,24 @@ def submission_folder(site_dir: Path, model: str) -> Path:
     return site_dir / RECORDS / SUBMISSIONS / slug(model, default="model")
 
 
-def add_pack(pack: Path, site_dir: Path, replace: bool = False) -> Added:
-    """Check ``pack``, check it against the site, add it, and render the site again."""
+def add_pack(
+    pack: Path, site_dir: Path, replace: bool = False, references: Sequence[str] | None = None
+) -> Added:
+    """Check ``pack``, check it against the site, add it, and render the site again. A new
+    (or empty) folder becomes a site of submissions; ``references`` (None: the site's) are
+    the published scores it shows."""
     checked = check_pack(pack)
+    lookup(references or [])  # an unknown name fails before anything is written
     if open_site(site_dir) is None:
-        raise HearError(
-            f"{site_dir}: not a leaderboard site (no {SITE_FILE}): write one first with "
-            f"`hear leaderboard --format site --output {site_dir}`"
-        )
+        site_dir.mkdir(parents=True, exist_ok=True)
+        SiteInfo(references=list(references or [])).write(site_dir)
     target = submission_folder(site_dir, checked.index.model)
     on_site = _site_records(site_dir)
     replaced = _check_model(checked, site_dir, target, on_site, replace)
     _check_content_hashes(checked, site_dir, [f for f in on_site if not _under(f.path, target)])
     with atomic_directory(target) as staging:
         extract_pack(pack, checked, staging)
-    written = write_site(site_dir)
+    written = write_site(site_dir, references=references)
     return Added(checked.index.model, target, sorted(checked.records), replaced, written)
 
 
