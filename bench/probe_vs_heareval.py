@@ -35,6 +35,7 @@ import argparse
 import json
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -60,6 +61,14 @@ FROM_SRC = (
     "assert hear_runner.__file__.startswith(src), hear_runner.__file__; "
     "from hear_runner.cli import main; main()"
 )  # |ours - heareval| above this is flagged
+# Runs heareval's runner unchanged but for the seed its task_predictions gives
+# seed_everything (42, fixed in heareval): each draw of --draws seeds both tools alike.
+HEAREVAL_SEEDED = (
+    "import sys; seed = int(sys.argv.pop(1)); import pytorch_lightning as pl; "
+    "import heareval.predictions.task_predictions as tp; "
+    "tp.seed_everything = lambda _s, workers=False: pl.seed_everything(seed, workers=workers); "
+    "from heareval.predictions.runner import runner; sys.argv[0] = 'runner'; runner()"
+)
 
 
 # ---------------------------------------------------------------- folders
@@ -184,8 +193,13 @@ def hearcmd(args) -> list[str]:
     return [str(args.hear.parent / "python"), "-c", FROM_SRC, str(args.hear_src)]
 
 
-def run_tool(tool: str, mode: str | None, folder: Path, args, env: dict, logs: Path) -> dict:
+def run_tool(
+    tool: str, mode: str | None, folder: Path, args, env: dict, logs: Path, seed: int | None = None
+) -> dict:
+    """One tool's run on a fresh copy of ``folder``; ``seed``: the draw's seed (None: each
+    tool's default, 42 in both)."""
     label = tool if mode is None else f"{tool} --mode {mode}"
+    label += "" if seed is None else f" (seed {seed})"
     print(f"[bench] {folder.name}: {label} ...", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-probe-") as tmp:
         tmp = Path(tmp)
@@ -195,11 +209,15 @@ def run_tool(tool: str, mode: str | None, folder: Path, args, env: dict, logs: P
         if tool == "heareval":
             python = str(args.heareval_venv / "bin" / "python")
             extra = args.heareval_args.split()
-            cmd = [python, "-m", "heareval.predictions.runner", *extra, str(copy)]
+            start = ["-m", "heareval.predictions.runner"]
+            start = start if seed is None else ["-c", HEAREVAL_SEEDED, str(seed)]
+            cmd = [python, *start, *extra, str(copy)]
         else:
             cmd = [*hearcmd(args), "probe", str(copy), "--mode", mode]
-        log = logs / f"{folder.name}.{tool}{'' if mode is None else '-' + mode}.log"
-        result = {"tool": tool, "mode": mode, "command": cmd, "log": str(log)}
+            cmd += [] if seed is None else ["--seed", str(seed)]
+        name = f"{folder.name}.{tool}{'' if mode is None else '-' + mode}"
+        log = logs / f"{name}{'' if seed is None else f'.seed{seed}'}.log"
+        result = {"tool": tool, "mode": mode, "seed": seed, "command": cmd, "log": str(log)}
         result["settle_wait_s"] = settle(args.settle_load, args.settle_max)
         result.update(measure(cmd, cwd, env, log, args.timeout))
         scores_file = copy / "test.predicted-scores.json"
@@ -296,9 +314,10 @@ def markdown(report: dict) -> str:
         lines.insert(-3, f"Merged from `{src['file']}` ({src['generated']}: `{src['command']}`).\n")
     for task in report["tasks"]:
         info = task["folder_info"]
-        base = next((r for r in task["runs"] if r["tool"] == "heareval"), None)
         for r in task["runs"]:
+            base = heareval_run(task, r)
             tool = "heareval" if r["mode"] is None else f"hear probe --mode {r['mode']}"
+            tool += "" if r.get("seed") is None else f" (seed {r['seed']})"
             score = "-"
             if r.get("score") is not None:
                 score = f"{r['score']:.4f}"
@@ -320,6 +339,7 @@ def markdown(report: dict) -> str:
                 f"| {_fmt(r['tree_pss_peak_mib'], 0)} | {info['primary_metric']} | {score} "
                 f"| {delta} | {speed} |"
             )
+    lines += draws_table(report)
     notes = [n for t in report["tasks"] for n in t.get("notes", [])]
     if notes:
         lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
@@ -336,8 +356,8 @@ def annotate(task: dict, timeout: float | None) -> None:
             f"runner reads it); the copies given to both tools got "
             f'"splits": {json.dumps(info["splits_added_to_copies"])}.'
         )
-    base = next((r for r in task["runs"] if r["tool"] == "heareval"), None)
     for r in task["runs"]:
+        base = heareval_run(task, r)
         if base is None or r is base:
             continue
         if "predicted_scores" in r and "predicted_scores" in base:
@@ -361,11 +381,90 @@ def annotate(task: dict, timeout: float | None) -> None:
             r["delta_vs_heareval"] = r["score"] - base["score"]
         if base["status"] == "ok" and r["status"] == "ok":
             r["speedup_vs_heareval"] = base["wall_s"] / r["wall_s"]
-    if base is not None and base["status"] == "timeout":
+    for base in (r for r in task["runs"] if r["tool"] == "heareval" and r["status"] == "timeout"):
         task["notes"].append(
             f"{info['task_name']}: heareval was stopped after {base['wall_s']:.0f} s "
             f"(--timeout {timeout or 0:.0f}) without finishing."
         )
+
+
+def heareval_run(task: dict, run: dict) -> dict | None:
+    """The heareval run ``run`` is compared with: the one of the same seed (draw), else the
+    first."""
+    runs = [r for r in task["runs"] if r["tool"] == "heareval"]
+    same = [r for r in runs if r.get("seed") == run.get("seed")]
+    return (same or runs or [None])[0]
+
+
+def draws_summary(task: dict) -> list[dict]:
+    """Per tool over the task's draws (runs with a seed): total and mean times, mean score
+    and its spread over draws, and against heareval: the ratio of total wall times and the
+    difference of mean scores. Only tools that finished every draw are summed."""
+    tools: dict[tuple[str, str | None], list[dict]] = {}
+    for r in task["runs"]:
+        if r.get("seed") is not None:
+            tools.setdefault((r["tool"], r["mode"]), []).append(r)
+    out = []
+    for (tool, mode), runs in tools.items():
+        ok = all(r["status"] == "ok" for r in runs)
+        scores = [r["score"] for r in runs if r.get("score") is not None]
+        cpus = [cpu_s(r) for r in runs]
+        out.append({
+            "tool": tool, "mode": mode, "draws": len(runs), "all_ok": ok,
+            "seeds": [r["seed"] for r in runs],
+            "wall_total_s": sum(r["wall_s"] for r in runs),
+            "cpu_total_s": sum(c for c in cpus if c is not None),
+            "score_mean": sum(scores) / len(scores) if scores else None,
+            "score_sd": statistics.stdev(scores) if len(scores) > 1 else None,
+            "scores": scores,
+        })  # fmt: skip
+    base = next((d for d in out if d["tool"] == "heareval" and d["all_ok"]), None)
+    for d in out:
+        if base is not None and d is not base and d["all_ok"]:
+            d["speedup_vs_heareval"] = base["wall_total_s"] / d["wall_total_s"]
+            d["cpu_ratio_vs_heareval"] = base["cpu_total_s"] / d["cpu_total_s"]
+            if d["score_mean"] is not None and base["score_mean"] is not None:
+                d["score_mean_delta_vs_heareval"] = d["score_mean"] - base["score_mean"]
+    return out
+
+
+def draws_table(report: dict) -> list[str]:
+    """The draws' summary (--draws): each tool's totals over the same seeds."""
+    rows = [(t, d) for t in report["tasks"] for d in t.get("draws", [])]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Over the draws (each tool run once per seed, the same seeds for every tool; "
+        "heareval's own seed replaced by the draw's): total wall and CPU seconds, the mean "
+        "test score ± its standard deviation over draws; speed-up: heareval's total wall "
+        "time over the tool's (CPU: the same of CPU seconds); Δ: the difference of mean scores.",
+        "",
+        "| task | tool | seeds | wall s (total) | CPU s (total) | mean score ± sd "
+        "| Δ vs heareval | speed-up (wall) | speed-up (CPU) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for task, d in rows:
+        tool = "heareval" if d["mode"] is None else f"hear probe --mode {d['mode']}"
+        score = _fmt(d["score_mean"], 4) + (
+            "" if d["score_sd"] is None else f" ± {d['score_sd']:.4f}"
+        )
+        delta = d.get("score_mean_delta_vs_heareval")
+        delta_text = (
+            "-" if delta is None else f"{delta:+.4f}" + (" ⚠" if abs(delta) > SCORE_GAP else "")
+        )
+        speed, cpu = (_times(d.get(k)) for k in ("speedup_vs_heareval", "cpu_ratio_vs_heareval"))
+        lines.append(
+            f"| {task['folder_info']['task_name']} | {tool} | {', '.join(map(str, d['seeds']))} "
+            f"| {d['wall_total_s']:.1f}{'' if d['all_ok'] else ' (not all finished)'} "
+            f"| {d['cpu_total_s']:.1f} | {score} | {delta_text} "
+            f"| {speed} | {cpu} |"
+        )
+    return lines
+
+
+def _times(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}×"
 
 
 def merge(reports: list[dict], sources: list[Path]) -> dict:
@@ -385,6 +484,7 @@ def merge(reports: list[dict], sources: list[Path]) -> dict:
     for task in by_task.values():
         task["runs"].sort(key=lambda r: r["tool"] != "heareval")
         annotate(task, None)
+        task["draws"] = draws_summary(task)
     out["tasks"] = list(by_task.values())
     return out
 
@@ -441,6 +541,15 @@ def main() -> None:
         help="extra arguments for heareval's runner, e.g. '--grid-points 1' (for quick "
         "checks only: published numbers use its defaults)",
     )
+    ap.add_argument(
+        "--draws",
+        type=int,
+        default=0,
+        help="run every tool this many times, with seeds --first-seed, --first-seed+1, ... "
+        "(heareval's runner with its fixed seed 42 replaced by the draw's), and summarize "
+        "totals and mean scores over the draws (default: one run each, the tools' defaults)",
+    )
+    ap.add_argument("--first-seed", type=int, default=42)
     add_settle_options(ap)
     args = ap.parse_args()
     if args.render is not None:
@@ -506,11 +615,15 @@ def main() -> None:
     for folder in folders:
         info = describe_folder(folder)
         task = {"folder_info": info, "runs": [], "notes": []}
-        if not args.no_heareval:
-            task["runs"].append(run_tool("heareval", None, folder, args, env, args.logs))
-        for mode in modes:
-            task["runs"].append(run_tool("hear", mode, folder, args, env, args.logs))
+        seeds = [args.first_seed + i for i in range(args.draws)] if args.draws else [None]
+        for seed in seeds:  # draw by draw, so load on the machine falls on every tool alike
+            if not args.no_heareval:
+                task["runs"].append(run_tool("heareval", None, folder, args, env, args.logs, seed))
+            for mode in modes:
+                task["runs"].append(run_tool("hear", mode, folder, args, env, args.logs, seed))
         annotate(task, args.timeout)
+        if args.draws:
+            task["draws"] = draws_summary(task)
         report["tasks"].append(task)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")  # after every task

@@ -324,6 +324,32 @@ def test_add_puts_the_model_on_the_site_once(pack: Path, tmp_path: Path, digits_
     assert 'href="models/numpy_logmel.html"' in (site / "index.html").read_text()
 
 
+def test_add_refuses_test_labels_of_the_packs_own_making(tmp_path: Path) -> None:
+    """Scores that agree with predictions whose true labels were changed: consistent
+    inside the pack (check passes), refused against the site's labels of the same task."""
+    site = make_site(tmp_path)  # "theirs": the task's true labels (scene_fold's seed 0)
+    record = record_with_predictions("cheat", ESC50, [scene_fold(1.0, 40, seed=5)])
+    record.task.version = "v2.0.0"
+    record.write(tmp_path / "cheat")
+    _, data = build_pack(tmp_path / "cheat", "cheat")
+    write_pack(data, tmp_path / "cheat.hear.zip")
+    assert check_pack(tmp_path / "cheat.hear.zip").records[ESC50].test_score == 1.0
+    before = listing(site)
+    line = refusal(
+        hear("leaderboard", "add", str(tmp_path / "cheat.hear.zip"), "--site", str(site))
+    )
+    assert f"{ESC50}: the test labels in its predictions of fold fold00 are not the task's" in line
+    assert listing(site) == before
+    # The same predictions with the task's own labels (seed 0's) are added.
+    record = record_with_predictions("honest", ESC50, [scene_fold(0.9, 40)])
+    record.task.version = "v2.0.0"
+    record.write(tmp_path / "honest")
+    _, data = build_pack(tmp_path / "honest", "honest")
+    write_pack(data, tmp_path / "honest.hear.zip")
+    done = hear("leaderboard", "add", str(tmp_path / "honest.hear.zip"), "--site", str(site))
+    assert done.returncode == 0, done.stderr
+
+
 def test_add_refuses_another_content_hash_of_a_site_task(tmp_path: Path) -> None:
     site = make_site(tmp_path, content_hash="aaa111")
     synthetic(tmp_path / "results", "mine", ESC50, "v2.0.0", 0.75, content_hash="bbb222")

@@ -34,6 +34,7 @@ from hear_runner.metrics import get_metric
 from hear_runner.results.manifest import RunManifest
 from hear_runner.results.pack import INDEX, PACK_VERSION, SCHEMA, PackEntry, PackIndex, sha256
 from hear_runner.results.predictions import FoldPredictions, load_predictions
+from hear_runner.results.reader import Predictions
 from hear_runner.results.records import FoldResult, RunRecord
 from hear_runner.results.stats import FoldScorer
 
@@ -56,6 +57,7 @@ class CheckedPack:
     name: str  # how messages name it
     index: PackIndex
     records: dict[str, RunRecord]  # by task folder
+    predictions: dict[str, Predictions]  # by task folder: the label vocabulary, each fold's
 
 
 def check_pack(pack: Path | BinaryIO, name: str | None = None) -> CheckedPack:
@@ -73,12 +75,14 @@ def check_pack(pack: Path | BinaryIO, name: str | None = None) -> CheckedPack:
         contents = {path: _read(archive, members[path], packed.sha256, label)
                     for path, packed in listed.items()}  # fmt: skip
     released = released_versions()
-    records = {}
+    records, predictions = {}, {}
     for entry in index.entries:
         if entry.task in records:
             raise PackRefused(f"{label}: task {entry.task} is packed twice: refused")
-        records[entry.task] = _check_entry(label, index.model, entry, contents, released)
-    return CheckedPack(label, index, records)
+        records[entry.task], predictions[entry.task] = _check_entry(
+            label, index.model, entry, contents, released
+        )
+    return CheckedPack(label, index, records, predictions)
 
 
 def extract_pack(pack: Path, checked: CheckedPack, folder: Path) -> None:
@@ -104,10 +108,13 @@ def extract_pack(pack: Path, checked: CheckedPack, folder: Path) -> None:
 
 
 def released_versions() -> dict[str, str]:
-    """Each released HEAR task folder name and its version (the hear2021 catalogue)."""
-    from hear_2021.catalogue import CATALOGUE
+    """Each released task folder name and its version, as the plugins' reference results
+    (``hear_register_reference_results``: HEAR 2021's from the hear2021 plugin) name them."""
+    from hear_runner.plugins import collect
+    from hear_runner.results.reference import released_folders
+    from hear_runner.specs import ReferenceResults
 
-    return {archive.folder: task.version for task in CATALOGUE for archive in task.archives}
+    return {f: r.version for f, r in released_folders(collect(ReferenceResults)).items()}
 
 
 @contextmanager
@@ -199,7 +206,7 @@ def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, expected: str, label:
 
 def _check_entry(
     label: str, model: str, entry: PackEntry, contents: dict[str, bytes], released: dict[str, str]
-) -> RunRecord:
+) -> tuple[RunRecord, Predictions]:
     path = entry.record.path
     try:
         record = RunRecord.model_validate_json(contents[path])
@@ -230,7 +237,7 @@ def _check_entry(
     computed = check_scores(label, record, vocabulary, folds)
     if entry.heareval_scores:
         _check_heareval(label, record, contents[entry.heareval_scores.path], computed)
-    return record
+    return record, (vocabulary, folds)
 
 
 def _check_layout(

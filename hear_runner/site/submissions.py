@@ -3,8 +3,9 @@
 A site keeps its records as a results folder (``SITE/records``); a pack is added under
 ``SITE/records/submissions/<model>/``. The pack is checked first (``pack_check``), then
 against the site: a task folder's records on the site pin its content hash (another
-preparation of the task is another measurement, never ranked beside them), and a model
-already on the site is replaced only when asked. The pack is extracted beside its place
+preparation of the task is another measurement, never ranked beside them) and its test
+labels (the pack's predictions carry their own, which its scores were checked against),
+and a model already on the site is replaced only when asked. The pack is extracted beside its place
 and renamed into it, so a reader of the site sees the whole submission or none; then
 every page is rendered again.
 """
@@ -15,9 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from hear_runner.files import atomic_directory
 from hear_runner.names import slug
 from hear_runner.results.pack_check import CheckedPack, PackRefused, check_pack, extract_pack
+from hear_runner.results.predictions import FoldPredictions
 from hear_runner.results.reader import FoundRecord, read_results
 from hear_runner.results.reference import lookup
 from hear_runner.site.folder import RECORDS, SUBMISSIONS, SiteInfo, open_site
@@ -53,7 +57,9 @@ def add_pack(
     target = submission_folder(site_dir, checked.index.model)
     on_site = _site_records(site_dir)
     replaced = _check_model(checked, site_dir, target, on_site, replace)
-    _check_content_hashes(checked, site_dir, [f for f in on_site if not _under(f.path, target)])
+    pins = [f for f in on_site if not _under(f.path, target)]
+    _check_content_hashes(checked, site_dir, pins)
+    _check_test_labels(checked, site_dir, pins)
     with atomic_directory(target) as staging:
         extract_pack(pack, checked, staging)
     written = write_site(site_dir, references=references)
@@ -110,6 +116,41 @@ def _check_content_hashes(checked: CheckedPack, site_dir: Path, pins: list[Found
                 f"{checked.name}: {task}: content hash {record.task.content_hash} in the pack, "
                 f"{other[0]} on the site {site_dir} (another preparation of the task): refused"
             )
+
+
+def _check_test_labels(checked: CheckedPack, site_dir: Path, pins: list[FoundRecord]) -> None:
+    """The test labels inside the packed predictions (they come with the pack, so its
+    scores could be recomputed against labels of its own making) must be the ones the
+    site's records of the task hold: the same test files, each with the same labels
+    (scene tasks) or true events (event tasks), fold by fold."""
+    for task, (vocabulary, folds) in sorted(checked.predictions.items()):
+        theirs = next(
+            (f for f in pins if f.record.task.name == task and f.record.predictions_file), None
+        )
+        if theirs is None:
+            continue  # the first of this task on the site: nothing to hold it to
+        site_vocabulary, site_folds = theirs.predictions()
+        truth = {fold.fold: _labels_by_file(site_vocabulary, fold) for fold in site_folds}
+        for fold in folds:
+            if fold.fold in truth and _labels_by_file(vocabulary, fold) != truth[fold.fold]:
+                raise PackRefused(
+                    f"{checked.name}: {task}: the test labels in its predictions of fold "
+                    f"{fold.fold} are not the task's (as the site's record {theirs.path} has "
+                    "them): refused"
+                )
+
+
+def _labels_by_file(vocabulary: list[str], fold: FoldPredictions) -> dict[str, object]:
+    """Each test file's true labels by name (scene) or true events (event tasks)."""
+    if fold.reference or fold.events:
+        return {
+            name: sorted(tuple(sorted(event.items())) for event in events)
+            for name, events in fold.reference.items()
+        }
+    return {
+        name: frozenset(vocabulary[i] for i in np.flatnonzero(row))
+        for name, row in zip(fold.files, fold.targets, strict=True)
+    }
 
 
 def _under(path: Path, folder: Path) -> bool:
