@@ -141,6 +141,10 @@ class LoopbackCluster:
             self.kill_node(name)  # nothing of a test's cluster needs a graceful drain
         os.killpg(self.namespace.pid, signal.SIGKILL)
         self.namespace.wait(timeout=10)
+        for logs in self.temp.glob("*/session_latest/logs"):  # kept beside the node logs
+            node = logs.parent.parent.name
+            shutil.copytree(logs, self.root / f"{node}-ray-logs", dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("*.sock", "*.pid"))  # fmt: skip
         shutil.rmtree(self.temp, ignore_errors=True)
 
     @staticmethod

@@ -11,6 +11,7 @@ than after Ray's own minute of retries.
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any
 
 from pydantic import BaseModel
@@ -31,6 +32,13 @@ NAMESPACE = "hear"
 CONNECT_TIMEOUT = 5.0
 
 INSTALL_HINT = "pip install 'hear-runner[ray]'"
+
+#: Ray Client: the head's client server starts a server process for each driver, and that
+#: start can fail on a loaded head (the process gone before the proxy looked at it); the
+#: driver is told so with this message, and joins again, up to CLIENT_ATTEMPTS times.
+SERVER_START_FAILED = "Initialization failure from server"
+CLIENT_ATTEMPTS = 3
+CLIENT_RETRY_SECONDS = 2.0
 
 
 class NodeInfo(BaseModel):
@@ -77,13 +85,23 @@ def connect(address: str, resource: str) -> ClusterInfo:
     """Join the cluster as its driver; it must have a node offering ``resource``."""
     ray = import_ray()
     check_reachable(address)
-    quiet = {} if address.startswith("ray://") else {"log_to_driver": False}
-    try:
-        ray.init(address=address, namespace=NAMESPACE, logging_level="ERROR", **quiet)
-    except ImportError as e:  # Ray Client without ray[client]'s grpcio
-        raise HearError(f"--ray {address}: {one_line(e)}: pip install 'ray[client]'") from None
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        raise HearError(f"cannot join the Ray cluster at {address}: {one_line(e)}") from None
+    client = address.startswith("ray://")
+    quiet = {} if client else {"log_to_driver": False}
+    for attempt in range(1, CLIENT_ATTEMPTS + 1):
+        try:
+            ray.init(address=address, namespace=NAMESPACE, logging_level="ERROR", **quiet)
+            break
+        except ImportError as e:  # Ray Client without ray[client]'s grpcio
+            raise HearError(f"--ray {address}: {one_line(e)}: pip install 'ray[client]'") from None
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            if client and SERVER_START_FAILED in str(e) and attempt < CLIENT_ATTEMPTS:
+                ray.shutdown()
+                time.sleep(CLIENT_RETRY_SECONDS * attempt)
+                continue
+            tries = f" (after {attempt} tries)" if attempt > 1 else ""
+            raise HearError(
+                f"cannot join the Ray cluster at {address}{tries}: {one_line(e)}"
+            ) from None
     nodes = [
         NodeInfo(
             node_id=n["NodeID"],
