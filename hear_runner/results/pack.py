@@ -15,9 +15,8 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -79,12 +78,6 @@ class PackIndex(BaseModel):
         return found
 
 
-@dataclass
-class PackWritten:
-    path: Path
-    index: PackIndex
-
-
 def build_pack(results_dir: Path, model: str) -> tuple[PackIndex, bytes]:
     """The pack of ``model``'s newest record of each task under ``results_dir``: its index
     and the zip's bytes. A record without test predictions is refused (they are what a site
@@ -126,6 +119,11 @@ def zip_bytes(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
+def image_labels(engine: dict[str, Any]) -> dict[str, str]:
+    """An image model's labels from a record's engine provenance, as a pack lists them."""
+    return {str(k): str(v) for k, v in (engine.get("image_labels") or {}).items()}
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -163,7 +161,7 @@ def _entry(
         ),
         manifests=[add(m, "run manifest") for m in manifests],
         image_id=engine.get("image_id"),
-        image_labels={str(k): str(v) for k, v in (engine.get("image_labels") or {}).items()},
+        image_labels=image_labels(engine),
     )
 
 

@@ -32,7 +32,15 @@ from pydantic import ValidationError
 from hear_runner.errors import HearError, first_field_error
 from hear_runner.metrics import get_metric
 from hear_runner.results.manifest import RunManifest
-from hear_runner.results.pack import INDEX, PACK_VERSION, SCHEMA, PackEntry, PackIndex, sha256
+from hear_runner.results.pack import (
+    INDEX,
+    PACK_VERSION,
+    SCHEMA,
+    PackEntry,
+    PackIndex,
+    image_labels,
+    sha256,
+)
 from hear_runner.results.predictions import FoldPredictions, load_predictions
 from hear_runner.results.reader import Predictions
 from hear_runner.results.records import FoldResult, RunRecord
@@ -225,8 +233,7 @@ def _check_entry(
             f"{task} is released as version {released[task]}: refused"
         )
     engine = record.model.engine
-    labels = {str(k): str(v) for k, v in (engine.get("image_labels") or {}).items()}
-    if entry.image_labels != labels or entry.image_id != engine.get("image_id"):
+    if entry.image_labels != image_labels(engine) or entry.image_id != engine.get("image_id"):
         raise PackRefused(f"{label}: {task}: image id or labels differ from the record's: refused")
     try:
         vocabulary, folds = load_predictions(io.BytesIO(contents[entry.predictions.path]))
