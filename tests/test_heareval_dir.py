@@ -120,6 +120,9 @@ def test_probe_scores_heareval_event_folder_with_postprocessing(tmp_path: Path) 
     assert test["test_event_onset_200ms_fms_f_measure"] == test["test_score"] > 0.5
     assert "test_segment_1s_er_error_rate" in test
     assert [k for k, _ in scores["postprocessing"]] == ["median_filter_ms", "min_duration"]
+    (point,) = scores["grid"]  # beyond heareval's keys: what the point did, epochs included
+    assert point["epochs_trained"] >= point["best_epoch"] >= 1
+    assert point["valid_selection_score"] == test["validation_score"]
 
 
 def test_nonfinite_row_stops_the_probe_naming_folder_split_and_row(tmp_path: Path) -> None:

@@ -141,6 +141,8 @@ def test_fast_mode_stops_each_point_on_its_own() -> None:
     scores = [p["valid_selection_score"] for p in outcome.grid]
     assert scores[0] > scores[1]
     assert outcome.folds[0].epochs_trained < 60 or scores[0] == 1.0
+    stalled = outcome.grid[1]  # each point's own epochs are kept, for comparing runs
+    assert stalled["best_epoch"] < stalled["epochs_trained"] < outcome.grid[0]["epochs_trained"]
 
 
 @pytest.mark.parametrize("mode", ["fast", "faithful"])

@@ -141,6 +141,7 @@ def predicted_scores(problem: ProbeProblem, outcome: ProbeOutcome) -> dict[str, 
             "embedding_path": str(problem.source),
             "probe_mode": outcome.mode,
             "seeds": outcome.seeds,
+            "grid": outcome.grid,  # what each point tried on the first fold scored, and its epochs
         }
     )
     return results

@@ -139,7 +139,12 @@ def run_probe(
         if seed == seeds[0]:
             outcome.config = tried[best].model_dump()
             outcome.grid = [
-                {**c.model_dump(), "valid_selection_score": p.best_valid_score}
+                {
+                    **c.model_dump(),
+                    "valid_selection_score": p.best_valid_score,
+                    "best_epoch": p.best_epoch,
+                    "epochs_trained": p.epochs_trained,
+                }
                 for c, p in zip(tried, probes, strict=True)
             ]
         outcome.add(_score_fold(problem, first, probes[best], metrics, seed))

@@ -57,7 +57,7 @@ class ProbeInfo(BaseModel):
     seeds: list[int] = [42]
     config: dict[str, Any]  # the configuration used on every fold (the grid's best)
     selection_metric: str
-    grid: list[dict[str, Any]] = []  # each point tried on the first fold, its validation score
+    grid: list[dict[str, Any]] = []  # each point tried on the first fold: score and epochs
     device: str = "cpu"
 
 
