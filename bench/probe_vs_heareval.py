@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import signal
 import statistics
@@ -63,10 +64,14 @@ FROM_SRC = (
 )  # |ours - heareval| above this is flagged
 # Runs heareval's runner unchanged but for the seed its task_predictions gives
 # seed_everything (42, fixed in heareval): each draw of --draws seeds both tools alike.
+# Python's `random` is then re-seeded with heareval's 42, because heareval shuffles its
+# grid with it right after: the draw changes the training's randomness, not which 8 grid
+# points are tried (hear's grid is heareval's at 42 whatever --seed says).
 HEAREVAL_SEEDED = (
-    "import sys; seed = int(sys.argv.pop(1)); import pytorch_lightning as pl; "
+    "import sys, random; seed = int(sys.argv.pop(1)); import pytorch_lightning as pl; "
     "import heareval.predictions.task_predictions as tp; "
-    "tp.seed_everything = lambda _s, workers=False: pl.seed_everything(seed, workers=workers); "
+    "tp.seed_everything = lambda _s, workers=False: "
+    "(pl.seed_everything(seed, workers=workers), random.seed(42)); "
     "from heareval.predictions.runner import runner; sys.argv[0] = 'runner'; runner()"
 )
 
@@ -230,6 +235,7 @@ def run_tool(
         done = copy / "prediction-done.json"
         if done.exists():
             result["heareval_prediction_done"] = json.loads(done.read_text())
+        result["grid_epochs"] = grid_epochs(result, log)
     shown = f"{result['score']:.4f}" if result.get("score") is not None else "-"
     print(f"[bench]   {result['status']} in {result['wall_s']:.1f}s, max RSS "
           f"{result['max_rss_mib']} MiB, tree PSS {result['tree_pss_peak_mib']} MiB, "
@@ -238,6 +244,25 @@ def run_tool(
         tail = log.read_text(errors="replace").splitlines()[-15:]
         print("\n".join("[bench]   | " + line for line in tail), flush=True)
     return result
+
+
+def grid_epochs(result: dict, log: Path) -> list[int] | None:
+    """Epochs each grid point trained on the first fold, in the tool's grid order.
+
+    hear: the grid in its test.predicted-scores.json. heareval: from its log, the last
+    progress line ``Epoch N:`` (counted from 0) between one "Grid point k of n" and the next.
+    """
+    grid = (result.get("predicted_scores") or {}).get("grid")
+    if grid:
+        return [int(point["epochs_trained"]) for point in grid]
+    if result["tool"] != "heareval" or not log.exists():
+        return None
+    sections = re.split(r"Grid point \d+ of \d+:", log.read_text(errors="replace"))[1:]
+    epochs = []
+    for section in sections:
+        seen = re.findall(r"Epoch (\d+):", section.split("Best Grid Point")[0])
+        epochs.append(max(map(int, seen)) + 1 if seen else 0)
+    return epochs or None
 
 
 # ---------------------------------------------------------------- environment
@@ -417,6 +442,7 @@ def draws_summary(task: dict) -> list[dict]:
             "score_mean": sum(scores) / len(scores) if scores else None,
             "score_sd": statistics.stdev(scores) if len(scores) > 1 else None,
             "scores": scores,
+            "epochs_total": epochs_total(runs),
         })  # fmt: skip
     base = next((d for d in out if d["tool"] == "heareval" and d["all_ok"]), None)
     for d in out:
@@ -426,6 +452,16 @@ def draws_summary(task: dict) -> list[dict]:
             if d["score_mean"] is not None and base["score_mean"] is not None:
                 d["score_mean_delta_vs_heareval"] = d["score_mean"] - base["score_mean"]
     return out
+
+
+def epochs_total(runs: list[dict]) -> int | None:
+    """Grid-point epochs over every run, if every run's epochs are known."""
+    epochs = [r.get("grid_epochs") for r in runs]
+    return sum(sum(e) for e in epochs) if all(epochs) else None  # type: ignore[arg-type]
+
+
+def per_epoch(wall_s: float, epochs: int | None) -> str:
+    return "-" if not epochs else f"{epochs} ({wall_s / epochs:.2f})"
 
 
 def draws_table(report: dict) -> list[str]:
@@ -438,11 +474,13 @@ def draws_table(report: dict) -> list[str]:
         "Over the draws (each tool run once per seed, the same seeds for every tool; "
         "heareval's own seed replaced by the draw's): total wall and CPU seconds, the mean "
         "test score ± its standard deviation over draws; speed-up: heareval's total wall "
-        "time over the tool's (CPU: the same of CPU seconds); Δ: the difference of mean scores.",
+        "time over the tool's (CPU: the same of CPU seconds); Δ: the difference of mean scores; "
+        "epochs: the grid points' training epochs on the first fold, summed over points and "
+        "draws (the total wall seconds per such epoch, start-up and test included).",
         "",
-        "| task | tool | seeds | wall s (total) | CPU s (total) | mean score ± sd "
-        "| Δ vs heareval | speed-up (wall) | speed-up (CPU) |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "| task | tool | seeds | wall s (total) | CPU s (total) | epochs (wall s each) "
+        "| mean score ± sd | Δ vs heareval | speed-up (wall) | speed-up (CPU) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for task, d in rows:
         tool = "heareval" if d["mode"] is None else f"hear probe --mode {d['mode']}"
@@ -457,7 +495,8 @@ def draws_table(report: dict) -> list[str]:
         lines.append(
             f"| {task['folder_info']['task_name']} | {tool} | {', '.join(map(str, d['seeds']))} "
             f"| {d['wall_total_s']:.1f}{'' if d['all_ok'] else ' (not all finished)'} "
-            f"| {d['cpu_total_s']:.1f} | {score} | {delta_text} "
+            f"| {d['cpu_total_s']:.1f} | {per_epoch(d['wall_total_s'], d.get('epochs_total'))} "
+            f"| {score} | {delta_text} "
             f"| {speed} | {cpu} |"
         )
     return lines
