@@ -12,7 +12,7 @@ from hear_runner.errors import HearError
 from hear_runner.probes.batched import BatchedMLP, _adam, _batched_loss, train_batched
 from hear_runner.probes.data import ProbeProblem, ProbeSplit, Rows
 from hear_runner.probes.linear import LinearConfig, train_linear
-from hear_runner.probes.mlp import MLPConfig, train_mlp
+from hear_runner.probes.mlp import MLPConfig, _network, epoch_batches, train_mlp
 from hear_runner.probes.stage import run_probe
 from hear_runner.tasks.folder import Fold
 from hear_runner.tasks.metadata import TaskMetadata
@@ -110,6 +110,59 @@ def test_rows_gather_across_splits_in_the_order_asked() -> None:
     )
     assert np.array_equal(y, np.stack([b.targets[1], a.targets[0], b.targets[6], a.targets[4]]))
     assert len(rows) == 12
+
+
+def heareval_loop(train: ProbeSplit, config: MLPConfig, epochs: int) -> torch.nn.Module:
+    """heareval 2021.1.3's training as lightning runs it: a DataLoader that never shuffles."""
+    torch.manual_seed(config.seed)
+    net = _network(train.embeddings.shape[1], train.targets.shape[1], config)
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    rows = torch.utils.data.TensorDataset(
+        torch.from_numpy(train.embeddings), torch.from_numpy(train.targets)
+    )
+    net.train()
+    for _ in range(epochs):
+        for x, y in torch.utils.data.DataLoader(rows, batch_size=config.batch_size, shuffle=False):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(net(x), y.argmax(dim=1)).backward()
+            optimizer.step()
+    return net
+
+
+def test_faithful_training_takes_the_rows_in_order_as_heareval_does() -> None:
+    """heareval's runner passes its splits as a list, so its shuffle never fires."""
+    train = clusters("train", 150, seed=1)
+    order = np.argsort(train.targets.argmax(axis=1), kind="stable")  # rows sorted by class:
+    train = ProbeSplit("train", train.embeddings[order], train.targets[order])  # order matters
+    config = MLPConfig(hidden_dim=16, dropout=0.0, batch_size=32, max_epochs=3, check_every=3)
+    valid = clusters("valid", 30, seed=2)
+    ours = train_mlp(Rows([train]), valid, "multiclass", lambda t, p: 1.0, config, "cpu").net
+    reference = heareval_loop(train, config, epochs=3)
+    for mine, theirs in zip(ours.parameters(), reference.parameters(), strict=True):
+        assert torch.allclose(mine, theirs, atol=1e-6)
+    shuffled = config.model_copy(update={"shuffle_batches": True})
+    drawn = train_mlp(Rows([train]), valid, "multiclass", lambda t, p: 1.0, shuffled, "cpu").net
+    assert not torch.allclose(drawn[0].weight, reference[0].weight, atol=1e-3)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_epoch_batches_repeat_the_rows_order_unless_shuffled(shuffle: bool) -> None:
+    taken: list[list[int]] = []
+
+    def take(index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        taken.append(index.tolist())
+        return torch.zeros(len(index)), torch.zeros(len(index))
+
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(2):
+        list(epoch_batches(take, 10, 4, generator, shuffle))
+    first, second = [i for b in taken[:3] for i in b], [i for b in taken[3:] for i in b]
+    assert [len(b) for b in taken] == [4, 4, 2] * 2
+    assert sorted(first) == sorted(second) == list(range(10))
+    if shuffle:
+        assert first != second and first != list(range(10))
+    else:
+        assert first == second == list(range(10))
 
 
 @pytest.mark.parametrize("mode", ["fast", "faithful", "linear"])

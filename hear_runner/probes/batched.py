@@ -2,7 +2,7 @@
 
 Each point is heareval's MLP (Linear, BatchNorm1d, Dropout, ReLU per hidden layer,
 xavier init, Adam) with its own weights, learning rate and early stopping; all
-points see the same shuffled batches. The first layer of every point is one matrix
+points see the same batches. The first layer of every point is one matrix
 product over the shared input, the others are batched products, and a point that
 stops early leaves the batch.
 """
@@ -42,7 +42,10 @@ BN_MOMENTUM = 0.1
 CPU_GROUP_PARAMS = 4 * 2**20
 
 #: Settings all points of one batched network share (the rest may differ per point).
-SHARED = ("hidden_layers", "hidden_dim", "dropout", "batch_size", "max_epochs", "check_every")
+SHARED = (
+    "hidden_layers", "hidden_dim", "dropout", "batch_size", "max_epochs", "check_every",
+    "shuffle_batches",
+)
 
 
 class BatchedMLP:
@@ -336,7 +339,7 @@ def _train_group(
         x, y = torch.from_numpy(span.train), torch.from_numpy(train.targets())
         take, valid_in_basis = tensor_source(x.to(device), y.to(device)), span.valid
     for epoch in range(1, first.max_epochs + 1):
-        for x, y in epoch_batches(take, n, batch, generator):
+        for x, y in epoch_batches(take, n, batch, generator, first.shuffle_batches):
             loss = loss_fn(net.forward(x, train=True, in_basis=net.basis is not None), y)
             loss.backward()
             optimizer.step()

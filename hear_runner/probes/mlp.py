@@ -1,9 +1,10 @@
 """heareval's MLP probe, one network at a time (the faithful mode), and its settings.
 
 Linear, BatchNorm1d, Dropout, ReLU per hidden layer; xavier initialization with the
-gain of the preceding activation; Adam; shuffled batches of 1024; validation every
-few epochs; early stopping after ``patience`` checks without gain; the best
-checkpoint kept. Embeddings go in as they are, as heareval feeds them.
+gain of the preceding activation; Adam; batches of 1024 taken in the training rows'
+order, the same every epoch, as heareval 2021.1.3 takes them; validation every few
+epochs; early stopping after ``patience`` checks without gain; the best checkpoint kept.
+Embeddings go in as they are, as heareval feeds them.
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ class MLPConfig(BaseModel):
     # heareval initializes weights with xavier, the gain from the preceding activation;
     # "default" keeps torch's own initialization.
     initialization: Literal["default", "xavier_uniform", "xavier_normal"] = "xavier_uniform"
+    # heareval 2021.1.3 never shuffles the training rows: its runner shuffles a split only
+    # when its name is "train", and always passes a list of names (["train"], or the
+    # training folds). Its batches are the rows in file order, the same every epoch; on
+    # event tasks that is 1024 consecutive frames of a few clips. True draws a new order
+    # each epoch (the seed's), as its authors meant for in-memory runs.
+    shuffle_batches: bool = False
 
 
 class Probe:
@@ -102,10 +109,13 @@ def tensor_source(x: torch.Tensor, y: torch.Tensor) -> Batches:
 
 
 def epoch_batches(
-    take: Batches, n: int, batch: int, generator: torch.Generator
+    take: Batches, n: int, batch: int, generator: torch.Generator, shuffle: bool
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """One epoch of shuffled batches; a last batch of one row is skipped (BatchNorm needs two)."""
-    order = torch.randperm(n, generator=generator).numpy()
+    """One epoch of batches, in the rows' order or shuffled by ``generator``.
+
+    A last batch of one row is skipped (BatchNorm needs two).
+    """
+    order = torch.randperm(n, generator=generator).numpy() if shuffle else np.arange(n)
     for start in range(0, n, batch):
         index = order[start : start + batch]
         if len(index) > 1:
@@ -219,7 +229,7 @@ def train_mlp(
     take = batch_source(train, device)
     for epoch in range(1, config.max_epochs + 1):
         net.train()
-        for x, y in epoch_batches(take, n, batch, generator):
+        for x, y in epoch_batches(take, n, batch, generator, config.shuffle_batches):
             optimizer.zero_grad()
             loss = loss_fn(net(x), y)
             loss.backward()
