@@ -90,6 +90,23 @@ ProbeModeOption = Annotated[
         "faithful: heareval's protocol, network by network. linear: logistic regression.",
     ),
 ]
+PrecisionOption = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        metavar="P",
+        help="The fast probe's products: float32 (heareval's arithmetic) or bfloat16 (about "
+        "2x on CPUs with AVX512-BF16 or AMX and on GPUs; its scores are not float32's).",
+    ),
+]
+ShuffleBatches = Annotated[
+    bool,
+    flag(
+        "--shuffle-batches",
+        "Draw a new batch order each epoch. Default: the rows in order every epoch, as "
+        "heareval 2021.1.3's runner takes them.",
+    ),
+]
 Seed = Annotated[int, typer.Option("--seed", metavar="N", help="Seed of the probe's training.")]
 GridPoints = Annotated[
     int,

@@ -9,8 +9,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from hear_runner.cli.choices import probe_mode
-from hear_runner.cli.options import GridPoints, ProbeModeOption, Seed, Seeds, flag
+from hear_runner.cli.choices import probe_mode, training_options
+from hear_runner.cli.options import (
+    GridPoints,
+    PrecisionOption,
+    ProbeModeOption,
+    Seed,
+    Seeds,
+    ShuffleBatches,
+    flag,
+)
 from hear_runner.cli.render import esc, out, progress_bar, wrote
 from hear_runner.errors import HearError
 
@@ -29,6 +37,8 @@ def probe(
     grid_points: GridPoints = 8,
     seed: Seed = 42,
     seeds: Seeds = 1,
+    precision: PrecisionOption = "float32",
+    shuffle_batches: ShuffleBatches = False,
     json_output: Annotated[bool, flag("--json", "Print heareval's score files as JSON.")] = False,
 ) -> None:
     """Train and score probes on precomputed embeddings (heareval's layout).
@@ -46,6 +56,7 @@ def probe(
     from hear_runner.results.table import probe_table
 
     chosen = probe_mode(mode)
+    options = training_options(chosen, precision, shuffle_batches)
     folders = []
     for path in embeddings_dirs:
         found = (
@@ -66,8 +77,9 @@ def probe(
         problem = read_embeddings_dir(folder)
         with progress_bar(f"{folder.name} · {chosen} probe") as advance:
             outcome = run_probe(
-                problem, chosen, list(range(seed, seed + seeds)), grid_points, advance
-            )
+                problem, chosen, list(range(seed, seed + seeds)), grid_points, advance,
+                options=options,
+            )  # fmt: skip
         wrote(write_predicted_scores(problem, outcome))
         rows.append((problem, outcome))
     if json_output:

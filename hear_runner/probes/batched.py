@@ -9,9 +9,10 @@ stops early leaves the batch.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import groupby, pairwise
 from typing import Any
@@ -44,7 +45,7 @@ CPU_GROUP_PARAMS = 4 * 2**20
 #: Settings all points of one batched network share (the rest may differ per point).
 SHARED = (
     "hidden_layers", "hidden_dim", "dropout", "batch_size", "max_epochs", "check_every",
-    "shuffle_batches",
+    "shuffle_batches", "precision",
 )
 
 
@@ -68,6 +69,8 @@ class BatchedMLP:
         self.depth = first.hidden_layers
         self.dropout = first.dropout
         self.device = device
+        self.bfloat16 = first.precision == "bfloat16"
+        self.masks = np.random.default_rng(seed)  # dropout's: the seed fixes them, run by run
         self.basis: torch.Tensor | None = None
         self.lr = max(c.lr for c in configs)
         g, h = len(configs), first.hidden_dim
@@ -119,38 +122,64 @@ class BatchedMLP:
             return self.params
         return {name: p * self.scales[name] for name, p in self.params.items()}
 
-    def forward(self, x: torch.Tensor, train: bool, in_basis: bool = False) -> torch.Tensor:
-        """Logits (G, B, C) for input (B, D), or (B, r) coordinates in ``basis``.
+    @contextlib.contextmanager
+    def arithmetic(self) -> Iterator[None]:
+        """The products' precision: float32, or bfloat16 under torch's autocast."""
+        with torch.autocast(
+            device_type=torch.device(self.device).type, dtype=torch.bfloat16,
+            enabled=self.bfloat16,
+        ):  # fmt: skip
+            yield
 
-        Hidden activations stay (B, G*H): every point's BatchNorm is then one fused
-        BatchNorm over G*H features, and dropout and ReLU one pass each.
+    def first_weights(
+        self, in_basis: bool, w: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """The first layer's weights: (D, G*H), or (r, G*H) for coordinates in ``basis``."""
+        w0 = (w or self.weights())["w0"]
+        w0 = w0.view(w0.shape[0], -1)
+        if not in_basis:
+            return w0
+        assert self.basis is not None
+        with self.arithmetic():
+            return self.basis.T @ w0  # autograd takes W's gradient through the basis
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        train: bool,
+        in_basis: bool = False,
+        first: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits (G, B, C), in float32, for input (B, D), or (B, r) coordinates in ``basis``.
+
+        ``first`` is :meth:`first_weights`, where the caller has it already (prediction
+        chunk by chunk). Hidden activations stay (B, G*H): every point's BatchNorm is then
+        one fused BatchNorm over G*H features, and dropout and ReLU one pass each.
         """
         w, g, n = self.weights(), self.points, len(x)
-        w0 = w["w0"].view(w["w0"].shape[0], -1)  # (D, G*H)
-        if in_basis:
-            assert self.basis is not None
-            w0 = self.basis.T @ w0  # (r, G*H): autograd takes W's gradient through the basis
-        h = torch.addmm(w["b0"].view(-1), x, w0)  # (B, G*H)
-        for layer in range(self.depth):
-            if layer:
-                h = torch.einsum("bgh,ghk->bgk", h.view(n, g, -1), w[f"w{layer}"])
-                h = (h + w[f"b{layer}"]).reshape(n, -1)
-            h = torch.nn.functional.batch_norm(
-                h,
-                self.buffers[f"mean{layer}"].view(-1),
-                self.buffers[f"var{layer}"].view(-1),
-                w[f"gamma{layer}"].view(-1),
-                w[f"beta{layer}"].view(-1),
-                training=train,
-                momentum=BN_MOMENTUM,
-                eps=BN_EPS,
-            )
-            if train and self.dropout:
-                h = _dropout(h, self.dropout)
-            h = torch.relu_(h)
-        out = self.depth
-        logits = torch.einsum("bgh,ghc->gbc", h.view(n, g, -1), w[f"w{out}"])
-        return logits + w[f"b{out}"][:, None, :]
+        w0 = self.first_weights(in_basis, w) if first is None else first
+        with self.arithmetic():
+            h = torch.addmm(w["b0"].view(-1), x, w0)  # (B, G*H)
+            for layer in range(self.depth):
+                if layer:
+                    h = torch.einsum("bgh,ghk->bgk", h.view(n, g, -1), w[f"w{layer}"])
+                    h = (h + w[f"b{layer}"]).reshape(n, -1)
+                h = torch.nn.functional.batch_norm(
+                    h,
+                    self.buffers[f"mean{layer}"].view(-1),
+                    self.buffers[f"var{layer}"].view(-1),
+                    w[f"gamma{layer}"].view(-1),
+                    w[f"beta{layer}"].view(-1),
+                    training=train,
+                    momentum=BN_MOMENTUM,
+                    eps=BN_EPS,
+                )
+                if train and self.dropout:
+                    h = _dropout(h, self.dropout, self.masks)
+                h = torch.relu_(h)
+            out = self.depth
+            logits = torch.einsum("bgh,ghc->gbc", h.view(n, g, -1), w[f"w{out}"])
+            return (logits + w[f"b{out}"][:, None, :]).float()
 
     def keep(self, points: list[int]) -> torch.Tensor:
         """Drop every point not in ``points`` (indices into the current batch)."""
@@ -213,7 +242,7 @@ def _sliced_state(
     return state
 
 
-def _dropout(h: torch.Tensor, p: float) -> torch.Tensor:
+def _dropout(h: torch.Tensor, p: float, masks: np.random.Generator) -> torch.Tensor:
     """Inverted dropout with a mask drawn from 16-bit random integers.
 
     The same distribution as torch's (to 1/65536 in p), at a fraction of its cost on CPU,
@@ -221,21 +250,9 @@ def _dropout(h: torch.Tensor, p: float) -> torch.Tensor:
     """
     if h.is_cuda:
         return torch.nn.functional.dropout(h, p, training=True)
-    bits = torch.from_numpy(_rng().integers(0, 65536, h.shape, dtype=np.uint16).view(np.int16))
+    bits = torch.from_numpy(masks.integers(0, 65536, h.shape, dtype=np.uint16).view(np.int16))
     keep = bits >= round(p * 65536) - 32768
     return h * keep / (1 - p)
-
-
-_generators: dict[int, np.random.Generator] = {}
-
-
-def _rng() -> np.random.Generator:
-    """numpy's generator, seeded from torch's so that a run's seed fixes its masks."""
-    key = torch.initial_seed()
-    if key not in _generators:
-        _generators.clear()
-        _generators[key] = np.random.default_rng(key)
-    return _generators[key]
 
 
 class PointProbe(Probe):
@@ -253,10 +270,14 @@ class PointProbe(Probe):
 
 @torch.no_grad()
 def _probabilities(
-    net: BatchedMLP, x: np.ndarray, kind: PredictionType, in_basis: bool = False
+    net: BatchedMLP,
+    x: np.ndarray,
+    kind: PredictionType,
+    in_basis: bool = False,
+    first: torch.Tensor | None = None,
 ) -> np.ndarray:
     x_t = torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(net.device)
-    logits = net.forward(x_t, train=False, in_basis=in_basis)
+    logits = net.forward(x_t, train=False, in_basis=in_basis, first=first)
     probs = logits.softmax(-1) if kind == "multiclass" else logits.sigmoid()
     return probs.cpu().numpy()
 
@@ -396,13 +417,19 @@ def _span(train: Rows, valid: ProbeSplit, batch: int, seed: int) -> Span | None:
 def _predict_all(
     net: BatchedMLP, split: ProbeSplit, kind: PredictionType, in_basis: np.ndarray | None
 ) -> np.ndarray:
-    """(G, n_rows, C) predictions of every point still training, chunk by chunk."""
+    """(G, n_rows, C) predictions of every point still training, chunk by chunk.
+
+    The first layer's weights are formed once for all chunks (through the basis, that
+    product costs as much as a training step's).
+    """
+    with torch.no_grad():
+        first = net.first_weights(in_basis is not None)
     if in_basis is None:
-        chunks = [_probabilities(net, chunk, kind) for chunk in split.chunks()]
+        chunks = [_probabilities(net, chunk, kind, first=first) for chunk in split.chunks()]
     else:
         step = split.chunk_rows
         chunks = [
-            _probabilities(net, in_basis[i : i + step], kind, in_basis=True)
+            _probabilities(net, in_basis[i : i + step], kind, in_basis=True, first=first)
             for i in range(0, len(in_basis), step)
         ]
     return np.concatenate(chunks, axis=1)

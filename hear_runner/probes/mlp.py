@@ -20,9 +20,14 @@ import numpy as np
 import torch
 from pydantic import BaseModel
 
+from hear_runner.errors import HearError
 from hear_runner.probes.data import ProbeSplit, Rows
 
 PredictionType = Literal["multiclass", "multilabel"]
+#: The arithmetic of the fast probe's products: float32 (heareval's), or bfloat16 under
+#: torch's autocast (weights, Adam and BatchNorm statistics stay float32).
+Precision = Literal["float32", "bfloat16"]
+PRECISIONS: tuple[Precision, ...] = ("float32", "bfloat16")
 #: select(valid_targets, valid_predictions) -> a score to maximize.
 Selector = Callable[[np.ndarray, np.ndarray], float]
 
@@ -46,6 +51,26 @@ class MLPConfig(BaseModel):
     # event tasks that is 1024 consecutive frames of a few clips. True draws a new order
     # each epoch (the seed's), as its authors meant for in-memory runs.
     shuffle_batches: bool = False
+    # The fast probe only: "bfloat16" runs its matrix products in bfloat16 (about 2x on a
+    # CPU with AVX512-BF16 or AMX, and on GPUs); scores then differ from float32's and are
+    # reported as such. The faithful probe always trains in float32, as heareval does.
+    precision: Precision = "float32"
+
+
+class TrainingOptions(BaseModel):
+    """The settings a user may change in every MLP grid point; the defaults are heareval's."""
+
+    precision: Precision = "float32"
+    shuffle_batches: bool = False
+
+    def check(self, mode: str) -> TrainingOptions:
+        """These options, where the probe ``mode`` has them; else a one-line error."""
+        if self.precision != "float32" and mode != "fast":
+            raise HearError(
+                f"--precision {self.precision}: only the fast probe trains in reduced "
+                f"precision (the {mode} probe trains in float32, as heareval does)"
+            )
+        return self
 
 
 class Probe:

@@ -33,6 +33,7 @@ from hear_runner.probes.mlp import (
     PredictionType,
     Probe,
     Selector,
+    TrainingOptions,
     predict_split,
     train_mlp,
 )
@@ -89,17 +90,21 @@ class ProbeOutcome:
 
 
 def probe_points(
-    problem: ProbeProblem, mode: ProbeMode, seed: int, grid_points: int | None = None
+    problem: ProbeProblem,
+    mode: ProbeMode,
+    seed: int,
+    grid_points: int | None = None,
+    options: TrainingOptions | None = None,
 ) -> list[ProbeConfig]:
-    """The configurations tried on the first fold."""
+    """The configurations tried on the first fold (heareval's grid, with ``options``)."""
+    options = (options or TrainingOptions()).check(mode)
     if mode == "linear":
         return [LinearConfig(seed=seed)]
     metadata = problem.metadata
-    return list(
-        heareval_grid(
-            metadata.task_name, metadata.evaluation_params, seed, grid_points or GRID_POINTS
-        )
+    grid = heareval_grid(
+        metadata.task_name, metadata.evaluation_params, seed, grid_points or GRID_POINTS
     )
+    return [config.model_copy(update=options.model_dump()) for config in grid]
 
 
 def run_probe(
@@ -109,15 +114,19 @@ def run_probe(
     grid_points: int | None = None,
     on_trained: Callable[[int], None] | None = None,
     points: Callable[[int], list[ProbeConfig]] | None = None,
+    options: TrainingOptions | None = None,
 ) -> ProbeOutcome:
     """Probe ``problem`` once per seed; ``on_trained(n)`` reports n trainings done.
 
-    ``points(seed)`` replaces heareval's grid (its first ``grid_points``) with other configs.
+    ``points(seed)`` replaces heareval's grid (its first ``grid_points``) with other configs;
+    ``options`` change every MLP point's precision or batch order.
     """
     started = time.perf_counter()
     seeds = seeds or [42]
     metrics = [get_metric(name) for name in problem.metadata.evaluation]
-    choose = points or functools.partial(probe_points, problem, mode, grid_points=grid_points)
+    choose = points or functools.partial(
+        probe_points, problem, mode, grid_points=grid_points, options=options
+    )
     by_loss = problem.metadata.use_scoring_for_early_stopping is False
     outcome = ProbeOutcome(
         mode=mode,
