@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark the probe stage: heareval 2021.1.3's predictions runner against `hear probe`.
 
-    python bench/probe_vs_heareval.py EMBED_DIR... [--modes fast,faithful,linear]
+    python bench/probe_vs_heareval.py EMBED_DIR... [--modes fast,faithful,linear,fast:bfloat16]
         [--heareval-venv .bench/heareval-venv] [--out bench/results/probe.json]
         [--md bench/results/probe.md] [--timeout 1800] [--threads N]
 
@@ -198,12 +198,22 @@ def hearcmd(args) -> list[str]:
     return [str(args.hear.parent / "python"), "-c", FROM_SRC, str(args.hear_src)]
 
 
+def mode_args(mode: str) -> list[str]:
+    """`hear probe`'s options for a mode, written MODE or MODE:PRECISION (fast:bfloat16)."""
+    base, _, precision = mode.partition(":")
+    return ["--mode", base] + (["--precision", precision] if precision else [])
+
+
+def tool_label(mode: str | None) -> str:
+    return "heareval" if mode is None else " ".join(["hear probe", *mode_args(mode)])
+
+
 def run_tool(
     tool: str, mode: str | None, folder: Path, args, env: dict, logs: Path, seed: int | None = None
 ) -> dict:
     """One tool's run on a fresh copy of ``folder``; ``seed``: the draw's seed (None: each
     tool's default, 42 in both)."""
-    label = tool if mode is None else f"{tool} --mode {mode}"
+    label = tool if mode is None else tool_label(mode)
     label += "" if seed is None else f" (seed {seed})"
     print(f"[bench] {folder.name}: {label} ...", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-probe-") as tmp:
@@ -218,9 +228,9 @@ def run_tool(
             start = start if seed is None else ["-c", HEAREVAL_SEEDED, str(seed)]
             cmd = [python, *start, *extra, str(copy)]
         else:
-            cmd = [*hearcmd(args), "probe", str(copy), "--mode", mode]
+            cmd = [*hearcmd(args), "probe", str(copy), *mode_args(mode)]
             cmd += [] if seed is None else ["--seed", str(seed)]
-        name = f"{folder.name}.{tool}{'' if mode is None else '-' + mode}"
+        name = f"{folder.name}.{tool}{'' if mode is None else '-' + mode.replace(':', '-')}"
         log = logs / f"{name}{'' if seed is None else f'.seed{seed}'}.log"
         result = {"tool": tool, "mode": mode, "seed": seed, "command": cmd, "log": str(log)}
         result["settle_wait_s"] = settle(args.settle_load, args.settle_max)
@@ -341,7 +351,7 @@ def markdown(report: dict) -> str:
         info = task["folder_info"]
         for r in task["runs"]:
             base = heareval_run(task, r)
-            tool = "heareval" if r["mode"] is None else f"hear probe --mode {r['mode']}"
+            tool = tool_label(r["mode"])
             tool += "" if r.get("seed") is None else f" (seed {r['seed']})"
             score = "-"
             if r.get("score") is not None:
@@ -398,7 +408,7 @@ def annotate(task: dict, timeout: float | None) -> None:
             }  # fmt: skip
             if mismatch:
                 task["notes"].append(
-                    f"{info['task_name']}, hear probe --mode {r['mode']}: "
+                    f"{info['task_name']}, {tool_label(r['mode'])}: "
                     f"test.predicted-scores.json differs in shape from heareval's: "
                     f"{json.dumps(mismatch)}"
                 )
@@ -483,7 +493,7 @@ def draws_table(report: dict) -> list[str]:
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for task, d in rows:
-        tool = "heareval" if d["mode"] is None else f"hear probe --mode {d['mode']}"
+        tool = tool_label(d["mode"])
         score = _fmt(d["score_mean"], 4) + (
             "" if d["score_sd"] is None else f" ± {d['score_sd']:.4f}"
         )
@@ -545,7 +555,8 @@ def main() -> None:
     ap.add_argument(
         "--modes",
         default="fast,faithful,linear",
-        help="hear probe modes, comma-separated (empty: heareval only)",
+        help="hear probe modes, comma-separated, each MODE or MODE:PRECISION such as "
+        "fast:bfloat16 (empty: heareval only)",
     )
     ap.add_argument("--no-heareval", action="store_true", help="run hear probe only")
     ap.add_argument("--heareval-venv", type=Path, default=REPO / ".bench" / "heareval-venv")
