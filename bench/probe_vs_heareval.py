@@ -666,11 +666,14 @@ def main() -> None:
         info = describe_folder(folder)
         task = {"folder_info": info, "runs": [], "notes": []}
         seeds = [args.first_seed + i for i in range(args.draws)] if args.draws else [None]
+        partial = args.out.with_suffix(".partial.json")  # every run kept, should the bench stop
         for seed in seeds:  # draw by draw, so load on the machine falls on every tool alike
-            if not args.no_heareval:
-                task["runs"].append(run_tool("heareval", None, folder, args, env, args.logs, seed))
-            for mode in modes:
-                task["runs"].append(run_tool("hear", mode, folder, args, env, args.logs, seed))
+            for tool, mode in [("heareval", None)] * (not args.no_heareval) + [
+                ("hear", m) for m in modes
+            ]:
+                task["runs"].append(run_tool(tool, mode, folder, args, env, args.logs, seed))
+                partial.parent.mkdir(parents=True, exist_ok=True)
+                partial.write_text(json.dumps({**report, "tasks": [*report["tasks"], task]}))
         annotate(task, args.timeout)
         if args.draws:
             task["draws"] = draws_summary(task)
@@ -679,6 +682,7 @@ def main() -> None:
         args.out.write_text(json.dumps(report, indent=2) + "\n")  # after every task
         table = markdown(report)
         args.md.write_text(table)
+    args.out.with_suffix(".partial.json").unlink(missing_ok=True)
     print(table)
     print(f"[bench] wrote {args.out} and {args.md}")
 
