@@ -21,8 +21,8 @@ from hear_runner.errors import HearError
 from hear_runner.metrics import Metric, get_metric
 from hear_runner.probes.data import ProbeProblem
 from hear_runner.probes.heareval_dir import predicted_scores
-from hear_runner.probes.mlp import default_device
-from hear_runner.probes.stage import ProbeMode, ProbeOutcome, probe_points, run_probe
+from hear_runner.probes.mlp import TrainingOptions, default_device
+from hear_runner.probes.stage import ProbeMode, ProbeOutcome, run_probe, trainings
 from hear_runner.progress import progress
 from hear_runner.results.predictions import FoldPredictions
 from hear_runner.results.records import ModelInfo, ProbeInfo, RunRecord, TaskInfo
@@ -48,6 +48,7 @@ def evaluate(
     overwrite: Overwrite = "only-missing",
     gpus: list[str | None] | None = None,
     cluster: Cluster | None = None,
+    options: TrainingOptions | None = None,
 ) -> list[RunRecord]:
     """Evaluate every model on every task; each finished record is written at once.
 
@@ -80,6 +81,7 @@ def evaluate(
                 record = probe_and_score(
                     source, hello, provenance, task, embedded, console,
                     probe_mode, seeds, grid_points, cluster.run_probe if cluster else run_probe,
+                    options,
                 )  # fmt: skip
                 if cluster is not None:
                     record.model.engine.setdefault("ray", {})["probe"] = cluster.probe_nodes
@@ -254,17 +256,20 @@ def probe_and_score(
     seeds: list[int] | None = None,
     grid_points: int | None = None,
     runner: Callable[..., ProbeOutcome] = run_probe,
+    options: TrainingOptions | None = None,
 ) -> RunRecord:
     """Train and score the probe on one task's embeddings: one result record.
 
     ``runner`` trains it (:func:`run_probe` here; a cluster's units on a Ray run)."""
     problem = ProbeProblem.from_task(task, embedded)
     seeds = seeds or [42]
-    tried = len(probe_points(problem, probe_mode, seeds[0], grid_points))
-    trainings = len(seeds) * (tried + len(task.folds) - 1)
+    total = trainings(problem, probe_mode, seeds, grid_points, options)
     with progress(console, unit="trainings") as bars:
-        bar = bars.add_task(f"{task.name} · {probe_mode} probe", total=trainings)
-        outcome = runner(problem, probe_mode, seeds, grid_points, lambda n: bars.advance(bar, n))
+        bar = bars.add_task(f"{task.name} · {probe_mode} probe", total=total)
+        outcome = runner(
+            problem, probe_mode, seeds, grid_points, lambda n: bars.advance(bar, n),
+            options=options,
+        )  # fmt: skip
     scores = outcome.mean_scores()
     seed_scores = outcome.seed_scores()
     record = RunRecord(

@@ -339,6 +339,31 @@ def test_faithful_probe_tries_heareval_grid_and_keeps_the_best(tmp_path: Path) -
     assert len(record["folds"]) == 3
 
 
+def test_run_probes_in_bfloat16_when_asked_records_it_and_a_rerun_repeats_it(
+    tmp_path: Path,
+) -> None:
+    write_task(tmp_path / "tasks")
+    result = hear("run", "--model-module", "numpy_logmel", "--tasks-dir", str(tmp_path / "tasks"),
+                  "--results-dir", str(tmp_path / "r"), "--grid-points", "1",
+                  "--precision", "bfloat16", "--shuffle-batches", "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    [record] = json.loads(result.stdout)
+    assert record["probe"]["config"]["precision"] == "bfloat16"
+    assert record["probe"]["config"]["shuffle_batches"] is True
+    [manifest] = (tmp_path / "r" / "manifests").glob("*.json")
+    probe = json.loads(manifest.read_text())["probe"]
+    assert (probe["precision"], probe["shuffle_batches"]) == ("bfloat16", True)
+    faithful = hear("run", "--model-module", "numpy_logmel", "--tasks-dir", str(tmp_path / "tasks"),
+                    "--results-dir", str(tmp_path / "r2"), "--probe", "faithful",
+                    "--precision", "bfloat16")  # fmt: skip
+    assert faithful.returncode == 1
+    assert faithful.stderr.strip().splitlines() == [
+        "error: --precision bfloat16: only the fast probe trains in reduced precision (the "
+        "faithful probe trains in float32, as heareval does)"
+    ]
+    assert not (tmp_path / "r2").exists()  # refused before any model started
+
+
 def test_unknown_probe_mode_is_one_line(tmp_path: Path) -> None:
     write_task(tmp_path)
     result = hear(

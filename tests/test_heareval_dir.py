@@ -125,6 +125,21 @@ def test_probe_scores_heareval_event_folder_with_postprocessing(tmp_path: Path) 
     assert point["valid_selection_score"] == test["validation_score"]
 
 
+def test_probe_options_reach_every_point_and_the_score_file(tmp_path: Path) -> None:
+    task = event_task(tmp_path / "tasks")
+    folder = write_like_heareval(task, tmp_path / "emb", frames=20)
+    result = hear("probe", str(folder), "--grid-points", "2", "--precision", "bfloat16",
+                  "--shuffle-batches")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "fast bfloat16" in result.stdout  # the table says which arithmetic scored it
+    scores = json.loads((folder / "test.predicted-scores.json").read_text())
+    assert scores["hparams"]["precision"] == "bfloat16" and scores["hparams"]["shuffle_batches"]
+    assert [(p["precision"], p["shuffle_batches"]) for p in scores["grid"]] == [
+        ("bfloat16", True)
+    ] * 2
+    assert "2/2" in result.stderr  # the progress knows its total: 2 points, 1 fold
+
+
 def test_nonfinite_row_stops_the_probe_naming_folder_split_and_row(tmp_path: Path) -> None:
     task = write_task(tmp_path / "tasks")
     folder = write_like_heareval(task, tmp_path / "emb")

@@ -52,7 +52,7 @@ def probe(
         read_embeddings_dir,
         write_predicted_scores,
     )
-    from hear_runner.probes.stage import run_probe
+    from hear_runner.probes.stage import run_probe, trainings
     from hear_runner.results.table import probe_table
 
     chosen = probe_mode(mode)
@@ -75,11 +75,10 @@ def probe(
     rows = []
     for folder in folders:
         problem = read_embeddings_dir(folder)
-        with progress_bar(f"{folder.name} · {chosen} probe") as advance:
-            outcome = run_probe(
-                problem, chosen, list(range(seed, seed + seeds)), grid_points, advance,
-                options=options,
-            )  # fmt: skip
+        seed_list = list(range(seed, seed + seeds))
+        total = trainings(problem, chosen, seed_list, grid_points, options)
+        with progress_bar(f"{folder.name} · {chosen} probe", total) as advance:
+            outcome = run_probe(problem, chosen, seed_list, grid_points, advance, options=options)
         wrote(write_predicted_scores(problem, outcome))
         rows.append((problem, outcome))
     if json_output:

@@ -33,11 +33,11 @@ def wrote(path: object) -> None:
 
 
 @contextlib.contextmanager
-def progress_bar(description: str) -> Iterator[Callable[[int], None]]:
+def progress_bar(description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
     from hear_runner.progress import progress
 
     with progress(err, unit="trainings") as bars:
-        bar = bars.add_task(description, total=None)
+        bar = bars.add_task(description, total=total)
         yield lambda n: bars.advance(bar, n)
 
 

@@ -9,15 +9,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hear_runner.cli.choices import overwrite_policy, probe_mode
+from hear_runner.cli.choices import overwrite_policy, probe_mode, training_options
 from hear_runner.cli.options import (
     CacheDir,
     GridPoints,
     OverwriteOption,
+    PrecisionOption,
     ProbeModeOption,
     RayAddress,
     Seed,
     Seeds,
+    ShuffleBatches,
     TaskNames,
     TasksDir,
     flag,
@@ -49,6 +51,8 @@ def run(
     grid_points: GridPoints = 8,
     seed: Seed = 42,
     seeds: Seeds = 1,
+    precision: PrecisionOption = "float32",
+    shuffle_batches: ShuffleBatches = False,
     cache_dir: CacheDir = ...,  # type: ignore[assignment]
     overwrite: OverwriteOption = "only-missing",
     json_output: Annotated[
@@ -74,13 +78,15 @@ def run(
     if dry_run:  # the probe mode is checked against the plan's table (no torch to import)
         return show_plan(request, json_output)
     mode = probe_mode(probe)
+    training_options(mode, precision, shuffle_batches)  # checked before any model starts
     tasks = choose_tasks(tasks_dir, task, say=say)
     check_results_dir(results_dir)
     engine, sources = select_engine(models, serve, say=say)  # a missing image fails first
     if not json_output:  # stdout is the records' JSON then; stderr is for errors
         announce_long_run(request)
     probe_settings = {"mode": mode, "seeds": list(range(seed, seed + seeds)),
-                      "grid_points": grid_points, "batch_size": serve.batch_size}  # fmt: skip
+                      "grid_points": grid_points, "batch_size": serve.batch_size,
+                      "precision": precision, "shuffle_batches": shuffle_batches}  # fmt: skip
     records = evaluate_and_record(
         engine, sources, tasks, results_dir, cache_dir, serve, probe_settings, policy, ray=ray
     )
@@ -162,6 +168,8 @@ def evaluate_and_record(
             err, on_record=lambda r, p: wrote(p), probe_mode=probe["mode"],
             seeds=probe["seeds"], grid_points=probe["grid_points"], overwrite=policy,
             gpus=serve.worker_gpus(), cluster=cluster,
+            options=training_options(probe["mode"], probe.get("precision", "float32"),
+                                     probe.get("shuffle_batches", False)),
         )  # fmt: skip
         nodes = cluster.info.model_dump() if cluster else None
     manifest = build_manifest(

@@ -125,11 +125,12 @@ class Cluster:
         seeds: list[int],
         grid_points: int | None,
         on_trained: Callable[[int], None] | None = None,
+        options: Any = None,
     ) -> Any:
         """One probe unit per seed; their outcomes joined in seed order (as one local run's)."""
         import torch
 
-        from hear_runner.probes.stage import probe_points
+        from hear_runner.probes.stage import trainings
 
         started = time.perf_counter()
         shared = ray.put(self.by_reference(problem) if self.store_shared else problem)
@@ -138,7 +139,7 @@ class Cluster:
         units = [
             probe_unit.options(  # type: ignore[attr-defined]
                 num_gpus=self.unit_gpus, num_cpus=threads
-            ).remote(shared, mode, seed, grid_points, threads)
+            ).remote(shared, mode, seed, grid_points, threads, options)
             for seed in seeds
         ]
         outcome, self.probe_nodes = None, []
@@ -146,8 +147,7 @@ class Cluster:
             placement, part = unwrap(unit)
             self.probe_nodes.append({"seed": seed, **placement.model_dump()})
             if on_trained:
-                trained = len(probe_points(problem, mode, seed, grid_points))
-                on_trained(trained + len(problem.folds) - 1)
+                on_trained(trainings(problem, mode, [seed], grid_points, options))
             if outcome is None:
                 outcome = part
             else:

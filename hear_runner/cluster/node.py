@@ -374,7 +374,9 @@ def store_view_unit(path: str, token: str) -> tuple[Placement, bool]:
 
 
 @ray.remote(max_retries=1)
-def probe_unit(problem: Any, mode: Any, seed: int, grid_points: int | None, threads: int) -> Any:
+def probe_unit(
+    problem: Any, mode: Any, seed: int, grid_points: int | None, threads: int, options: Any = None
+) -> Any:
     """One seed's probe of one (model, task), trained as a local run trains it (with the
     driver's number of torch threads, so a CPU's sums come out the same). Splits sent as
     :class:`StoredRows` are mapped from the shared store here."""
@@ -391,4 +393,5 @@ def probe_unit(problem: Any, mode: Any, seed: int, grid_points: int | None, thre
         for name, split in problem.splits.items()
     }
     torch.set_num_threads(threads)
-    return here(), run_probe(dataclasses.replace(problem, splits=splits), mode, [seed], grid_points)
+    problem = dataclasses.replace(problem, splits=splits)
+    return here(), run_probe(problem, mode, [seed], grid_points, options=options)

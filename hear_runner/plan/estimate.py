@@ -122,7 +122,7 @@ def plan_row(
     work = Work(rows=training_rows(task, 1000 / hop_ms), size=dim,
                 trainings=seeds * (tried + len(task.folds) - 1))  # fmt: skip
     cost = table.probes[mode].for_type(kind)
-    probe_record = _pick(same, task, lambda r: r.probe.mode == mode)
+    probe_record = _pick(same, task, lambda r: r.probe.label == mode)
     if probe_record is not None:
         done = record_work(probe_record)
         ratio = cost.seconds(work.trainings, work.units) / cost.seconds(done.trainings, done.units)

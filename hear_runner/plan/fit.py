@@ -44,8 +44,8 @@ def fit_throughputs(folders: list[Path], measured: Measured) -> Throughputs:
     slowest = min(models.values(), key=lambda m: m.scene_audio_per_second)
     models[DEFAULT_MODEL] = slowest.model_copy(update={"measured": measured.model_copy(
         update={"note": f"the slowest model measured; {measured.note}".strip("; ")})})  # fmt: skip
-    modes = sorted({r.probe.mode for r in records})
-    probes = {mode: _probe([r for r in records if r.probe.mode == mode], measured)
+    modes = sorted({r.probe.label for r in records})
+    probes = {mode: _probe([r for r in records if r.probe.label == mode], measured)
               for mode in modes}  # fmt: skip
     return Throughputs(models=models, probes=probes)
 

@@ -38,7 +38,7 @@ from hear_runner.probes.mlp import (
     train_mlp,
 )
 from hear_runner.results.predictions import FoldPredictions
-from hear_runner.results.records import FoldResult
+from hear_runner.results.records import FoldResult, probe_label
 
 ProbeMode = Literal["fast", "faithful", "linear"]
 PROBE_MODES: tuple[str, ...] = ("fast", "faithful", "linear")
@@ -59,6 +59,10 @@ class ProbeOutcome:
     seconds: float = 0.0
     metrics: list[str] = field(default_factory=list)
     predictions: list[FoldPredictions] = field(default_factory=list)  # each fold's test split
+
+    @property
+    def label(self) -> str:
+        return probe_label(self.mode, self.config)
 
     def add(self, scored: tuple[FoldResult, FoldPredictions]) -> None:
         self.folds.append(scored[0])
@@ -105,6 +109,18 @@ def probe_points(
         metadata.task_name, metadata.evaluation_params, seed, grid_points or GRID_POINTS
     )
     return [config.model_copy(update=options.model_dump()) for config in grid]
+
+
+def trainings(
+    problem: ProbeProblem,
+    mode: ProbeMode,
+    seeds: list[int],
+    grid_points: int | None = None,
+    options: TrainingOptions | None = None,
+) -> int:
+    """How many networks :func:`run_probe` trains: per seed, the grid, then one per other fold."""
+    tried = len(probe_points(problem, mode, seeds[0], grid_points, options))
+    return len(seeds) * (tried + len(problem.folds) - 1)
 
 
 def run_probe(

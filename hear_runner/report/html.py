@@ -402,7 +402,7 @@ class Page:
             rows.append(
                 f"<tr><td>{escape(e.model)}</td><td>{escape(e.task)}"
                 f'<span class="sub">hash {escape(record.task.content_hash)}</span></td>'
-                f"<td>{build}</td><td>{escape(record.probe.mode)}"
+                f"<td>{build}</td><td>{escape(record.probe.label)}"
                 f'<span class="sub">seeds {escape(seeds or "?")}</span></td>'
                 f"<td>{escape(hardware_text(record.host))}</td>"
                 f"<td>{escape(record.runner_version)}"

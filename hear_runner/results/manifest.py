@@ -65,6 +65,8 @@ class ManifestProbe(BaseModel):
     seeds: list[int]
     grid_points: int
     batch_size: int
+    precision: str = "float32"  # the fast probe's (MLPConfig.precision)
+    shuffle_batches: bool = False
 
 
 class ManifestResult(BaseModel):

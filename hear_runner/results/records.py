@@ -60,6 +60,17 @@ class ProbeInfo(BaseModel):
     grid: list[dict[str, Any]] = []  # each point tried on the first fold: score and epochs
     device: str = "cpu"
 
+    @property
+    def label(self) -> str:
+        return probe_label(self.mode, self.config)
+
+
+def probe_label(mode: str, config: dict[str, Any]) -> str:
+    """The mode, and the fast probe's precision where it is not float32: such a probe's
+    scores and times are not float32's, and every table shows it."""
+    precision = config.get("precision", "float32")
+    return mode if precision == "float32" else f"{mode} {precision}"
+
 
 def _none_as_nan(value: Any) -> Any:
     """Scores as records before Infinity/NaN were kept wrote them: null for inf or NaN."""

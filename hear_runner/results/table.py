@@ -60,7 +60,7 @@ def probe_table(rows: list[tuple[ProbeProblem, ProbeOutcome]]) -> Table:
         std = outcome.fold_std()
         table.add_row(
             escape(problem.source.name),
-            outcome.mode,
+            outcome.label,
             escape(outcome.primary),
             f"{scores['test'][outcome.primary]:.3f}" + (f"±{std:.3f}" if std is not None else ""),
             f"{scores['valid'][outcome.primary]:.3f}",

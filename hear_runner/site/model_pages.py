@@ -149,7 +149,7 @@ def _options(mine: Mine) -> str:
         probe = record.probe
         rows.append(
             f'<tr><th scope="row">{escape(record.task.name)}</th>'
-            f"<td>{_value(record.model.options)}</td><td>{escape(probe.mode)}</td>"
+            f"<td>{_value(record.model.options)}</td><td>{escape(probe.label)}</td>"
             f"<td>{escape(', '.join(map(str, probe.seeds)))}</td>"
             f"<td><code>{escape(probe.selection_metric)}</code></td><td>{escape(probe.device)}</td>"
             f"<td>{_value(probe.config)}</td></tr>"
