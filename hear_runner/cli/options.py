@@ -80,58 +80,11 @@ OverwriteOption = Annotated[
         "always: recompute. never: use the store only, fail if something is missing.",
     ),
 ]
-ProbeModeOption = Annotated[
-    str,
-    typer.Option(
-        "--probe",
-        "--mode",
-        metavar="MODE",
-        help="fast: heareval's grid trained at once as one batched network (GPU when present). "
-        "faithful: heareval's protocol, network by network. linear: logistic regression.",
-    ),
-]
-PrecisionOption = Annotated[
-    str,
-    typer.Option(
-        "--precision",
-        metavar="P",
-        help="The fast probe's products: float32 (heareval's arithmetic) or bfloat16 (about "
-        "2x on CPUs with AVX512-BF16 or AMX and on GPUs; its scores are not float32's).",
-    ),
-]
-ShuffleBatches = Annotated[
-    bool,
-    flag(
-        "--shuffle-batches",
-        "Draw a new batch order each epoch. Default: the rows in order every epoch, as "
-        "heareval 2021.1.3's runner takes them.",
-    ),
-]
-Seed = Annotated[int, typer.Option("--seed", metavar="N", help="Seed of the probe's training.")]
-GridPoints = Annotated[
-    int,
-    typer.Option(
-        "--grid-points",
-        min=1,
-        metavar="N",
-        help="How many of heareval's shuffled grid points to try on the first fold (as "
-        "heareval's --grid-points).",
-    ),
-]
 RayAddress = Annotated[str | None, typer.Option(
     "--ray", metavar="ADDRESS", envvar="HEAR_RAY_ADDRESS",
     help="Run on a Ray cluster: auto or HOST:PORT of its head from one of its machines, or "
     "ray://HOST:PORT from anywhere (pip install 'hear-runner\\[ray]'). Units go to nodes "
     "declaring the hear_docker resource; store, records and results stay here.")]  # fmt: skip
-Seeds = Annotated[
-    int,
-    typer.Option(
-        "--seeds",
-        min=1,
-        metavar="N",
-        help="Repeat the probe with N seeds (--seed, --seed+1, ...): mean and spread.",
-    ),
-]
 ResultsDir = Annotated[
     Path,
     typer.Option(

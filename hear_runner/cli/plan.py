@@ -13,18 +13,15 @@ from rich.table import Table
 
 from hear_runner.cli.options import (
     CacheDir,
-    GridPoints,
     JsonOutput,
     OverwriteOption,
-    ProbeModeOption,
     ResultsDir,
-    Seed,
-    Seeds,
     TaskNames,
     TasksDir,
     model_options,
     serve_options,
 )
+from hear_runner.cli.probe_options import GridPoints, ProbeModeOption, Seed, Seeds
 from hear_runner.cli.render import esc, out
 from hear_runner.engines.settings import ModelChoice, ServeSettings
 

@@ -10,14 +10,14 @@ import typer
 from rich.table import Table
 
 from hear_runner.cli.choices import probe_mode, training_options
-from hear_runner.cli.options import (
+from hear_runner.cli.options import flag
+from hear_runner.cli.probe_options import (
     GridPoints,
     PrecisionOption,
     ProbeModeOption,
     Seed,
     Seeds,
     ShuffleBatches,
-    flag,
 )
 from hear_runner.cli.render import esc, out, progress_bar, wrote
 from hear_runner.errors import HearError

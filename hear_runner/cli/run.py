@@ -12,19 +12,21 @@ import typer
 from hear_runner.cli.choices import overwrite_policy, probe_mode, training_options
 from hear_runner.cli.options import (
     CacheDir,
-    GridPoints,
     OverwriteOption,
-    PrecisionOption,
-    ProbeModeOption,
     RayAddress,
-    Seed,
-    Seeds,
-    ShuffleBatches,
     TaskNames,
     TasksDir,
     flag,
     model_options,
     serve_options,
+)
+from hear_runner.cli.probe_options import (
+    GridPoints,
+    PrecisionOption,
+    ProbeModeOption,
+    Seed,
+    Seeds,
+    ShuffleBatches,
 )
 from hear_runner.cli.render import err, esc, out, say, wrote
 from hear_runner.engines.settings import ModelChoice, ServeSettings

@@ -51,9 +51,9 @@ class MLPConfig(BaseModel):
     # event tasks that is 1024 consecutive frames of a few clips. True draws a new order
     # each epoch (the seed's), as its authors meant for in-memory runs.
     shuffle_batches: bool = False
-    # The fast probe only: "bfloat16" runs its matrix products in bfloat16 (about 2x on a
-    # CPU with AVX512-BF16 or AMX, and on GPUs); scores then differ from float32's and are
-    # reported as such. The faithful probe always trains in float32, as heareval does.
+    # The fast probe only: "bfloat16" runs its matrix products in bfloat16 (1.2x to 1.8x an
+    # epoch on a CPU with AVX512-BF16, more on GPUs); scores then differ from float32's and
+    # are reported as such. The faithful probe always trains in float32, as heareval does.
     precision: Precision = "float32"
 
 
