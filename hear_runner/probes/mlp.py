@@ -52,8 +52,8 @@ class MLPConfig(BaseModel):
     # each epoch (the seed's), as its authors meant for in-memory runs.
     shuffle_batches: bool = False
     # The fast probe only: "bfloat16" runs its matrix products in bfloat16 (1.2x to 1.8x an
-    # epoch on a CPU with AVX512-BF16, more on GPUs); scores then differ from float32's and
-    # are reported as such. The faithful probe always trains in float32, as heareval does.
+    # epoch on a CPU with AVX512-BF16; GPUs not measured); scores then differ from float32's
+    # and are reported as such. The faithful probe always trains in float32, as heareval does.
     precision: Precision = "float32"
 
 
