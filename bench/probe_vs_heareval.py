@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import shutil
 import signal
@@ -246,6 +247,7 @@ def run_tool(
         if done.exists():
             result["heareval_prediction_done"] = json.loads(done.read_text())
         result["grid_epochs"] = grid_epochs(result, log)
+        result["grid_results"] = grid_results(result, log)
     shown = f"{result['score']:.4f}" if result.get("score") is not None else "-"
     print(f"[bench]   {result['status']} in {result['wall_s']:.1f}s, max RSS "
           f"{result['max_rss_mib']} MiB, tree PSS {result['tree_pss_peak_mib']} MiB, "
@@ -273,6 +275,35 @@ def grid_epochs(result: dict, log: Path) -> list[int] | None:
         seen = re.findall(r"Epoch (\d+):", section.split("Best Grid Point")[0])
         epochs.append(max(map(int, seen)) + 1 if seen else 0)
     return epochs or None
+
+
+def grid_results(result: dict, log: Path) -> list[list[float]] | None:
+    """Each grid point's [best validation score, its epoch counted from 0] on the first fold,
+    in grid order (for heareval the other folds' results follow: compare the first ones).
+
+    hear: its test.predicted-scores.json grid (best_epoch counts from 1). heareval: the
+    ``result: [score, epoch, {...}]`` lines of its log.
+    """
+    grid = (result.get("predicted_scores") or {}).get("grid")
+    if grid:
+        return [[float(p["valid_selection_score"]), int(p["best_epoch"]) - 1] for p in grid]
+    if result["tool"] != "heareval" or not log.exists():
+        return None
+    found = re.findall(r" result: \[([^,\]]+), (\d+),", log.read_text(errors="replace"))
+    return [[float(score), int(epoch)] for score, epoch in found] or None
+
+
+def points_equal(run: dict, base: dict | None) -> tuple[int, int] | None:
+    """How many of ``run``'s grid points ended as heareval's did in ``base`` (the same best
+    validation score and epoch), of how many: a paired run, draw for draw, gives all."""
+    ours, theirs = run.get("grid_results"), (base or {}).get("grid_results")
+    if not ours or not theirs:
+        return None
+    same = sum(
+        a[1] == b[1] and (abs(a[0] - b[0]) < 1e-6 or (math.isnan(a[0]) and math.isnan(b[0])))
+        for a, b in zip(ours, theirs, strict=False)
+    )
+    return same, len(ours)
 
 
 # ---------------------------------------------------------------- environment
@@ -453,6 +484,8 @@ def draws_summary(task: dict) -> list[dict]:
             "score_sd": statistics.stdev(scores) if len(scores) > 1 else None,
             "scores": scores,
             "epochs_total": epochs_total(runs),
+            "points_equal": [points_equal(r, heareval_run(task, r)) for r in runs]
+            if tool != "heareval" else None,
         })  # fmt: skip
     base = next((d for d in out if d["tool"] == "heareval" and d["all_ok"]), None)
     for d in out:
@@ -486,11 +519,13 @@ def draws_table(report: dict) -> list[str]:
         "test score ± its standard deviation over draws; speed-up: heareval's total wall "
         "time over the tool's (CPU: the same of CPU seconds); Δ: the difference of mean scores; "
         "epochs: the grid points' training epochs on the first fold, summed over points and "
-        "draws (the total wall seconds per such epoch, start-up and test included).",
+        "draws (the total wall seconds per such epoch, start-up and test included); paired: "
+        "grid points that ended with heareval's best validation score at heareval's epoch, in "
+        "the run of the same seed, summed over draws.",
         "",
         "| task | tool | seeds | wall s (total) | CPU s (total) | epochs (wall s each) "
-        "| mean score ± sd | Δ vs heareval | speed-up (wall) | speed-up (CPU) |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| mean score ± sd | Δ vs heareval | speed-up (wall) | speed-up (CPU) | paired |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for task, d in rows:
         tool = tool_label(d["mode"])
@@ -507,9 +542,15 @@ def draws_table(report: dict) -> list[str]:
             f"| {d['wall_total_s']:.1f}{'' if d['all_ok'] else ' (not all finished)'} "
             f"| {d['cpu_total_s']:.1f} | {per_epoch(d['wall_total_s'], d.get('epochs_total'))} "
             f"| {score} | {delta_text} "
-            f"| {speed} | {cpu} |"
+            f"| {speed} | {cpu} | {paired(d.get('points_equal'))} |"
         )
     return lines
+
+
+def paired(counts: list[tuple[int, int] | None] | None) -> str:
+    if not counts or any(c is None for c in counts):
+        return "-"
+    return f"{sum(c[0] for c in counts)}/{sum(c[1] for c in counts)}"  # type: ignore[index]
 
 
 def _times(ratio: float | None) -> str:

@@ -145,6 +145,66 @@ def test_faithful_training_takes_the_rows_in_order_as_heareval_does() -> None:
     assert not torch.allclose(drawn[0].weight, reference[0].weight, atol=1e-3)
 
 
+def heareval_stream(
+    train: ProbeSplit, valid: ProbeSplit, configs: list[MLPConfig], seed: int, epochs: int
+) -> list[torch.nn.Module]:
+    """heareval 2021.1.3's runner as torch's generator sees it: seeded once per task; per grid
+    point, in turn, the model's layers, then torchinfo.summary's forward pass (eval mode) on
+    torch.rand(64, n_in) (the one draw re-enacted here), then lightning's loop: a real
+    DataLoader pass each epoch and at each validation check (each pass draws its workers' base
+    seed), dropout masks in training."""
+    torch.manual_seed(seed)
+    nets = []
+    rows = torch.utils.data.TensorDataset(
+        torch.from_numpy(train.embeddings), torch.from_numpy(train.targets)
+    )
+    for config in configs:
+        net = _network(train.embeddings.shape[1], train.targets.shape[1], config)
+        torch.rand(64, train.embeddings.shape[1])
+        optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+        for epoch in range(1, epochs + 1):
+            net.train()
+            for x, y in torch.utils.data.DataLoader(rows, batch_size=config.batch_size):
+                optimizer.zero_grad()
+                torch.nn.functional.cross_entropy(net(x), y.argmax(dim=1)).backward()
+                optimizer.step()
+            if epoch % config.check_every == 0:
+                net.eval()
+                with torch.no_grad():
+                    for (x,) in torch.utils.data.DataLoader(
+                        torch.utils.data.TensorDataset(torch.from_numpy(valid.embeddings)),
+                        batch_size=config.batch_size,
+                    ):
+                        net(x)
+        nets.append(net)
+    return nets
+
+
+def test_faithful_points_draw_in_turn_from_one_seeding_as_heareval_does() -> None:
+    """Paired with heareval draw for draw: same initializations, same dropout masks."""
+    train, valid = clusters("train", 120, seed=1), clusters("valid", 30, seed=2)
+    configs = [
+        MLPConfig(hidden_dim=16, batch_size=32, max_epochs=6, lr=lr, patience=99, seed=7)
+        for lr in (1e-3, 3e-3)
+    ]
+    checks = iter(range(100))  # every check a new best: the last epoch's weights are kept
+
+    def train_in_turn(seeded: bool) -> list[torch.nn.Module]:
+        torch.manual_seed(7)
+        select = lambda t, p: next(checks)  # noqa: E731
+        return [
+            train_mlp(Rows([train]), valid, "multiclass", select, c, "cpu", seeded=seeded).net
+            for c in configs
+        ]
+
+    reference = heareval_stream(train, valid, configs, seed=7, epochs=6)
+    for ours, theirs in zip(train_in_turn(seeded=True), reference, strict=True):
+        for mine, its in zip(ours.parameters(), theirs.parameters(), strict=True):
+            assert torch.equal(mine, its)
+    reseeded = train_in_turn(seeded=False)  # each network seeded afresh: a different second one
+    assert not torch.allclose(reseeded[1][0].weight, reference[1][0].weight, atol=1e-3)
+
+
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_epoch_batches_repeat_the_rows_order_unless_shuffled(shuffle: bool) -> None:
     taken: list[list[int]] = []

@@ -5,6 +5,13 @@ gain of the preceding activation; Adam; batches of 1024 taken in the training ro
 order, the same every epoch, as heareval 2021.1.3 takes them; validation every few
 epochs; early stopping after ``patience`` checks without gain; the best checkpoint kept.
 Embeddings go in as they are, as heareval feeds them.
+
+Random draws follow heareval's runner too (:class:`HearevalDraws`): it seeds torch once
+per task and trains its grid points, then the other folds, one after the other from that
+one stream; each network's initialization, each torchinfo summary, each DataLoader pass
+and each dropout mask takes its draws in turn. Trained in the same order from the same
+seed, a faithful network starts and drops out as heareval's does, so the two runs are
+paired draw for draw, not merely alike in distribution.
 """
 
 from __future__ import annotations
@@ -230,6 +237,28 @@ def loss_function(kind: PredictionType) -> Callable[[torch.Tensor, torch.Tensor]
     return torch.nn.functional.binary_cross_entropy_with_logits
 
 
+class HearevalDraws:
+    """The draws from torch's global generator that heareval 2021.1.3's runner makes
+    besides the network's own (initialization and dropout), repeated so that a faithful
+    run stays on heareval's stream.
+
+    - Building its model calls ``torchinfo.summary(predictor, input_size=(64, n_in))``,
+      which runs one forward pass (in eval mode) on ``torch.rand(64, n_in)``.
+    - Every pass over a DataLoader (each training epoch, each validation check) starts an
+      iterator, and each iterator draws one int64 base seed for its workers.
+    """
+
+    SUMMARY_ROWS = 64
+
+    @staticmethod
+    def summary(n_in: int) -> None:
+        torch.rand(HearevalDraws.SUMMARY_ROWS, n_in)
+
+    @staticmethod
+    def loader_pass() -> None:
+        torch.empty((), dtype=torch.int64).random_()
+
+
 def train_mlp(
     train: Rows,
     valid: ProbeSplit,
@@ -237,13 +266,21 @@ def train_mlp(
     select: Selector,
     config: MLPConfig,
     device: str | None = None,
+    seeded: bool = False,
 ) -> TrainedProbe:
-    """Train one network until the validation score stops improving; keep the best checkpoint."""
+    """Train one network until the validation score stops improving; keep the best checkpoint.
+
+    Seeds torch with ``config.seed`` first, unless ``seeded``: then the draws go on from
+    torch's generator as the caller left it, as heareval's grid points go on from one
+    seeding per task.
+    """
     started = time.perf_counter()
     device = device or default_device()
     generator = torch.Generator().manual_seed(config.seed)
-    torch.manual_seed(config.seed)
+    if not seeded:
+        torch.manual_seed(config.seed)
     net = _network(valid.embeddings.shape[1], valid.targets.shape[1], config).to(device)
+    HearevalDraws.summary(valid.embeddings.shape[1])
     probe = TrainedProbe(net, kind)
     loss_fn = loss_function(kind)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
@@ -254,6 +291,7 @@ def train_mlp(
     take = batch_source(train, device)
     for epoch in range(1, config.max_epochs + 1):
         net.train()
+        HearevalDraws.loader_pass()
         for x, y in epoch_batches(take, n, batch, generator, config.shuffle_batches):
             optimizer.zero_grad()
             loss = loss_fn(net(x), y)
@@ -262,6 +300,7 @@ def train_mlp(
         probe.epochs_trained = epoch
         if epoch % config.check_every:
             continue
+        HearevalDraws.loader_pass()
         if stopping.update(select(valid.targets, predict_split(probe, valid)), epoch):
             best_state = copy.deepcopy(net.state_dict())
         if stopping.stopped:

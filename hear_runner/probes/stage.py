@@ -2,7 +2,8 @@
 
 Modes:
 - ``fast`` (default): heareval's grid points trained at once as one batched network.
-- ``faithful``: heareval's protocol network by network, as its runner does.
+- ``faithful``: heareval's protocol network by network, as its runner does, on its random
+  stream: torch seeded once per seed, the grid points then the other folds drawing in turn.
 - ``linear``: one scikit-learn logistic regression, for a quick look.
 
 Selection follows heareval: every grid point is trained on the first fold's train
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import torch
 
 from hear_runner.events import EventScoring
 from hear_runner.metrics import Metric, get_metric
@@ -156,6 +158,8 @@ def run_probe(
     )
     for seed in seeds:
         tried = choose(seed)
+        if mode == "faithful":
+            torch.manual_seed(seed)  # once per seed: heareval's points share one stream
         first = problem.folds[0]
         probes = _train(problem, first, mode, tried, metrics)
         if on_trained:
@@ -194,7 +198,7 @@ def _train(
     if mode == "linear":
         probes = [train_linear(train, valid, kind, select, c) for c in configs]
     elif mode == "faithful":
-        probes = [train_mlp(train, valid, kind, select, c) for c in configs]
+        probes = [train_mlp(train, valid, kind, select, c, seeded=True) for c in configs]
     else:
         probes = list(train_batched(train, valid, kind, select, configs))
     seconds = (time.perf_counter() - started) / len(configs)
