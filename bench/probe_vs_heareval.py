@@ -295,12 +295,14 @@ def grid_results(result: dict, log: Path) -> list[list[float]] | None:
 
 def points_equal(run: dict, base: dict | None) -> tuple[int, int] | None:
     """How many of ``run``'s grid points ended as heareval's did in ``base`` (the same best
-    validation score and epoch), of how many: a paired run, draw for draw, gives all."""
+    validation score and epoch, or neither a finite score), of how many: a paired run, draw
+    for draw, gives all."""
     ours, theirs = run.get("grid_results"), (base or {}).get("grid_results")
     if not ours or not theirs:
         return None
     same = sum(
-        a[1] == b[1] and (abs(a[0] - b[0]) < 1e-6 or (math.isnan(a[0]) and math.isnan(b[0])))
+        (a[1] == b[1] and abs(a[0] - b[0]) < 1e-6)
+        or not (math.isfinite(a[0]) or math.isfinite(b[0]))  # heareval logs -inf, hear NaN
         for a, b in zip(ours, theirs, strict=False)
     )
     return same, len(ours)
