@@ -205,6 +205,19 @@ def test_faithful_points_draw_in_turn_from_one_seeding_as_heareval_does() -> Non
     assert not torch.allclose(reseeded[1][0].weight, reference[1][0].weight, atol=1e-3)
 
 
+@pytest.mark.parametrize(("mode", "reports"), [("faithful", [1, 1, 1]), ("fast", [3])])
+def test_progress_is_reported_network_by_network_where_they_train_one_by_one(
+    mode: str, reports: list[int]
+) -> None:
+    problem = scene_problem(
+        train=clusters("train", 60, seed=1), valid=clusters("valid", 20, seed=2),
+        test=clusters("test", 20, seed=3),
+    )  # fmt: skip
+    seen: list[int] = []
+    run_probe(problem, mode, grid_points=3, on_trained=seen.append)  # type: ignore[arg-type]
+    assert seen == reports
+
+
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_epoch_batches_repeat_the_rows_order_unless_shuffled(shuffle: bool) -> None:
     taken: list[list[int]] = []

@@ -161,9 +161,7 @@ def run_probe(
         if mode == "faithful":
             torch.manual_seed(seed)  # once per seed: heareval's points share one stream
         first = problem.folds[0]
-        probes = _train(problem, first, mode, tried, metrics)
-        if on_trained:
-            on_trained(len(tried))
+        probes = _train(problem, first, mode, tried, metrics, on_trained)
         best = max(range(len(tried)), key=lambda i: probes[i].best_valid_score)  # first of equals
         if seed == seeds[0]:
             outcome.config = tried[best].model_dump()
@@ -178,29 +176,40 @@ def run_probe(
             ]
         outcome.add(_score_fold(problem, first, probes[best], metrics, seed))
         for fold in problem.folds[1:]:
-            (probe,) = _train(problem, fold, mode, [tried[best]], metrics)
+            (probe,) = _train(problem, fold, mode, [tried[best]], metrics, on_trained)
             outcome.add(_score_fold(problem, fold, probe, metrics, seed))
-            if on_trained:
-                on_trained(1)
     outcome.seconds = time.perf_counter() - started
     return outcome
 
 
 def _train(
-    problem: ProbeProblem, fold: Any, mode: ProbeMode, configs: list[Any], metrics: list[Metric]
+    problem: ProbeProblem,
+    fold: Any,
+    mode: ProbeMode,
+    configs: list[Any],
+    metrics: list[Metric],
+    on_trained: Callable[[int], None] | None = None,
 ) -> list[Probe]:
+    """Train ``configs`` on ``fold``; ``on_trained(n)`` as each network finishes (faithful,
+    linear: a long faithful grid shows progress point by point), or all of them (fast)."""
+    report = on_trained or (lambda n: None)
     train = Rows([problem.splits[s] for s in fold.train])
     valid = problem.splits[fold.valid]
     kind: PredictionType = "multilabel" if problem.event else problem.metadata.prediction_type
     select = _selector(problem, valid, metrics[0])
     started = time.perf_counter()
     probes: list[Probe]
-    if mode == "linear":
-        probes = [train_linear(train, valid, kind, select, c) for c in configs]
-    elif mode == "faithful":
-        probes = [train_mlp(train, valid, kind, select, c, seeded=True) for c in configs]
-    else:
+    if mode == "fast":
         probes = list(train_batched(train, valid, kind, select, configs))
+        report(len(configs))
+    else:
+        probes = []
+        for config in configs:
+            if mode == "linear":
+                probes.append(train_linear(train, valid, kind, select, config))
+            else:
+                probes.append(train_mlp(train, valid, kind, select, config, seeded=True))
+            report(1)
     seconds = (time.perf_counter() - started) / len(configs)
     for probe in probes:
         probe.seconds = seconds
