@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hear_runner.errors import HearError
-from hear_runner.probes.batched import BatchedMLP, _predict_all, _probabilities
+from hear_runner.probes.batched import BatchedMLP, _logits, _logits_all
 from hear_runner.probes.data import ProbeProblem, Rows
 from hear_runner.probes.mlp import MLPConfig, TrainingOptions
 from hear_runner.probes.stage import run_probe
@@ -77,7 +77,10 @@ def test_the_validation_split_predicted_at_once_equals_chunk_by_chunk(
     precision: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first layer's weights are formed once per check, with the very same result."""
-    train, valid = projected("train", 900, rank=40, seed=1), projected("valid", 700, rank=40, seed=2)
+    train, valid = (
+        projected("train", 900, rank=40, seed=1),
+        projected("valid", 700, rank=40, seed=2),
+    )
     subspace = find_subspace(Rows([train]), batch=1024, seed=0)
     assert subspace is not None
     z = subspace.coordinates([valid])
@@ -87,10 +90,9 @@ def test_the_validation_split_predicted_at_once_equals_chunk_by_chunk(
     config = MLPConfig(hidden_dim=32, precision=precision)  # type: ignore[arg-type]
     net = BatchedMLP(DIM, 3, [config, config.model_copy(update={"lr": 1e-4})], "cpu", seed=0)
     net.basis = torch.from_numpy(subspace.basis)
-    at_once = _predict_all(net, valid, "multiclass", z)
+    at_once = _logits_all(net, valid, z)
     chunked = np.concatenate(
-        [_probabilities(net, z[i : i + 256], "multiclass", in_basis=True) for i in (0, 256, 512)],
-        axis=1,
+        [_logits(net, z[i : i + 256], in_basis=True) for i in (0, 256, 512)], axis=1
     )
     assert at_once.shape == (2, 700, 3)
     assert np.array_equal(at_once, chunked)

@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from hear_runner.errors import HearError
+from hear_runner.metrics import get_metric
 from hear_runner.probes.batched import BatchedMLP, _adam, _batched_loss, train_batched
 from hear_runner.probes.data import ProbeProblem, ProbeSplit, Rows
 from hear_runner.probes.linear import LinearConfig, train_linear
-from hear_runner.probes.mlp import MLPConfig, _network, epoch_batches, train_mlp
-from hear_runner.probes.stage import run_probe
+from hear_runner.probes.mlp import MLPConfig, TrainedProbe, _network, epoch_batches, train_mlp
+from hear_runner.probes.stage import _score_fold, run_probe
 from hear_runner.tasks.folder import Fold
 from hear_runner.tasks.metadata import TaskMetadata
 
@@ -203,6 +204,26 @@ def test_faithful_points_draw_in_turn_from_one_seeding_as_heareval_does() -> Non
             assert torch.equal(mine, its)
     reseeded = train_in_turn(seeded=False)  # each network seeded afresh: a different second one
     assert not torch.allclose(reseeded[1][0].weight, reference[1][0].weight, atol=1e-3)
+
+
+def test_losses_come_from_the_logits_as_heareval_computes_them() -> None:
+    """A probability that rounds to 0 in float32 (e**-150) still costs its 150 nats."""
+    net = torch.nn.Linear(2, 3)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[50.0, 0.0], [0.0, 50.0], [-50.0, -50.0]]))
+        net.bias.zero_()
+    x = np.array([[1, 0], [0, 1], [1, 1]], np.float32)
+    targets = np.eye(3, dtype=np.float32)[[0, 0, 2]]  # the last two confidently wrong
+    split = ProbeSplit("test", x, targets)
+    problem = scene_problem(train=split, valid=split, test=split)
+    result, _ = _score_fold(problem, problem.folds[0], TrainedProbe(net, "multiclass"), [get_metric("top1_acc")], 1)  # fmt: skip
+    with torch.no_grad():
+        logits = net(torch.from_numpy(x))
+    expected = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 0, 2]))
+    assert result.losses["test"] == pytest.approx(float(expected), rel=1e-6)
+    # (0 + 50 + 150.7) / 3 = 66.9, where probabilities clipped at 1e-7 gave 10.7
+    assert result.losses["test"] > 60
+    assert result.scores["test"]["top1_acc"] == pytest.approx(1 / 3)
 
 
 @pytest.mark.parametrize(("mode", "reports"), [("faithful", [1, 1, 1]), ("fast", [3])])

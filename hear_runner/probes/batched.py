@@ -259,27 +259,20 @@ class PointProbe(Probe):
     """One trained point, used alone for prediction."""
 
     def __init__(self, net: BatchedMLP, kind: PredictionType) -> None:
-        super().__init__()
+        super().__init__(kind)
         self.net = net
-        self.kind = kind
 
-    @torch.no_grad()
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return _probabilities(self.net, x, self.kind)[0]
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return _logits(self.net, x)[0]
 
 
 @torch.no_grad()
-def _probabilities(
-    net: BatchedMLP,
-    x: np.ndarray,
-    kind: PredictionType,
-    in_basis: bool = False,
-    first: torch.Tensor | None = None,
+def _logits(
+    net: BatchedMLP, x: np.ndarray, in_basis: bool = False, first: torch.Tensor | None = None
 ) -> np.ndarray:
+    """(G, B, C) logits of every point for input rows (or coordinates in the basis)."""
     x_t = torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(net.device)
-    logits = net.forward(x_t, train=False, in_basis=in_basis, first=first)
-    probs = logits.softmax(-1) if kind == "multiclass" else logits.sigmoid()
-    return probs.cpu().numpy()
+    return net.forward(x_t, train=False, in_basis=in_basis, first=first).cpu().numpy()
 
 
 def train_batched(
@@ -369,9 +362,9 @@ def _train_group(
             epochs[i] = epoch
         if epoch % first.check_every:
             continue
-        predictions = _predict_all(net, valid, kind, valid_in_basis)
+        logits = _logits_all(net, valid, valid_in_basis)
         for slot, i in enumerate(active):
-            if stopping[i].update(select(valid.targets, predictions[slot]), epoch):
+            if stopping[i].update(select(valid.targets, logits[slot]), epoch):
                 best[i] = net.point(slot)
         still = [slot for slot, i in enumerate(active) if not stopping[i].stopped]
         if not still:
@@ -414,10 +407,8 @@ def _span(train: Rows, valid: ProbeSplit, batch: int, seed: int) -> Span | None:
     return Span(subspace.basis, coordinates, subspace.coordinates([valid]))
 
 
-def _predict_all(
-    net: BatchedMLP, split: ProbeSplit, kind: PredictionType, in_basis: np.ndarray | None
-) -> np.ndarray:
-    """(G, n_rows, C) predictions of every point still training, chunk by chunk.
+def _logits_all(net: BatchedMLP, split: ProbeSplit, in_basis: np.ndarray | None) -> np.ndarray:
+    """(G, n_rows, C) logits of every point still training, chunk by chunk.
 
     The first layer's weights are formed once for all chunks (through the basis, that
     product costs as much as a training step's).
@@ -425,11 +416,11 @@ def _predict_all(
     with torch.no_grad():
         first = net.first_weights(in_basis is not None)
     if in_basis is None:
-        chunks = [_probabilities(net, chunk, kind, first=first) for chunk in split.chunks()]
+        chunks = [_logits(net, chunk, first=first) for chunk in split.chunks()]
     else:
         step = split.chunk_rows
         chunks = [
-            _probabilities(net, in_basis[i : i + step], kind, in_basis=True, first=first)
+            _logits(net, in_basis[i : i + step], in_basis=True, first=first)
             for i in range(0, len(in_basis), step)
         ]
     return np.concatenate(chunks, axis=1)

@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 
 from hear_runner.probes.data import ProbeSplit, Rows
-from hear_runner.probes.mlp import PredictionType, Probe, Selector, predict_split
+from hear_runner.probes.mlp import PredictionType, Probe, Selector, logits_split
 
 
 class LinearConfig(BaseModel):
@@ -36,12 +36,18 @@ class LinearProbe(Probe):
         kind: PredictionType,
         n_labels: int,
     ) -> None:
-        super().__init__()
+        super().__init__(kind)
         self.model = model
         self.mean = mean
         self.std = std
-        self.kind = kind
         self.n_labels = n_labels
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Log-probabilities as logits (a probability of 0 or 1 taken as 1e-7 from it)."""
+        p = np.clip(self.predict(x), 1e-7, 1 - 1e-7)
+        if self.kind == "multilabel":
+            return np.asarray(np.log(p) - np.log1p(-p), np.float32)
+        return np.asarray(np.log(p), np.float32)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         probs = self.model.predict_proba((x - self.mean) / self.std)
@@ -78,7 +84,7 @@ def train_linear(
         model.fit(x, target)
     del x
     probe = LinearProbe(model, mean, std, kind, y.shape[1])
-    probe.best_valid_score = select(valid.targets, predict_split(probe, valid))
+    probe.best_valid_score = select(valid.targets, logits_split(probe, valid))
     probe.epochs_trained = int(np.max(getattr(model, "n_iter_", [0])))
     probe.seconds = time.perf_counter() - started
     return probe

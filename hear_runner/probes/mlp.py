@@ -35,7 +35,8 @@ PredictionType = Literal["multiclass", "multilabel"]
 #: torch's autocast (weights, Adam and BatchNorm statistics stay float32).
 Precision = Literal["float32", "bfloat16"]
 PRECISIONS: tuple[Precision, ...] = ("float32", "bfloat16")
-#: select(valid_targets, valid_predictions) -> a score to maximize.
+#: select(valid_targets, valid_logits) -> a score to maximize. Logits, not probabilities:
+#: a loss is then computed as heareval computes it, exact where a probability rounds to 0 or 1.
 Selector = Callable[[np.ndarray, np.ndarray], float]
 
 
@@ -83,21 +84,43 @@ class TrainingOptions(BaseModel):
 class Probe:
     """A trained probe, and how its training went."""
 
-    def __init__(self) -> None:
+    def __init__(self, kind: PredictionType) -> None:
+        self.kind = kind
         self.best_epoch = 0
         self.best_valid_score = float("nan")
         self.epochs_trained = 0
         self.seconds = 0.0
         self.input_rank: int | None = None  # the first layer went through a basis of this rank
 
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """The scores before softmax (multiclass) or sigmoid (multilabel), float32."""
+        raise NotImplementedError
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities (multiclass) or per-label probabilities (multilabel)."""
-        raise NotImplementedError
+        return activate(self.logits(x), self.kind)
 
 
 def predict_split(probe: Probe, split: ProbeSplit) -> np.ndarray:
     """Predictions for a whole split, made chunk by chunk."""
     return np.concatenate([probe.predict(chunk) for chunk in split.chunks()])
+
+
+def logits_split(probe: Probe, split: ProbeSplit) -> np.ndarray:
+    """Logits for a whole split, made chunk by chunk."""
+    return np.concatenate([probe.logits(chunk) for chunk in split.chunks()])
+
+
+def activate(logits: np.ndarray, kind: PredictionType) -> np.ndarray:
+    """Probabilities from logits, as torch (and heareval's model) computes them."""
+    scores = torch.from_numpy(np.ascontiguousarray(logits))
+    return (scores.softmax(-1) if kind == "multiclass" else scores.sigmoid()).numpy()
+
+
+def probe_loss(targets: np.ndarray, logits: np.ndarray, kind: PredictionType) -> float:
+    """heareval's loss over a split: the training loss of the logits, mean over rows."""
+    loss = loss_function(kind)(torch.from_numpy(logits), torch.from_numpy(targets))
+    return float(loss)
 
 
 def default_device() -> str:
@@ -189,17 +212,15 @@ class TrainedProbe(Probe):
     """One fitted torch network."""
 
     def __init__(self, net: torch.nn.Module, kind: PredictionType) -> None:
-        super().__init__()
+        super().__init__(kind)
         self.net = net
-        self.kind = kind
 
     @torch.no_grad()
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def logits(self, x: np.ndarray) -> np.ndarray:
         self.net.eval()
         device = next(self.net.parameters()).device
         logits = self.net(torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(device))
-        probs = logits.softmax(-1) if self.kind == "multiclass" else logits.sigmoid()
-        return probs.cpu().numpy()
+        return np.asarray(logits.cpu().numpy(), np.float32)
 
 
 def _network(n_in: int, n_out: int, config: MLPConfig) -> torch.nn.Module:
@@ -301,7 +322,7 @@ def train_mlp(
         if epoch % config.check_every:
             continue
         HearevalDraws.loader_pass()
-        if stopping.update(select(valid.targets, predict_split(probe, valid)), epoch):
+        if stopping.update(select(valid.targets, logits_split(probe, valid)), epoch):
             best_state = copy.deepcopy(net.state_dict())
         if stopping.stopped:
             break

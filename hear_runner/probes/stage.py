@@ -36,7 +36,10 @@ from hear_runner.probes.mlp import (
     Probe,
     Selector,
     TrainingOptions,
+    activate,
+    logits_split,
     predict_split,
+    probe_loss,
     train_mlp,
 )
 from hear_runner.results.predictions import FoldPredictions
@@ -218,22 +221,25 @@ def _train(
 
 def _selector(problem: ProbeProblem, valid: ProbeSplit, primary: Metric) -> Selector:
     kind = "multilabel" if problem.event else problem.metadata.prediction_type
-    if problem.metadata.use_scoring_for_early_stopping is False:
-        return _negative_bce if kind == "multilabel" else _negative_cross_entropy
+    if problem.metadata.use_scoring_for_early_stopping is False:  # heareval's val_loss
+        return lambda targets, logits: -probe_loss(targets, logits, kind)
     if problem.event:
         scoring = EventScoring(valid.reference, valid, problem.labels, problem.metadata)
         return functools.partial(_event_check, scoring, primary)
-    return lambda targets, scores: float(primary.score(targets, scores, problem.labels))
+    return lambda targets, logits: float(
+        primary.score(targets, activate(logits, kind), problem.labels)
+    )
 
 
 def _event_check(
-    scoring: EventScoring, primary: Metric, _targets: np.ndarray, frames: np.ndarray
+    scoring: EventScoring, primary: Metric, _targets: np.ndarray, logits: np.ndarray
 ) -> float:
     """A validation check's score as heareval logs it: the best setting's own value.
 
     The setting is chosen with NaN counted as 0 (``EventScoring.best``); a NaN of the
     chosen setting itself (no event predicted) is kept, and stops training.
     """
+    frames = activate(logits, "multilabel")
     params, value = scoring.best(primary, frames)
     if value == 0.0 and np.isnan(_first(scoring.score(primary, frames, params))):
         return float("nan")
@@ -256,9 +262,7 @@ def _score_fold(
         split = problem.splits[name]
         predictions = predict_split(probe, split)
         kind = "multilabel" if problem.event else problem.metadata.prediction_type
-        losses[role] = -(_negative_bce if kind == "multilabel" else _negative_cross_entropy)(
-            split.targets, predictions
-        )
+        losses[role] = probe_loss(split.targets, logits_split(probe, split), kind)
         if problem.event:
             scoring = EventScoring(split.reference, split, problem.labels, problem.metadata)
             if chosen is None:  # chosen on validation, reused on test
@@ -295,12 +299,3 @@ def _first(value: Any) -> float:
     """An event metric's value: the first of its sub-scores."""
     return float(next(iter(value.values()))) if isinstance(value, dict) else float(value)
 
-
-def _negative_cross_entropy(targets: np.ndarray, probabilities: np.ndarray) -> float:
-    p = np.clip((targets * probabilities).sum(axis=1), 1e-7, 1.0)
-    return float(np.mean(np.log(p)))
-
-
-def _negative_bce(targets: np.ndarray, probabilities: np.ndarray) -> float:
-    p = np.clip(probabilities, 1e-7, 1 - 1e-7)
-    return float(np.mean(targets * np.log(p) + (1 - targets) * np.log(1 - p)))
