@@ -395,7 +395,7 @@ def markdown(report: dict) -> str:
             if base is not None and r is not base:
                 if r.get("score") is not None and base.get("score") is not None:
                     d = r["score"] - base["score"]
-                    delta = f"{d:+.4f}" + (" ⚠" if abs(d) > SCORE_GAP else "")
+                    delta = signed(d) + (" ⚠" if abs(d) > SCORE_GAP else "")
                 if base["status"] == "ok" and r["status"] == "ok":
                     speed = f"{base['wall_s'] / r['wall_s']:.1f}×"
                 elif base["status"] == "timeout" and r["status"] == "ok":
@@ -536,7 +536,7 @@ def draws_table(report: dict) -> list[str]:
         )
         delta = d.get("score_mean_delta_vs_heareval")
         delta_text = (
-            "-" if delta is None else f"{delta:+.4f}" + (" ⚠" if abs(delta) > SCORE_GAP else "")
+            "-" if delta is None else signed(delta) + (" ⚠" if abs(delta) > SCORE_GAP else "")
         )
         speed, cpu = (_times(d.get(k)) for k in ("speedup_vs_heareval", "cpu_ratio_vs_heareval"))
         lines.append(
@@ -547,6 +547,11 @@ def draws_table(report: dict) -> list[str]:
             f"| {speed} | {cpu} | {paired(d.get('points_equal'))} |"
         )
     return lines
+
+
+def signed(delta: float) -> str:
+    """A score difference to 4 places; float32's last bits (heareval's) show as +0.0000."""
+    return f"{0.0 if abs(delta) < 5e-5 else delta:+.4f}"
 
 
 def paired(counts: list[tuple[int, int] | None] | None) -> str:

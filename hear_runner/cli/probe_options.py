@@ -15,7 +15,8 @@ ProbeModeOption = Annotated[
         "--mode",
         metavar="MODE",
         help="fast: heareval's grid trained at once as one batched network (GPU when present). "
-        "faithful: heareval's protocol, network by network. linear: logistic regression.",
+        "faithful: heareval's protocol, network by network, on heareval's random stream "
+        "(a seed gives heareval's numbers). linear: logistic regression.",
     ),
 ]
 PrecisionOption = Annotated[
