@@ -298,4 +298,3 @@ def _score_fold(
 def _first(value: Any) -> float:
     """An event metric's value: the first of its sub-scores."""
     return float(next(iter(value.values()))) if isinstance(value, dict) else float(value)
-
