@@ -434,7 +434,7 @@ def markdown(rows: list[dict]) -> str:
         "(probe), or with exponent k fitted across scales; ≥ marks a stage that timed out.",
         "",
     ]
-    lines += [f"Machine: {machine_text(m)}." for m in machines]
+    lines += [f"Machine: {text}." for text in _unique(machine_text(m) for m in machines)]
     lines += [
         "",
         "| model | task | scale | clips | audio h | frames | prepare s | embed s | audio s/s "
