@@ -183,9 +183,9 @@ def test_ray_run_completes_when_a_node_dies_mid_run(
     try:
         worker = list(cluster.node_ids())[1]
         proc = cluster.run(
-            # 50 ms a call (the "slow" fault), one clip a call: long enough to die mid-run
+            # 250 ms a call (the "slow" fault), one clip a call: a unit (4 calls) lasts a second
             [*HEAR, "run", "--ray", cluster.address, "--model-image", faulty_image,
-             "--model-options", '{"fault": "slow"}', "--tasks-dir", str(ray_tasks),
+             "--model-options", '{"fault": "slow", "delay": 0.25}', "--tasks-dir", str(ray_tasks),
              "--task", "mini_sound_events", "--probe", "linear",
              "--batch-size", "1", "--results-dir", str(tmp_path / "results"),
              "--cache-dir", str(tmp_path / "cache")],
@@ -203,7 +203,8 @@ def test_ray_run_completes_when_a_node_dies_mid_run(
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
         assert first_commit.wait(300), "".join(lines)
-        time.sleep(0.3)  # into the worker's unit: its next batch is in flight
+        # its unit streams batch by batch: 0.75 s of it are left after its first commit
+        time.sleep(0.5)
         assert proc.poll() is None, "the run ended before a node could be stopped"
         cluster.kill_node("worker")
         proc.wait(timeout=600)

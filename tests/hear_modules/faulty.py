@@ -16,12 +16,14 @@ class Model:
     scene_embedding_size = 8
     timestamp_embedding_size = 8
 
-    def __init__(self, fault):
+    def __init__(self, fault, delay):
         self.fault = fault
+        self.delay = delay
 
 
-def load_model(model_file_path="", fault="none"):
-    return Model(fault)
+def load_model(model_file_path="", fault="none", delay=0.05):
+    """``delay``: the seconds each call of the "slow" fault sleeps."""
+    return Model(fault, float(delay))
 
 
 def _features(audio):
@@ -65,7 +67,7 @@ def get_scene_embeddings(audio, model):
     if model.fault == "oom" and audio.shape[0] > 2:
         raise MemoryError("batch too large for this model (deliberate fault)")
     if model.fault == "slow":
-        time.sleep(0.05)
+        time.sleep(model.delay)
     if model.fault == "exit":
         os._exit(7)
     return _features(audio).astype(np.float32)
@@ -79,7 +81,7 @@ def get_timestamp_embeddings(audio, model):
     hop = model.sample_rate // 20
     starts = np.arange(0, samples, hop)
     if model.fault == "slow":
-        time.sleep(0.05)
+        time.sleep(model.delay)
     frames = np.stack([_features(audio[:, s : s + hop]) for s in starts], 1)
     times = np.tile(starts * 1000.0 / model.sample_rate, (n, 1))
     if model.fault == "irregular_hop":
