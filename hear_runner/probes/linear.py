@@ -43,8 +43,15 @@ class LinearProbe(Probe):
         self.n_labels = n_labels
 
     def logits(self, x: np.ndarray) -> np.ndarray:
+        return self.outputs(x)[0]
+
+    def outputs(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Log-probabilities as logits (a probability of 0 or 1 taken as 1e-7 from it)."""
-        p = np.clip(self.predict(x), 1e-7, 1 - 1e-7)
+        probabilities = self.predict(x)
+        return self._logits(probabilities), probabilities
+
+    def _logits(self, probabilities: np.ndarray) -> np.ndarray:
+        p = np.clip(probabilities, 1e-7, 1 - 1e-7)
         if self.kind == "multilabel":
             return np.asarray(np.log(p) - np.log1p(-p), np.float32)
         return np.asarray(np.log(p), np.float32)

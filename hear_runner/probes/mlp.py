@@ -100,10 +100,16 @@ class Probe:
         """Class probabilities (multiclass) or per-label probabilities (multilabel)."""
         return activate(self.logits(x), self.kind)
 
+    def outputs(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Logits and probabilities from one pass (scoring needs both: loss and metrics)."""
+        logits = self.logits(x)
+        return logits, activate(logits, self.kind)
 
-def predict_split(probe: Probe, split: ProbeSplit) -> np.ndarray:
-    """Predictions for a whole split, made chunk by chunk."""
-    return np.concatenate([probe.predict(chunk) for chunk in split.chunks()])
+
+def outputs_split(probe: Probe, split: ProbeSplit) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`Probe.outputs` for a whole split, made chunk by chunk."""
+    parts = [probe.outputs(chunk) for chunk in split.chunks()]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def logits_split(probe: Probe, split: ProbeSplit) -> np.ndarray:

@@ -37,8 +37,7 @@ from hear_runner.probes.mlp import (
     Selector,
     TrainingOptions,
     activate,
-    logits_split,
-    predict_split,
+    outputs_split,
     probe_loss,
     train_mlp,
 )
@@ -260,9 +259,9 @@ def _score_fold(
         details["input_basis_rank"] = probe.input_rank
     for role, name in (("valid", fold.valid), ("test", fold.test)):
         split = problem.splits[name]
-        predictions = predict_split(probe, split)
+        logits, predictions = outputs_split(probe, split)
         kind = "multilabel" if problem.event else problem.metadata.prediction_type
-        losses[role] = probe_loss(split.targets, logits_split(probe, split), kind)
+        losses[role] = probe_loss(split.targets, logits, kind)
         if problem.event:
             scoring = EventScoring(split.reference, split, problem.labels, problem.metadata)
             if chosen is None:  # chosen on validation, reused on test
