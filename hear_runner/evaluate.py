@@ -22,10 +22,11 @@ from hear_runner.metrics import Metric, get_metric
 from hear_runner.probes.data import ProbeProblem
 from hear_runner.probes.heareval_dir import predicted_scores
 from hear_runner.probes.mlp import TrainingOptions, default_device
+from hear_runner.probes.resume import PROGRESS_SUFFIX
 from hear_runner.probes.stage import ProbeMode, ProbeOutcome, run_probe, trainings
 from hear_runner.progress import progress
 from hear_runner.results.predictions import FoldPredictions
-from hear_runner.results.records import ModelInfo, ProbeInfo, RunRecord, TaskInfo
+from hear_runner.results.records import ModelInfo, ProbeInfo, RunRecord, TaskInfo, model_folder
 from hear_runner.results.stats import Interval, bootstrap_interval
 from hear_runner.tasks.folder import Task
 
@@ -78,10 +79,13 @@ def evaluate(
                 embedded, hello, provenance = embed_or_load(
                     model, task, store, batch_size, console, overwrite
                 )
+                saved = model_folder(results_dir, source.display_name) / (
+                    task.name + PROGRESS_SUFFIX
+                )
                 record = probe_and_score(
                     source, hello, provenance, task, embedded, console,
                     probe_mode, seeds, grid_points, cluster.run_probe if cluster else run_probe,
-                    options,
+                    options, None if cluster else saved,
                 )  # fmt: skip
                 if cluster is not None:
                     record.model.engine.setdefault("ray", {})["probe"] = cluster.probe_nodes
@@ -257,18 +261,28 @@ def probe_and_score(
     grid_points: int | None = None,
     runner: Callable[..., ProbeOutcome] = run_probe,
     options: TrainingOptions | None = None,
+    progress_dir: Path | None = None,
 ) -> RunRecord:
     """Train and score the probe on one task's embeddings: one result record.
 
-    ``runner`` trains it (:func:`run_probe` here; a cluster's units on a Ray run)."""
+    ``runner`` trains it (:func:`run_probe` here; a cluster's units on a Ray run); with
+    ``progress_dir``, each training is saved there as it finishes, and a run stopped
+    before its record resumes from them."""
     problem = ProbeProblem.from_task(task, embedded)
     seeds = seeds or [42]
     total = trainings(problem, probe_mode, seeds, grid_points, options)
+    saving = {"progress_dir": progress_dir} if progress_dir else {}
     with progress(console, unit="trainings") as bars:
         bar = bars.add_task(f"{task.name} · {probe_mode} probe", total=total)
         outcome = runner(
             problem, probe_mode, seeds, grid_points, lambda n: bars.advance(bar, n),
-            options=options,
+            options=options, **saving,
+        )  # fmt: skip
+    if outcome.resumed:
+        console.print(
+            f"{escape(task.name)}: resumed: {outcome.resumed} of {total} trainings were loaded "
+            f"from {escape(str(progress_dir))}",
+            highlight=False, soft_wrap=True,
         )  # fmt: skip
     scores = outcome.mean_scores()
     seed_scores = outcome.seed_scores()
@@ -303,6 +317,7 @@ def probe_and_score(
             config=outcome.config,
             selection_metric=outcome.selection_metric,
             device=default_device(),
+            resumed=outcome.resumed,
         ),
         primary_metric=outcome.primary,
         test_score=scores["test"][outcome.primary],

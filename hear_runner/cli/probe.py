@@ -19,7 +19,7 @@ from hear_runner.cli.probe_options import (
     Seeds,
     ShuffleBatches,
 )
-from hear_runner.cli.render import esc, out, progress_bar, wrote
+from hear_runner.cli.render import esc, kept, out, progress_bar, resumed, wrote
 from hear_runner.errors import HearError
 
 
@@ -43,7 +43,8 @@ def probe(
 ) -> None:
     """Train and score probes on precomputed embeddings (heareval's layout).
 
-    Each folder gets heareval's test.predicted-scores.json.
+    Each folder gets heareval's test.predicted-scores.json. Trainings are saved in the
+    folder's .probe-progress as they finish: run a stopped probe again to resume it.
     """
     from hear_runner.files import check_writable
     from hear_runner.probes.heareval_dir import (
@@ -52,6 +53,7 @@ def probe(
         read_embeddings_dir,
         write_predicted_scores,
     )
+    from hear_runner.probes.resume import PROGRESS_FOLDER
     from hear_runner.probes.stage import run_probe, trainings
     from hear_runner.results.table import probe_table
 
@@ -77,8 +79,13 @@ def probe(
         problem = read_embeddings_dir(folder)
         seed_list = list(range(seed, seed + seeds))
         total = trainings(problem, chosen, seed_list, grid_points, options)
-        with progress_bar(f"{folder.name} · {chosen} probe", total) as advance:
-            outcome = run_probe(problem, chosen, seed_list, grid_points, advance, options=options)
+        saved = folder / PROGRESS_FOLDER
+        with progress_bar(f"{folder.name} · {chosen} probe", total) as advance, kept(saved):
+            outcome = run_probe(
+                problem, chosen, seed_list, grid_points, advance, options=options,
+                progress_dir=saved,
+            )  # fmt: skip
+        resumed(outcome.resumed, total, saved)
         wrote(write_predicted_scores(problem, outcome))
         rows.append((problem, outcome))
     if json_output:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -39,6 +40,22 @@ def progress_bar(description: str, total: int | None = None) -> Iterator[Callabl
     with progress(err, unit="trainings") as bars:
         bar = bars.add_task(description, total=total)
         yield lambda n: bars.advance(bar, n)
+
+
+@contextlib.contextmanager
+def kept(saved: Path) -> Iterator[None]:
+    """On a stop (Ctrl-C, an error), where the trainings done so far wait to be resumed."""
+    try:
+        yield
+    except BaseException:
+        if saved.exists():
+            say(f"the trainings done so far are saved in {saved}: the same command resumes")
+        raise
+
+
+def resumed(loaded: int, total: int, saved: Path) -> None:
+    if loaded:
+        say(f"resumed: {loaded} of {total} trainings were loaded from {saved}")
 
 
 def command_group(help: str) -> typer.Typer:

@@ -10,6 +10,7 @@ stops early leaves the batch.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from hear_runner.probes.mlp import (
     epoch_batches,
     tensor_source,
 )
+from hear_runner.probes.resume import NO_STEPS, Steps
 from hear_runner.probes.subspace import find_subspace
 
 BN_EPS = 1e-5
@@ -282,33 +284,51 @@ def train_batched(
     select: Selector,
     configs: list[MLPConfig],
     device: str | None = None,
+    steps: Steps = NO_STEPS,
+    on_trained: Callable[[int], None] | None = None,
 ) -> list[PointProbe]:
     """Train every config; one probe per config, in the order given.
 
     Configs that share a shape train as one network: all of them on a GPU, where each
     small kernel costs as much as a large one; on a CPU as many as keep their weights
     within CPU_GROUP_PARAMS, since beyond the cache a batched step is slower than
-    the same steps one network at a time.
+    the same steps one network at a time. Each group is one of ``steps`` (saved as it
+    finishes, loaded where an earlier run saved it); ``on_trained(n)`` after each group of n.
     """
     device = device or default_device()
     n_in, n_out = valid.embeddings.shape[1], valid.targets.shape[1]
     probes: dict[int, PointProbe] = {}
-    spans: dict[int, Span | None] = {}  # by batch size: found once for every group
+    groups: list[list[int]] = []
     order = sorted(range(len(configs)), key=lambda i: _shared(configs[i]))
     for _, members in groupby(order, key=lambda i: _shared(configs[i])):
         indices = list(members)
         size = len(indices)
         if device == "cpu":
             size = max(1, CPU_GROUP_PARAMS // _parameters(n_in, n_out, configs[indices[0]]))
-        for start in range(0, len(indices), size):
-            chunk = indices[start : start + size]
-            batch = min(configs[chunk[0]].batch_size, len(train))
-            if batch not in spans:
-                spans[batch] = _span(train, valid, batch, configs[chunk[0]].seed)
-            group = _train_group(
-                train, valid, kind, select, [configs[i] for i in chunk], device, spans[batch]
-            )
-            probes.update(zip(chunk, group, strict=True))
+        groups += [indices[start : start + size] for start in range(0, len(indices), size)]
+    spans: dict[int, Span | None] = {}  # by batch size: found once, when first needed
+    span_seeds: dict[int, int] = {}  # the first group's seed for each batch size
+    for chunk in groups:
+        span_seeds.setdefault(min(configs[chunk[0]].batch_size, len(train)), configs[chunk[0]].seed)
+
+    def train_chunk(chunk: list[int]) -> list[PointProbe]:
+        started = time.perf_counter()
+        batch = min(configs[chunk[0]].batch_size, len(train))
+        if batch not in spans:
+            spans[batch] = _span(train, valid, batch, span_seeds[batch])
+        group = _train_group(
+            train, valid, kind, select, [configs[i] for i in chunk], device, spans[batch]
+        )
+        for probe in group:  # the span's search counted in
+            probe.seconds = (time.perf_counter() - started) / len(group)
+        return group
+
+    for chunk in groups:
+        name = "points-" + "-".join(map(str, chunk))
+        group = steps.run(name, functools.partial(train_chunk, chunk), len(chunk))
+        probes.update(zip(chunk, group, strict=True))
+        if on_trained is not None:
+            on_trained(len(chunk))
     return [probes[i] for i in range(len(configs))]
 
 
@@ -331,7 +351,6 @@ def _train_group(
     device: str,
     span: Span | None = None,
 ) -> list[PointProbe]:
-    started = time.perf_counter()
     first = configs[0]
     seed = first.seed
     generator = torch.Generator().manual_seed(seed)
@@ -374,7 +393,6 @@ def _train_group(
             index = net.keep(still)
             optimizer = _adam(net, _sliced_state(optimizer, net, old, index))
             active = [active[slot] for slot in still]
-    seconds = time.perf_counter() - started
     probes = []
     for i, config in enumerate(configs):
         single = BatchedMLP(n_in, n_out, [config], device, seed)
@@ -383,7 +401,6 @@ def _train_group(
         probe.best_epoch = stopping[i].best_epoch
         probe.best_valid_score = float(stopping[i].best)
         probe.epochs_trained = epochs[i]
-        probe.seconds = seconds / len(configs)
         probe.input_rank = None if net.basis is None else int(net.basis.shape[1])
         probes.append(probe)
     return probes

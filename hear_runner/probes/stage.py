@@ -19,6 +19,7 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -37,10 +38,12 @@ from hear_runner.probes.mlp import (
     Selector,
     TrainingOptions,
     activate,
+    default_device,
     outputs_split,
     probe_loss,
     train_mlp,
 )
+from hear_runner.probes.resume import NO_STEPS, ProbeProgress, Steps
 from hear_runner.results.predictions import FoldPredictions
 from hear_runner.results.records import FoldResult, probe_label
 
@@ -61,6 +64,7 @@ class ProbeOutcome:
     selection_metric: str
     primary: str
     seconds: float = 0.0
+    resumed: int = 0  # trainings loaded from an earlier, stopped run's saved progress
     metrics: list[str] = field(default_factory=list)
     predictions: list[FoldPredictions] = field(default_factory=list)  # each fold's test split
 
@@ -135,11 +139,14 @@ def run_probe(
     on_trained: Callable[[int], None] | None = None,
     points: Callable[[int], list[ProbeConfig]] | None = None,
     options: TrainingOptions | None = None,
+    progress_dir: Path | None = None,
 ) -> ProbeOutcome:
     """Probe ``problem`` once per seed; ``on_trained(n)`` reports n trainings done.
 
     ``points(seed)`` replaces heareval's grid (its first ``grid_points``) with other configs;
-    ``options`` change every MLP point's precision or batch order.
+    ``options`` change every MLP point's precision or batch order. With ``progress_dir``,
+    each training is saved there as it finishes and loaded from there by a run of the
+    same inputs (``probes.resume``): a stopped stage goes on where it was.
     """
     started = time.perf_counter()
     seeds = seeds or [42]
@@ -147,6 +154,15 @@ def run_probe(
     choose = points or functools.partial(
         probe_points, problem, mode, grid_points=grid_points, options=options
     )
+    progress = None
+    if progress_dir is not None:
+        settings = {
+            "mode": mode,
+            "seeds": seeds,
+            "points": [[c.model_dump() for c in choose(seed)] for seed in seeds],
+            "device": default_device(),
+        }
+        progress = ProbeProgress(progress_dir, problem, settings)
     by_loss = problem.metadata.use_scoring_for_early_stopping is False
     outcome = ProbeOutcome(
         mode=mode,
@@ -163,7 +179,8 @@ def run_probe(
         if mode == "faithful":
             torch.manual_seed(seed)  # once per seed: heareval's points share one stream
         first = problem.folds[0]
-        probes = _train(problem, first, mode, tried, metrics, on_trained)
+        steps = progress.scope(f"seed{seed}-{first.name}") if progress else NO_STEPS
+        probes = _train(problem, first, mode, tried, metrics, on_trained, steps)
         best = max(range(len(tried)), key=lambda i: probes[i].best_valid_score)  # first of equals
         if seed == seeds[0]:
             outcome.config = tried[best].model_dump()
@@ -178,9 +195,13 @@ def run_probe(
             ]
         outcome.add(_score_fold(problem, first, probes[best], metrics, seed))
         for fold in problem.folds[1:]:
-            (probe,) = _train(problem, fold, mode, [tried[best]], metrics, on_trained)
+            steps = progress.scope(f"seed{seed}-{fold.name}") if progress else NO_STEPS
+            (probe,) = _train(problem, fold, mode, [tried[best]], metrics, on_trained, steps)
             outcome.add(_score_fold(problem, fold, probe, metrics, seed))
     outcome.seconds = time.perf_counter() - started
+    if progress is not None:
+        outcome.resumed = progress.resumed
+        progress.finish()
     return outcome
 
 
@@ -191,30 +212,27 @@ def _train(
     configs: list[Any],
     metrics: list[Metric],
     on_trained: Callable[[int], None] | None = None,
+    steps: Steps = NO_STEPS,
 ) -> list[Probe]:
-    """Train ``configs`` on ``fold``; ``on_trained(n)`` as each network finishes (faithful,
-    linear: a long faithful grid shows progress point by point), or all of them (fast)."""
+    """Train ``configs`` on ``fold``, each training one of ``steps``; ``on_trained(n)`` as
+    each network (faithful, linear) or batched group of n (fast) finishes: a long grid
+    shows progress point by point. Each probe's ``seconds`` are its own training's."""
     report = on_trained or (lambda n: None)
     train = Rows([problem.splits[s] for s in fold.train])
     valid = problem.splits[fold.valid]
     kind: PredictionType = "multilabel" if problem.event else problem.metadata.prediction_type
     select = _selector(problem, valid, metrics[0])
-    started = time.perf_counter()
-    probes: list[Probe]
     if mode == "fast":
-        probes = list(train_batched(train, valid, kind, select, configs))
-        report(len(configs))
-    else:
-        probes = []
-        for config in configs:
-            if mode == "linear":
-                probes.append(train_linear(train, valid, kind, select, config))
-            else:
-                probes.append(train_mlp(train, valid, kind, select, config, seeded=True))
-            report(1)
-    seconds = (time.perf_counter() - started) / len(configs)
-    for probe in probes:
-        probe.seconds = seconds
+        return list(train_batched(train, valid, kind, select, configs, None, steps, report))
+    probes: list[Probe] = []
+    for i, config in enumerate(configs):
+        training: Callable[[], Probe] = (
+            functools.partial(train_linear, train, valid, kind, select, config)
+            if mode == "linear"
+            else functools.partial(train_mlp, train, valid, kind, select, config, seeded=True)
+        )
+        probes.append(steps.run(f"point{i}", training))
+        report(1)
     return probes
 
 

@@ -59,6 +59,9 @@ class ProbeInfo(BaseModel):
     selection_metric: str
     grid: list[dict[str, Any]] = []  # each point tried on the first fold: score and epochs
     device: str = "cpu"
+    # trainings loaded from a stopped run's saved progress (the stage's time is then this
+    # run's; each fold's probe_seconds stays its own training's)
+    resumed: int = 0
 
     @property
     def label(self) -> str:
@@ -152,7 +155,7 @@ class RunRecord(BaseModel):
         self._heareval_scores = scores
 
     def path_in(self, results_dir: Path) -> Path:
-        return results_dir / slug(self.model.name, default="model") / f"{self.task.name}.json"
+        return model_folder(results_dir, self.model.name) / f"{self.task.name}.json"
 
     def write(self, results_dir: Path) -> Path:
         """Write the record and its files so that no failure leaves one without the other.
@@ -265,3 +268,8 @@ def find_records(results_dir: Path) -> Iterator[tuple[Path, RunRecord | str]]:
             yield path, RunRecord.model_validate(raw)
         except ValidationError as e:
             yield path, f"not a result record: {first_field_error(e)}"
+
+
+def model_folder(results_dir: Path, model_name: str) -> Path:
+    """Where a model's records (and its tasks' unfinished probe stages) live."""
+    return results_dir / slug(model_name, default="model")

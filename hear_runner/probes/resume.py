@@ -1,0 +1,187 @@
+"""Saved trainings of an unfinished probe stage: a stopped run goes on where it was.
+
+At full size a probe stage trains for hours on a CPU. Each training (a faithful or
+linear point, a fast group of points) is saved as it finishes, with torch's random
+state after it, under a key made of everything its result depends on: the bytes of the
+embeddings and targets, the task's metadata, labels and folds, the mode, seeds and
+configurations, the versions of torch, numpy and scikit-learn, and the source of
+hear-runner and of the task's metric plugins. Run again with the same inputs, the stage
+loads what was saved and trains the rest; with torch's random state restored, faithful's
+single stream goes on as if never stopped, so a resumed stage ends with the numbers of
+an uninterrupted one. Saved trainings under another key are never read; those made by
+other code (which can never match again) are removed, the others kept for their
+settings. A finished stage removes its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from hear_runner.metrics import get_metric
+from hear_runner.probes.data import ProbeProblem
+
+T = TypeVar("T")
+
+#: Where `hear probe` keeps an embeddings folder's saved trainings (in that folder).
+PROGRESS_FOLDER = ".probe-progress"
+#: `hear run` keeps a task's beside its record: ``<results>/<model>/<task>.probe-progress``.
+PROGRESS_SUFFIX = ".probe-progress"
+#: A key folder's manifest: the settings, and the code that made it.
+MANIFEST = "manifest.json"
+
+
+class Steps:
+    """Trainings by name: :meth:`run` trains, or loads what an earlier run saved."""
+
+    def run(self, name: str, train: Callable[[], T], trainings: int = 1) -> T:
+        """``train()``'s result (``trainings`` networks: a fast group holds several)."""
+        return train()
+
+
+#: Nothing saved, nothing loaded (a cluster's node, the benches).
+NO_STEPS = Steps()
+
+
+class ProbeProgress(Steps):
+    """One probe stage's saved trainings, in ``folder/<key>/``."""
+
+    def __init__(self, folder: Path, problem: ProbeProblem, settings: dict[str, Any]) -> None:
+        self.folder, self.problem, self.settings = folder, problem, settings
+        self.resumed = 0  # trainings loaded rather than trained
+
+    @functools.cached_property
+    def code(self) -> str:
+        """hear-runner's source, the metric plugins' and the numeric libraries' versions."""
+        import sklearn
+
+        digest = hashlib.sha256()
+        files = sorted(Path(__file__).resolve().parents[1].rglob("*.py"))  # hear_runner
+        for name in self.problem.metadata.evaluation:
+            metric = get_metric(name)
+            for fn in (metric.score, metric.score_arrays):
+                files += _module_sources(fn) if fn is not None else []
+        for path in dict.fromkeys(files):
+            digest.update(f"{path}\n".encode() + path.read_bytes())
+        versions = [sys.version, platform.machine(), torch.__version__, np.__version__,
+                    sklearn.__version__]  # fmt: skip
+        digest.update(json.dumps(versions).encode())
+        return digest.hexdigest()[:16]
+
+    @functools.cached_property
+    def key(self) -> str:
+        """The inputs' fingerprint: every byte of the problem, the settings, the code."""
+        digest = hashlib.sha256(self.code.encode())
+        digest.update(json.dumps(self.settings, sort_keys=True, default=str).encode())
+        problem = self.problem
+        digest.update(problem.metadata.model_dump_json().encode())
+        folds = [[f.name, list(f.train), f.valid, f.test] for f in problem.folds]
+        digest.update(json.dumps([problem.labels, folds]).encode())
+        for name in sorted(problem.splits):
+            split = problem.splits[name]
+            digest.update(json.dumps([name, list(split.embeddings.shape), split.files]).encode())
+            for chunk in split.chunks():
+                digest.update(chunk.tobytes())
+            for array in (split.targets, split.frame_clip, split.frame_ms):
+                digest.update(np.ascontiguousarray(array).tobytes())
+            digest.update(json.dumps(split.reference, sort_keys=True, default=str).encode())
+        return digest.hexdigest()[:24]
+
+    @property
+    def here(self) -> Path:
+        return self.folder / self.key
+
+    def scope(self, prefix: str) -> Steps:
+        """The steps named ``prefix/<name>`` (a seed's fold)."""
+        return _Scoped(self, prefix)
+
+    def run(self, name: str, train: Callable[[], T], trainings: int = 1) -> T:
+        """``train()``'s result, from the file an earlier run saved where there is one."""
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+        path = self.here / f"{name}.pt" if self.folder.exists() else None
+        if path is not None and path.exists():
+            try:
+                value, rng = torch.load(path, weights_only=False)
+            except Exception:  # damaged (it was renamed into place whole): trained again
+                path.unlink(missing_ok=True)
+            else:
+                _set_random_state(rng)
+                self.resumed += trainings
+                return value  # type: ignore[no-any-return]
+        value = train()
+        self._save(name, value)
+        return value
+
+    def _save(self, name: str, value: Any) -> None:
+        here = self.here
+        if not here.exists():
+            here.mkdir(parents=True)
+            manifest = {"code": self.code, **self.settings}
+            (here / MANIFEST).write_text(json.dumps(manifest, default=str))
+            self._remove_other_code()
+        path = here / f"{name}.pt"
+        partial = path.with_name(f".{path.name}.partial")
+        torch.save((value, _random_state()), partial)
+        os.replace(partial, path)  # a reader never sees half a file
+
+    def _remove_other_code(self) -> None:
+        """Saved trainings made by other code: never resumable, so not kept."""
+        for other in self.folder.iterdir():
+            manifest = other / MANIFEST
+            try:
+                code = json.loads(manifest.read_text()).get("code")
+            except (OSError, ValueError):
+                continue
+            if other.name != self.key and code != self.code:
+                shutil.rmtree(other, ignore_errors=True)
+
+    def finish(self) -> None:
+        """The stage is done: its saved trainings go, and the folder if nothing else is in it."""
+        if "key" not in self.__dict__:
+            return  # nothing was saved or looked up: nothing to remove, nothing to hash
+        shutil.rmtree(self.here, ignore_errors=True)
+        if self.folder.exists() and not any(self.folder.iterdir()):
+            self.folder.rmdir()
+
+
+def _module_sources(fn: Callable[..., Any]) -> list[Path]:
+    """The source files of the package (or lone module) defining ``fn``: a metric plugin's."""
+    module = sys.modules.get(getattr(inspect.unwrap(fn), "__module__", None) or "")
+    top = sys.modules.get(module.__name__.split(".")[0]) if module else None
+    if top is None or not getattr(top, "__file__", None):
+        return []
+    path = Path(str(top.__file__)).resolve()
+    return sorted(path.parent.rglob("*.py")) if hasattr(top, "__path__") else [path]
+
+
+def _random_state() -> dict[str, Any]:
+    """torch's generators: the CPU's, and each GPU's (faithful's dropout draws there)."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+    return {"cpu": torch.get_rng_state(), "cuda": cuda}
+
+
+def _set_random_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["cpu"])
+    if state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class _Scoped(Steps):
+    def __init__(self, progress: ProbeProgress, prefix: str) -> None:
+        self.progress, self.prefix = progress, prefix
+
+    def run(self, name: str, train: Callable[[], T], trainings: int = 1) -> T:
+        return self.progress.run(f"{self.prefix}-{name}", train, trainings)

@@ -1,0 +1,154 @@
+"""A probe stage stopped part way goes on where it was, and ends as an uninterrupted one.
+
+Each test stops a real `hear probe` or `hear run` with SIGKILL (nothing is flushed or
+cleaned up) once it has saved some trainings, runs the same command again, and compares
+every number with a run that was never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from taskfolders import write_task
+from test_heareval_dir import write_like_heareval
+from test_probes import clusters, scene_problem
+
+from hear_runner.probes.resume import MANIFEST, PROGRESS_FOLDER, ProbeProgress
+
+HEAR = [sys.executable, "-m", "hear_runner"]
+
+
+def killed_once_saved(command: list[str], progress: Path) -> None:
+    """Start ``command``, SIGKILL it as soon as one training is saved under ``progress``."""
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list(progress.glob("*/*.pt")):
+        if proc.poll() is not None:
+            pytest.fail(f"ended before saving a training: {proc.stderr.read()}")  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, "no training saved in 300 s"
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stderr.close()  # type: ignore[union-attr]
+
+
+def numbers(scores: dict) -> dict:
+    """A score file without its clock readings and its folder's path."""
+    return {
+        k: numbers(v) if isinstance(v, dict) else v
+        for k, v in scores.items()
+        if not k.startswith("time_in_min") and k != "embedding_path"
+    }
+
+
+@pytest.mark.parametrize("mode", ["faithful", "fast"])
+def test_hear_probe_stopped_mid_grid_resumes_to_the_numbers_of_an_unstopped_run(
+    tmp_path: Path, mode: str
+) -> None:
+    task = write_task(tmp_path / "tasks", "toyk-1.0.0-full", nfolds=3)
+    whole = write_like_heareval(task, tmp_path / "whole" / task.name)
+    stopped = tmp_path / "stopped" / task.name
+    shutil.copytree(whole, stopped)
+    args = ["probe", "--mode", mode, "--grid-points", "8"]
+    done = subprocess.run([*HEAR, *args, str(whole)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert not (whole / PROGRESS_FOLDER).exists()  # a finished stage leaves nothing behind
+
+    killed_once_saved([*HEAR, *args, str(stopped)], stopped / PROGRESS_FOLDER)
+    [key] = (stopped / PROGRESS_FOLDER).iterdir()
+    saved = len(list(key.glob("*.pt")))
+    assert saved >= 1 and not (stopped / "test.predicted-scores.json").exists()
+    again = subprocess.run([*HEAR, *args, str(stopped)], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    total = 8 + 2  # the grid, then one per other fold
+    loaded = int(again.stderr.split("resumed: ")[1].split(" of ")[0])
+    assert saved <= loaded and f"of {total} trainings were loaded" in again.stderr
+    assert not (stopped / PROGRESS_FOLDER).exists()
+
+    expected = json.loads((whole / "test.predicted-scores.json").read_text())
+    got = json.loads((stopped / "test.predicted-scores.json").read_text())
+    assert numbers(got) == numbers(expected)
+
+
+def test_hear_run_stopped_in_its_probe_resumes_from_the_saved_trainings(tmp_path: Path) -> None:
+    write_task(tmp_path / "tasks", "toyk-1.0.0-full", nfolds=3)
+
+    def run(results: str) -> list[str]:
+        return [*HEAR, "run", "--model-module", "numpy_logmel", "--tasks-dir",
+                str(tmp_path / "tasks"), "--results-dir", str(tmp_path / results),
+                "--probe", "faithful", "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+
+    done = subprocess.run(run("whole"), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    progress = tmp_path / "stopped" / "numpy_logmel" / "toyk-1.0.0-full.probe-progress"
+    killed_once_saved(run("stopped"), progress)
+    again = subprocess.run(run("stopped"), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert "toyk-1.0.0-full: resumed: " in again.stderr
+    assert not progress.exists()
+    whole, got = (
+        json.loads((tmp_path / r / "numpy_logmel" / "toyk-1.0.0-full.json").read_text())
+        for r in ("whole", "stopped")
+    )
+    assert [f["scores"] for f in got["folds"]] == [f["scores"] for f in whole["folds"]]
+    assert [f["losses"] for f in got["folds"]] == [f["losses"] for f in whole["folds"]]
+    assert got["probe"]["grid"] == whole["probe"]["grid"]
+    assert got["probe"]["resumed"] >= 1 and whole["probe"]["resumed"] == 0
+
+
+def test_saved_trainings_serve_only_the_same_inputs_and_code(tmp_path: Path) -> None:
+    problem = scene_problem(
+        train=clusters("train", 40), valid=clusters("valid", 20, seed=1),
+        test=clusters("test", 20, seed=2),
+    )  # fmt: skip
+    settings = {"mode": "faithful", "seeds": [42]}
+    calls = []
+
+    def train() -> float:
+        calls.append(1)
+        return float(torch.rand(()))  # draws: the random state after it is saved too
+
+    first = ProbeProgress(tmp_path, problem, settings)
+    value = first.run("point0", train)
+    after = torch.get_rng_state()
+    torch.manual_seed(0)  # elsewhere in the stream: loading puts it back where it was
+    same = ProbeProgress(tmp_path, problem, settings)
+    assert same.run("point0", train) == value and same.resumed == 1 and len(calls) == 1
+    assert torch.equal(torch.get_rng_state(), after)
+    [saved] = same.here.glob("*.pt")
+    saved.write_bytes(saved.read_bytes()[:100])  # damaged: trained again, not a traceback
+    assert ProbeProgress(tmp_path, problem, settings).run("point0", train) != value
+    assert len(calls) == 2
+
+    changed = scene_problem(**problem.splits)
+    changed.splits["test"] = clusters("test", 20, seed=2)
+    changed.splits["test"].embeddings[7, 3] = np.nextafter(
+        changed.splits["test"].embeddings[7, 3], np.float32(np.inf)
+    )  # one float's last bit, in a split no training reads
+    for other in (
+        ProbeProgress(tmp_path, changed, settings),
+        ProbeProgress(tmp_path, problem, {**settings, "seeds": [43]}),
+    ):
+        other.run("point0", train)
+        assert other.resumed == 0
+    assert len(calls) == 4 and len(list(tmp_path.iterdir())) == 3
+
+    stale = tmp_path / "made-by-other-code"
+    stale.mkdir()
+    (stale / MANIFEST).write_text(json.dumps({"code": "0" * 16}))
+    (stale / "point0.pt").write_bytes(b"")
+    kept = ProbeProgress(tmp_path, problem, {**settings, "seeds": [44]})
+    kept.run("point0", train)  # a first save sweeps what no run of this code can resume
+    assert not stale.exists() and len(list(tmp_path.iterdir())) == 4
+    kept.finish()
+    assert not kept.here.exists() and len(list(tmp_path.iterdir())) == 3
