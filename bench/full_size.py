@@ -187,13 +187,23 @@ def embed(folder: Path, info: dict, args: argparse.Namespace, env: dict, logs: P
 
 
 def probe(
-    mode: str, embeddings: Path, info: dict, args: argparse.Namespace, env: dict, logs: Path
-) -> dict:
-    clear_outputs(embeddings)
+    mode: str, embeddings: Path, info: dict, args: argparse.Namespace, env: dict, logs: Path,
+    before: dict | None = None,
+) -> dict:  # fmt: skip
+    """One probe mode, from scratch; or, given the run ``before`` it (stopped at its
+    timeout), resumed from the trainings that run saved: its segments' times add up."""
+    if before is None:
+        clear_outputs(embeddings)  # .probe-progress included: nothing is resumed
+    else:
+        (embeddings / "test.predicted-scores.json").unlink(missing_ok=True)
     grid = ["--grid-points", str(args.grid_points)] if args.grid_points else []
     command = [*hear_command(args), "probe", str(embeddings), "--mode", mode, *grid]
-    run = stage(f"probe {mode}", command, args, env,
-                logs / f"{embeddings.name}.probe-{mode}.log", args.timeout)  # fmt: skip
+    log = logs / f"{embeddings.name}.probe-{mode}.log"
+    if before is not None:
+        log = log.with_name(f"{log.stem}.segment{len(segments(before)) + 1}.log")
+    run = stage(f"probe {mode}", command, args, env, log, args.timeout)
+    if before is not None:
+        run = joined(before, run)
     scores = embeddings / "test.predicted-scores.json"
     if scores.exists() and run["status"] == "ok":
         run.update(primary_score(json.loads(scores.read_text())))
@@ -206,6 +216,43 @@ def probe(
         info["training_rows"], info["dim"], run.get("tree_anon_peak_mib")
     )
     return run
+
+
+SEGMENT_KEYS = ("status", "wall_s", "user_s", "sys_s", "max_rss_mib", "tree_pss_peak_mib",
+                "tree_anon_peak_mib", "loadavg_before", "log")  # fmt: skip
+
+
+def segments(run: dict) -> list[dict]:
+    """The runs a probe's time was measured in (one, unless it was resumed)."""
+    return run.get("segments") or [{k: run.get(k) for k in SEGMENT_KEYS}]
+
+
+def joined(before: dict, run: dict) -> dict:
+    """A resumed probe: the last segment's outcome, the segments' seconds summed, the peaks
+    the largest of any segment."""
+    parts = [*segments(before), {k: run.get(k) for k in SEGMENT_KEYS}]
+    run = {**run, "segments": parts}
+    for key in ("wall_s", "user_s", "sys_s"):
+        values = [p.get(key) for p in parts]
+        run[key] = None if None in values else round(sum(values), 3)
+    for key in ("max_rss_mib", "tree_pss_peak_mib", "tree_anon_peak_mib"):
+        run[key] = max((p[key] for p in parts if p.get(key) is not None), default=None)
+    return run
+
+
+def resumable(task: str, args: argparse.Namespace) -> dict | None:
+    """With --resume: this task's row in --out (same model, and scale where given) whose
+    embeddings are still under --work (--keep-stores kept them)."""
+    if not args.resume:
+        return None
+    for row in load_rows(args.out):
+        if row["model"] != args.model_image or row["task"] != task:
+            continue
+        if args.scale and row["scale"] != args.scale:
+            continue
+        if (args.work / "out" / row["task_info"]["folder"]).is_dir():
+            return row
+    return None
 
 
 # ---------------------------------------------------------------- one task
@@ -227,6 +274,9 @@ def remake_command(task: str, args: argparse.Namespace) -> str:
 
 
 def measure_task(task: str, args: argparse.Namespace, env: dict, logs: Path) -> dict:
+    row = resumable(task, args)
+    if row is not None:
+        return resume_task(row, args, env, logs)
     prepared = None
     if args.prepare:
         folder, prepared = prepare(task, args, env, logs)
@@ -262,6 +312,26 @@ def measure_task(task: str, args: argparse.Namespace, env: dict, logs: Path) -> 
     if not args.keep_stores:
         shutil.rmtree(embeddings, ignore_errors=True)
         shutil.rmtree(args.work / "store" / folder.name, ignore_errors=True)
+    return row
+
+
+def resume_task(row: dict, args: argparse.Namespace, env: dict, logs: Path) -> dict:
+    """A row measured before: its prepare and embed kept, each probe that was stopped at
+    its timeout resumed from its saved trainings (the same hear-runner code must run it:
+    saved trainings serve only the code that made them), a mode not yet run started."""
+    info = row["task_info"]
+    embeddings = args.work / "out" / info["folder"]
+    print(f"[bench] resuming {row['task']} ({embeddings})", flush=True)
+    row = {**row, "probes": dict(row["probes"]), "resumed": [*row.get("resumed", []),
+           datetime.now(UTC).isoformat(timespec="seconds")]}  # fmt: skip
+    for mode in args.modes.split(","):
+        before = row["probes"].get(mode)
+        if before is not None and before["status"] == "ok":
+            continue
+        stopped = before is not None and before["status"] == "timeout"
+        saved = (embeddings / ".probe-progress").is_dir()  # else it starts from scratch
+        resumed = before if stopped and saved else None
+        row["probes"][mode] = probe(mode, embeddings, info, args, env, logs, resumed)
     return row
 
 
@@ -309,6 +379,10 @@ def parse_args() -> argparse.Namespace:
                     help="scratch: embeddings, stores, logs (.bench/full-size)")  # fmt: skip
     ap.add_argument("--keep-stores", action="store_true",
                     help="keep each task's embeddings and store (else removed)")  # fmt: skip
+    ap.add_argument("--resume", action="store_true",
+                    help="go on with a task's row in --out whose embeddings --keep-stores "
+                    "kept: its probes stopped at --timeout resume from their saved "
+                    "trainings (times summed over segments); run by the same code")  # fmt: skip
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "full-size.json")
     ap.add_argument("--md", type=Path, default=None, help="default: --out with .md")
     ap.add_argument("--render", type=Path, metavar="JSON",

@@ -52,7 +52,8 @@ REPO = Path(__file__).resolve().parent.parent
 # Files the tools write into an embeddings folder: dropped from the copy so each run
 # starts from embeddings only.
 OUTPUTS = ("test.predicted-scores.json", "prediction-done.json", "prediction.log")
-OUTPUT_GLOBS = ("*.predictions.pkl", "lightning_logs", "logs")
+# .probe-progress: a stopped `hear probe`'s saved trainings (a run would resume from them)
+OUTPUT_GLOBS = ("*.predictions.pkl", "lightning_logs", "logs", ".probe-progress")
 SCORE_GAP = 0.02
 # Runs hear-runner's CLI from a source tree (e.g. a `git archive` export of a commit)
 # with the .venv's interpreter, bypassing the venv's editable install of /work/main.

@@ -130,6 +130,23 @@ def test_memory_rule_and_throughputs() -> None:
 
 
 @pytest.mark.docker
+def test_a_resumed_probe_sums_its_segments_times_and_keeps_their_largest_peaks() -> None:
+    import full_size
+
+    first = {"status": "timeout", "wall_s": 600.5, "user_s": 1100.0, "sys_s": 20.0,
+             "max_rss_mib": 900.0, "tree_pss_peak_mib": 950.0, "tree_anon_peak_mib": 800.0,
+             "log": "a.log"}  # fmt: skip
+    second = {**first, "wall_s": 300.0, "user_s": 550.0, "max_rss_mib": 1000.0,
+              "tree_anon_peak_mib": 700.0, "log": "b.log"}  # fmt: skip
+    third = {**second, "status": "ok", "wall_s": 100.0, "sys_s": None, "score": 0.9}
+    joined = full_size.joined(full_size.joined(first, second), third)
+    assert [s["log"] for s in joined["segments"]] == ["a.log", "b.log", "b.log"]
+    assert joined["status"] == "ok" and joined["score"] == 0.9
+    assert joined["wall_s"] == 1000.5 and joined["user_s"] == 2200.0
+    assert joined["sys_s"] is None  # a segment without it: no sum
+    assert (joined["max_rss_mib"], joined["tree_anon_peak_mib"]) == (1000.0, 800.0)
+
+
 def test_full_size_harness_on_a_mini_task(tmp_path: Path) -> None:
     out, md = tmp_path / "full-size.json", tmp_path / "full-size.md"
     throughputs = tmp_path / "throughputs.json"
