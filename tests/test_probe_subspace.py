@@ -55,6 +55,33 @@ def test_a_row_outside_the_span_refuses_the_basis_for_its_split() -> None:
     assert subspace.coordinates([valid]) is None
 
 
+def test_a_basis_grows_by_the_rare_directions_of_the_rows_outside_it() -> None:
+    from hear_runner.probes.batched import _span
+
+    clean = projected("train", 900, rank=40, seed=1)
+    subspace = find_subspace(Rows([clean]), batch=1024, seed=0)
+    assert subspace is not None and subspace.rank == 40
+    train = projected("train", 900, rank=40, seed=1)
+    rare = np.random.default_rng(5).normal(size=(2, DIM)).astype(np.float32)
+    for row, direction in ((3, 0), (500, 1), (801, 1)):  # two directions, in three rows
+        train.embeddings[row] += 0.01 * direction_norm(train, row) * rare[direction]
+    assert subspace.coordinates([train]) is None
+    grown = subspace.grown([train], limit=worthwhile_rank(DIM, 1024))
+    assert grown is not None and grown.rank == 42
+    assert np.allclose(grown.basis.T @ grown.basis, np.eye(42), atol=1e-5)
+    z = grown.coordinates([train])
+    assert z is not None and np.allclose(z @ grown.basis.T, train.embeddings, atol=1e-3)
+    span = _span(Rows([train]), clean, 1024, seed=0)  # the fast probe's search grows it too
+    assert span is not None and span.basis.shape[1] >= 42
+    noise = np.random.default_rng(6).normal(size=(300, DIM)).astype(np.float32)
+    train.embeddings[:300] += noise  # more rows outside than the basis may grow by
+    assert subspace.grown([train], limit=worthwhile_rank(DIM, 1024)) is None
+
+
+def direction_norm(split: ProbeSplit, row: int) -> float:
+    return float(np.linalg.norm(split.embeddings[row]) / np.sqrt(DIM))
+
+
 @pytest.mark.parametrize("layers", [1, 2])
 def test_the_first_layer_through_the_basis_gives_the_same_outputs_and_gradients(
     layers: int,

@@ -34,7 +34,7 @@ from hear_runner.probes.mlp import (
     tensor_source,
 )
 from hear_runner.probes.resume import NO_STEPS, Steps
-from hear_runner.probes.subspace import find_subspace
+from hear_runner.probes.subspace import find_subspace, worthwhile_rank
 
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
@@ -419,6 +419,10 @@ def _span(train: Rows, valid: ProbeSplit, batch: int, seed: int) -> Span | None:
     """Where the training rows span a small subspace, it and the rows in it; else None."""
     subspace = find_subspace(train, batch, seed)
     coordinates = subspace.coordinates(train.parts) if subspace else None
+    if subspace is not None and coordinates is None:  # a few rows use rarer directions
+        limit = worthwhile_rank(train.parts[0].embeddings.shape[1], batch)
+        subspace = subspace.grown(train.parts, limit)
+        coordinates = subspace.coordinates(train.parts) if subspace else None
     if subspace is None or coordinates is None:
         return None
     return Span(subspace.basis, coordinates, subspace.coordinates([valid]))

@@ -28,6 +28,9 @@ RANK_TOLERANCE = 1e-10
 ROW_TOLERANCE = 1e-3
 #: The most the rows of a split may lie outside the span together (Frobenius; naive: 2e-6).
 SPLIT_TOLERANCE = 1e-5
+#: Growing a basis, rows beyond this fraction of ROW_TOLERANCE give their residual's
+#: direction, so that rows near the tolerance are brought well within it too.
+GROW_MARGIN = 0.1
 
 
 @dataclass
@@ -57,6 +60,42 @@ class Subspace:
         if outside > SPLIT_TOLERANCE**2 * total:
             return None
         return np.concatenate(out) if out else np.zeros((0, self.rank), np.float32)
+
+    def grown(self, parts: list[ProbeSplit], limit: int) -> Subspace | None:
+        """The basis widened by the directions of the rows that lie outside it.
+
+        A sample finds the directions most rows share; a few rows may also use directions
+        too rare to be in it (an event task's frames: 5 rows in 14,406 beyond the
+        tolerance). Their residuals (in float64, against the basis made orthonormal in
+        float64, so that rounding adds no direction of its own) join the basis; None where
+        more rows lie outside than the basis may grow by (``limit``).
+        """
+        q, _ = np.linalg.qr(self.basis.astype(np.float64))
+        residuals: list[np.ndarray] = []
+        norms: list[float] = []
+        for part in parts:
+            for chunk in part.chunks():
+                x = chunk.astype(np.float64)
+                residual = x - (x @ q) @ q.T
+                norm = np.linalg.norm(x, axis=1)
+                outside = np.linalg.norm(residual, axis=1) > GROW_MARGIN * ROW_TOLERANCE * norm
+                residuals += list(residual[outside])
+                norms += list(norm[outside])
+                if len(residuals) > limit - self.rank + SAMPLE_MARGIN:
+                    return None
+        if not residuals:
+            return self
+        r = np.asarray(residuals)
+        energy, vectors = np.linalg.eigh(r @ r.T)
+        energy, vectors = energy[::-1], vectors[:, ::-1]
+        # a direction counts if it alone could carry a row a tenth of the way to the margin
+        floor = (0.1 * GROW_MARGIN * ROW_TOLERANCE * min(norms)) ** 2
+        rank = int((energy > floor).sum())
+        if rank == 0 or self.rank + rank > limit:
+            return None
+        extra = r.T @ (vectors[:, :rank] / np.sqrt(energy[:rank]))
+        basis, _ = np.linalg.qr(np.concatenate([q, extra], axis=1))
+        return Subspace(np.ascontiguousarray(basis, np.float32))
 
 
 def worthwhile_rank(dim: int, batch: int) -> int:
