@@ -50,7 +50,13 @@ class _CountSpeed(ProgressColumn):
         elapsed = task.elapsed or 0.0
         if not task.completed or not elapsed:
             return Text("")
-        return Text(f"{task.completed / elapsed:.1f} {self.unit}/s")
+        return Text(speed(task.completed, elapsed, self.unit))
+
+
+def speed(done: float, elapsed: float, unit: str) -> str:
+    """Items a second; for slow work (a probe's trainings, minutes each) seconds an item."""
+    rate = done / elapsed
+    return f"{rate:.1f} {unit}/s" if rate >= 0.1 else f"{elapsed / done:.0f} s each"
 
 
 class LiveProgress:
@@ -115,7 +121,7 @@ class LogProgress:
         if t["audio"] and elapsed:
             parts.append(f"{t['audio'] / elapsed:.1f} audio s/s")
         if t["done"] and elapsed:
-            parts.append(f"{t['done'] / elapsed:.1f} {self.unit}/s")
+            parts.append(speed(t["done"], elapsed, self.unit))
         parts.append(f"{elapsed:.0f} s")
         if t["total"] and 0 < t["done"] < t["total"]:
             parts.append(f"about {elapsed * (t['total'] / t['done'] - 1):.0f} s left")

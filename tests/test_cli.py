@@ -158,6 +158,32 @@ def test_local_engine_run_scores_and_writes_a_record(tmp_path: Path) -> None:
     assert record["timings"]["embed"] > 0
 
 
+def test_progress_lines_give_seconds_each_for_slow_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    from hear_runner import progress
+
+    now = [100.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    buffer = io.StringIO()
+    log = progress.LogProgress(Console(file=buffer, width=200), "trainings")
+    bar = log.add_task("esc50 · fast probe", total=8)
+    now[0] += 180.0
+    log.advance(bar, 2)  # a quarter: a line
+    now[0] += 30.0
+    log.advance(bar, 1)
+    fast = progress.LogProgress(Console(file=buffer, width=200), "clips")
+    fast.add_task("esc50 · train", total=400)
+    now[0] += 2.0
+    fast.advance(0, 100)
+    lines = buffer.getvalue().splitlines()
+    assert lines[1] == "esc50 · fast probe: 2/8 trainings, 90 s each, 180 s, about 540 s left"
+    assert lines[2] == "esc50 · fast probe: 3/8 trainings, 70 s each, 210 s, about 350 s left"
+    assert lines[4] == "esc50 · train: 100/400 clips, 50.0 clips/s, 2 s, about 6 s left"
+
+
 def test_kfold_task_reports_fold_mean_and_spread(tmp_path: Path) -> None:
     write_task(tmp_path / "tasks", "toyk-1.0.0-full", nfolds=3)
     result = hear(
