@@ -264,6 +264,7 @@ def test_full_disk_is_one_line_leaves_nothing_half_and_keeps_the_embeddings(
         [line] = error_lines(done)
         assert str(small / "results") in line and "the disk is full" in line, line
         assert not debris(small) and not orphans(small)
+        assert not list(small.rglob("*.probe-progress"))  # no empty progress folder either
     # Space freed: a run to another folder scores from the store, embedding nothing.
     done = hear(*run, "--results-dir", str(tmp_path / "results"))
     assert done.returncode == 0, done.stderr

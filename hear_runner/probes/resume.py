@@ -15,11 +15,11 @@ settings. A finished stage removes its own.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
 import json
-import os
 import platform
 import re
 import shutil
@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from hear_runner.files import OutputError, atomic_save, atomic_write
 from hear_runner.metrics import get_metric
 from hear_runner.probes.data import ProbeProblem
 
@@ -126,16 +127,27 @@ class ProbeProgress(Steps):
         return value
 
     def _save(self, name: str, value: Any) -> None:
+        """Written whole or not at all (files.py); a full disk is one line naming the file,
+        raised at once rather than after hours more training whose record could not be
+        written either. Nothing saved before is lost."""
         here = self.here
-        if not here.exists():
-            here.mkdir(parents=True)
-            manifest = {"code": self.code, **self.settings}
-            (here / MANIFEST).write_text(json.dumps(manifest, default=str))
-            self._remove_other_code()
-        path = here / f"{name}.pt"
-        partial = path.with_name(f".{path.name}.partial")
-        torch.save((value, _random_state()), partial)
-        os.replace(partial, path)  # a reader never sees half a file
+        try:
+            if not here.exists():
+                try:
+                    here.mkdir(parents=True)
+                except OSError as e:
+                    raise OutputError(here, e) from None
+                manifest = {"code": self.code, **self.settings}
+                atomic_write(here / MANIFEST, json.dumps(manifest, default=str))
+                self._remove_other_code()
+            state = (value, _random_state())
+            atomic_save(here / f"{name}.pt", lambda handle: torch.save(state, handle))
+        except OutputError:
+            if not any(here.glob("*.pt")):  # nothing saved under this key: no folder left
+                shutil.rmtree(here, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    self.folder.rmdir()  # only if empty
+            raise
 
     def _remove_other_code(self) -> None:
         """Saved trainings made by other code: never resumable, so not kept."""
