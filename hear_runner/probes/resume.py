@@ -134,7 +134,7 @@ class ProbeProgress(Steps):
         try:
             if not here.exists():
                 try:
-                    here.mkdir(parents=True)
+                    here.mkdir(parents=True, exist_ok=True)  # another run may race
                 except OSError as e:
                     raise OutputError(here, e) from None
                 manifest = {"code": self.code, **self.settings}
