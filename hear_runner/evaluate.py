@@ -22,7 +22,7 @@ from hear_runner.metrics import Metric, get_metric
 from hear_runner.probes.data import ProbeProblem
 from hear_runner.probes.heareval_dir import predicted_scores
 from hear_runner.probes.mlp import TrainingOptions, default_device
-from hear_runner.probes.resume import PROGRESS_SUFFIX
+from hear_runner.probes.resume import PROGRESS_FOLDER
 from hear_runner.probes.stage import ProbeMode, ProbeOutcome, run_probe, trainings
 from hear_runner.progress import progress
 from hear_runner.results.predictions import FoldPredictions
@@ -80,7 +80,7 @@ def evaluate(
                     model, task, store, batch_size, console, overwrite
                 )
                 saved = model_folder(results_dir, source.display_name) / (
-                    task.name + PROGRESS_SUFFIX
+                    task.name + PROGRESS_FOLDER
                 )
                 record = probe_and_score(
                     source, hello, provenance, task, embedded, console,

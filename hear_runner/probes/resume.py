@@ -37,10 +37,10 @@ from hear_runner.probes.data import ProbeProblem
 
 T = TypeVar("T")
 
-#: Where `hear probe` keeps an embeddings folder's saved trainings (in that folder).
+#: The saved trainings' folder: `hear probe` keeps them in the embeddings folder
+#: (``<folder>/.probe-progress``), `hear run` beside the task's record
+#: (``<results>/<model>/<task>.probe-progress``).
 PROGRESS_FOLDER = ".probe-progress"
-#: `hear run` keeps a task's beside its record: ``<results>/<model>/<task>.probe-progress``.
-PROGRESS_SUFFIX = ".probe-progress"
 #: A key folder's manifest: the settings, and the code that made it.
 MANIFEST = "manifest.json"
 
@@ -106,7 +106,7 @@ class ProbeProgress(Steps):
         return self.folder / self.key
 
     def scope(self, prefix: str) -> Steps:
-        """The steps named ``prefix/<name>`` (a seed's fold)."""
+        """The steps named ``<prefix>-<name>`` (``prefix``: a seed and fold)."""
         return _Scoped(self, prefix)
 
     def run(self, name: str, train: Callable[[], T], trainings: int = 1) -> T:
