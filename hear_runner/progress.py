@@ -7,6 +7,7 @@ Descriptions are plain text, never rich markup: they carry task and folder names
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -28,6 +29,9 @@ from rich.text import Text
 
 #: A log line at least this often (seconds), and at every quarter of the work.
 LOG_EVERY = 30.0
+#: An unfinished task quiet this long (seconds) logs where it stands anyway: one training
+#: of a full-size probe can run for many minutes, and a silent log reads as a hung run.
+QUIET_AT_MOST = 300.0
 
 
 class _AudioSpeed(ProgressColumn):
@@ -89,31 +93,49 @@ class LiveProgress:
 
 
 class LogProgress:
-    """One line when a task starts, at each quarter and at least every LOG_EVERY seconds."""
+    """One line when a task starts, at each quarter, at least every LOG_EVERY seconds while
+    it advances, and every QUIET_AT_MOST seconds while it does not (a thread watches)."""
 
     def __init__(self, console: Console, unit: str) -> None:
         self.console = console
         self.unit = unit
         self.tasks: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._watch: threading.Thread | None = None
 
     def add_task(self, description: str, total: int | None) -> int:
         now = time.monotonic()
-        self.tasks.append({"description": description, "total": total, "done": 0,
-                           "audio": 0.0, "started": now, "logged": now, "quarter": 0})  # fmt: skip
-        self.console.print(
-            f"{description}: started ({total or '?'} {self.unit})", highlight=False, markup=False
-        )
-        return len(self.tasks) - 1
+        with self._lock:
+            self.tasks.append({"description": description, "total": total, "done": 0,
+                               "audio": 0.0, "started": now, "logged": now,
+                               "quarter": 0})  # fmt: skip
+            self._print(f"{description}: started ({total or '?'} {self.unit})")
+            return len(self.tasks) - 1
 
     def advance(self, task: int, n: int, audio_seconds: float = 0.0) -> None:
-        t = self.tasks[task]
-        t["done"] += n
-        t["audio"] += audio_seconds
+        with self._lock:
+            t = self.tasks[task]
+            t["done"] += n
+            t["audio"] += audio_seconds
+            now = time.monotonic()
+            quarter = 4 * t["done"] // t["total"] if t["total"] else 0
+            if quarter > t["quarter"] or now - t["logged"] >= LOG_EVERY:
+                t["quarter"], t["logged"] = quarter, now
+                self._print(self._line(t, now))
+
+    def beat(self) -> None:
+        """A line for each unfinished task that has logged nothing for QUIET_AT_MOST s."""
         now = time.monotonic()
-        quarter = 4 * t["done"] // t["total"] if t["total"] else 0
-        if quarter > t["quarter"] or now - t["logged"] >= LOG_EVERY:
-            t["quarter"], t["logged"] = quarter, now
-            self.console.print(self._line(t, now), highlight=False, markup=False)
+        with self._lock:
+            for t in self.tasks:
+                unfinished = t["total"] is None or t["done"] < t["total"]
+                if unfinished and now - t["logged"] >= QUIET_AT_MOST:
+                    t["logged"] = now
+                    self._print(self._line(t, now))
+
+    def _print(self, line: str) -> None:
+        self.console.print(line, highlight=False, markup=False)
 
     def _line(self, t: dict[str, Any], now: float) -> str:
         elapsed = now - t["started"]
@@ -127,11 +149,22 @@ class LogProgress:
             parts.append(f"about {elapsed * (t['total'] / t['done'] - 1):.0f} s left")
         return ", ".join(parts)
 
+    def _watch_quiet(self) -> None:
+        while not self._closed.wait(min(QUIET_AT_MOST / 4, LOG_EVERY)):
+            self.beat()
+
     def __enter__(self) -> LogProgress:
+        self._closed.clear()
+        self._watch = threading.Thread(target=self._watch_quiet, name="hear-progress",
+                                       daemon=True)  # fmt: skip
+        self._watch.start()
         return self
 
     def __exit__(self, *_: object) -> None:
-        return None
+        self._closed.set()
+        if self._watch is not None:
+            self._watch.join()
+            self._watch = None
 
 
 def progress(console: Console, unit: str = "clips") -> LiveProgress | LogProgress:

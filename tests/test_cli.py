@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import io
 import json
 import os
 import re
@@ -158,23 +159,33 @@ def test_local_engine_run_scores_and_writes_a_record(tmp_path: Path) -> None:
     assert record["timings"]["embed"] > 0
 
 
-def test_progress_lines_give_seconds_each_for_slow_work(monkeypatch: pytest.MonkeyPatch) -> None:
-    import io
-
+def log_progress(unit: str, buffer: io.StringIO) -> Any:
+    """Progress as log lines (off a terminal) into ``buffer``."""
     from rich.console import Console
 
     from hear_runner import progress
 
+    return progress.LogProgress(Console(file=buffer, width=200), unit)
+
+
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """progress's clock, moved by hand: ``now[0] += s``."""
+    from hear_runner import progress
+
     now = [100.0]
     monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
-    buffer = io.StringIO()
-    log = progress.LogProgress(Console(file=buffer, width=200), "trainings")
+    return now
+
+
+def test_progress_lines_give_seconds_each_for_slow_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    now, buffer = frozen_clock(monkeypatch), io.StringIO()
+    log = log_progress("trainings", buffer)
     bar = log.add_task("esc50 · fast probe", total=8)
     now[0] += 180.0
     log.advance(bar, 2)  # a quarter: a line
     now[0] += 30.0
     log.advance(bar, 1)
-    fast = progress.LogProgress(Console(file=buffer, width=200), "clips")
+    fast = log_progress("clips", buffer)
     fast.add_task("esc50 · train", total=400)
     now[0] += 2.0
     fast.advance(0, 100)
@@ -182,6 +193,51 @@ def test_progress_lines_give_seconds_each_for_slow_work(monkeypatch: pytest.Monk
     assert lines[1] == "esc50 · fast probe: 2/8 trainings, 90 s each, 180 s, about 540 s left"
     assert lines[2] == "esc50 · fast probe: 3/8 trainings, 70 s each, 210 s, about 350 s left"
     assert lines[4] == "esc50 · train: 100/400 clips, 50.0 clips/s, 2 s, about 6 s left"
+
+
+def test_quiet_progress_logs_where_it_stands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One training of a full-size probe can take many minutes: a log that stays silent
+    meanwhile reads as a hung run, so an unfinished task says where it stands."""
+    import threading
+
+    from hear_runner import progress
+
+    now, buffer = frozen_clock(monkeypatch), io.StringIO()
+    log = log_progress("trainings", buffer)
+    bar = log.add_task("dcase · fast probe", total=8)
+    now[0] += 74.0
+    log.advance(bar, 1)  # a line: the first training (not a quarter, but LOG_EVERY passed)
+    now[0] += progress.QUIET_AT_MOST - 1
+    log.beat()  # not yet quiet long enough
+    now[0] += 1
+    log.beat()
+    now[0] += 10
+    log.beat()  # it has just said where it stands
+    done = log.add_task("dcase · test", total=2)
+    log.advance(done, 2)
+    now[0] += progress.QUIET_AT_MOST * 2
+    log.beat()  # the probe again; the finished one says nothing more
+    lines = buffer.getvalue().splitlines()
+    assert lines[1] == "dcase · fast probe: 1/8 trainings, 74 s each, 74 s, about 518 s left"
+    assert lines[2] == "dcase · fast probe: 1/8 trainings, 374 s each, 374 s, about 2618 s left"
+    assert lines[3:5] == ["dcase · test: started (2 trainings)",
+                          "dcase · test: 2/2 trainings, 0 s"]  # fmt: skip
+    assert lines[5] == "dcase · fast probe: 1/8 trainings, 984 s each, 984 s, about 6888 s left"
+    assert len(lines) == 6
+
+    # The watching thread does it on its own, and stops with the progress.
+    monkeypatch.undo()
+    monkeypatch.setattr(progress, "QUIET_AT_MOST", 0.2)
+    buffer = io.StringIO()
+    with log_progress("trainings", buffer) as live:
+        live.add_task("slow · fast probe", total=8)
+        for _ in range(100):
+            if len(buffer.getvalue().splitlines()) >= 3:
+                break
+            threading.Event().wait(0.05)
+    watched = buffer.getvalue().splitlines()
+    assert len(watched) >= 3 and watched[1].startswith("slow · fast probe: 0/8 trainings, ")
+    assert not any(t.name == "hear-progress" for t in threading.enumerate())
 
 
 def test_kfold_task_reports_fold_mean_and_spread(tmp_path: Path) -> None:
