@@ -103,6 +103,30 @@ def test_annotate_extrapolates_rows_below_full_size_only() -> None:
     }  # fmt: skip
 
 
+def test_extrapolation_goes_to_the_released_size_where_small_splits_were_rounded_up() -> None:
+    """MAESTRO at --scale 0.02 keeps 2 clips in each of its 5 folds: 10 of the released 185
+    clips. Its probe's time extrapolates by 185/10, not by 1/0.02 (2.7x more)."""
+    row = _row("0.02", 1200.0, 12.0, 14406, 967.0)
+    row["task"] = "maestro"
+    row["task_info"]["clips_per_split"] = {f"fold{i:02d}": 2 for i in range(5)}
+    report.annotate([row])
+    assert report.released_clips("maestro") == {f"fold{i:02d}": 37 for i in range(5)}
+    assert report.measured_fraction(row, "probe linear") == 10 / 185
+    probe = row["extrapolated"]["probe linear"]
+    assert probe["full_size"] == round(14406 * 18.5, 1) and probe["seconds"] == 17889.5
+    # train/valid/test: the probe's rows follow the train split, the audio every split
+    row = _row("0.1", 864.0, 12.0, 9604, 1012.0)
+    row["task"] = "dcase2016_task2"
+    released = report.released_clips("dcase2016_task2")
+    assert released is not None and set(released) == {"train", "valid", "test"}
+    row["task_info"]["clips_per_split"] = {"train": 4, "valid": 2, "test": 2}
+    report.annotate([row])
+    assert report.measured_fraction(row, "probe linear") == 4 / released["train"]
+    assert report.measured_fraction(row, "embed") == 8 / sum(released.values())
+    # a task the catalogue does not hold (or whose splits differ): --scale as given
+    assert report.measured_fraction(_row("0.1", 1.0, 1.0, 10, 1.0), "embed") == 0.1
+
+
 def test_memory_rule_and_throughputs() -> None:
     rule = report.memory_rule(training_rows=100_000, dim=512, used_mib=2000.0)
     assert rule["bound_mib"] == round((2e9 + 100_000 * 512 * 4) / 2**20, 1)
