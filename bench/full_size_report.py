@@ -132,9 +132,20 @@ def row_key(row: dict) -> tuple[str, str, str]:
 
 
 def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
-    """Rows of both, a new row replacing an old one of the same (model, task, scale)."""
+    """Rows of both, a new row replacing an old one of the same (model, task, scale); the
+    old row's probes of modes the new one did not run are kept in it, each saying which run
+    measured it (``measured_in``: that row's generated, command and commit)."""
     rows = {row_key(r): r for r in old}
-    rows.update({row_key(r): r for r in new})
+    for row in new:
+        before = rows.get(row_key(row))
+        rows[row_key(row)] = row
+        if before is None or before is row:
+            continue
+        origin = {"generated": before.get("generated"), "command": before.get("command"),
+                  "commit": (before.get("git") or {}).get("commit")}  # fmt: skip
+        for mode, run in (before.get("probes") or {}).items():
+            if mode not in row["probes"]:
+                row["probes"][mode] = {"measured_in": origin, **run}
     return sorted(rows.values(), key=row_key)
 
 

@@ -127,6 +127,21 @@ def test_extrapolation_goes_to_the_released_size_where_small_splits_were_rounded
     assert report.measured_fraction(_row("0.1", 1.0, 1.0, 10, 1.0), "embed") == 0.1
 
 
+def test_a_new_row_keeps_the_probes_of_other_modes_the_old_one_measured() -> None:
+    old = {**_row("full", 10.0, 1.0, 10, 152.0), "generated": "then", "command": "linear"}
+    new = {**_row("full", 10.0, 2.0, 10, 9301.0), "generated": "now"}
+    new["probes"] = {"fast": {**new["probes"].pop("linear"), "status": "timeout"}}
+    (row,) = report.merge_rows([old], [new])
+    assert row["generated"] == "now" and row["embed"]["wall_s"] == 2.0
+    assert row["probes"]["fast"]["wall_s"] == 9301.0
+    assert row["probes"]["linear"]["wall_s"] == 152.0
+    assert row["probes"]["linear"]["measured_in"] == {
+        "generated": "then", "command": "linear", "commit": None,
+    }  # fmt: skip
+    (again,) = report.merge_rows([row], [{**new, "probes": dict(new["probes"])}])
+    assert set(again["probes"]) == {"fast", "linear"}  # carried on, not lost the next time
+
+
 def test_memory_rule_and_throughputs() -> None:
     rule = report.memory_rule(training_rows=100_000, dim=512, used_mib=2000.0)
     assert rule["bound_mib"] == round((2e9 + 100_000 * 512 * 4) / 2**20, 1)
