@@ -1,7 +1,8 @@
 """The arithmetic and the table of bench/full_size.py: results merged by (model, task, scale),
 the memory rule, the dominant stage, full-size extrapolation, throughputs for `hear plan`.
 
-No measuring here (bench/measure.py does that), so re-rendering needs nothing but the JSON.
+No measuring here (bench/measure.py does that), so re-rendering needs nothing but the JSON
+(and, for the released sizes it extrapolates to, the hear_2021 catalogue where it imports).
 """
 
 # ruff: noqa: RUF001, RUF002  (the table uses the multiplication sign on purpose)
