@@ -22,7 +22,7 @@ from hear_runner.metrics import Metric, get_metric
 from hear_runner.probes.data import ProbeProblem
 from hear_runner.probes.heareval_dir import predicted_scores
 from hear_runner.probes.mlp import TrainingOptions, default_device
-from hear_runner.probes.resume import PROGRESS_FOLDER
+from hear_runner.probes.resume import PROGRESS_FOLDER, resumed_line
 from hear_runner.probes.stage import ProbeMode, ProbeOutcome, run_probe, trainings
 from hear_runner.progress import progress
 from hear_runner.results.predictions import FoldPredictions
@@ -278,12 +278,9 @@ def probe_and_score(
             problem, probe_mode, seeds, grid_points, lambda n: bars.advance(bar, n),
             options=options, **saving,
         )  # fmt: skip
-    if outcome.resumed:
-        console.print(
-            f"{escape(task.name)}: resumed: {outcome.resumed} of {total} trainings were loaded "
-            f"from {escape(str(progress_dir))}",
-            highlight=False, soft_wrap=True,
-        )  # fmt: skip
+    resumed = resumed_line(outcome.resumed, outcome.continued, total, escape(str(progress_dir)))
+    if resumed:
+        console.print(f"{escape(task.name)}: {resumed}", highlight=False, soft_wrap=True)
     scores = outcome.mean_scores()
     seed_scores = outcome.seed_scores()
     record = RunRecord(
@@ -318,6 +315,7 @@ def probe_and_score(
             selection_metric=outcome.selection_metric,
             device=default_device(),
             resumed=outcome.resumed,
+            continued=outcome.continued,
         ),
         primary_metric=outcome.primary,
         test_score=scores["test"][outcome.primary],

@@ -23,16 +23,28 @@ from taskfolders import write_task
 from test_heareval_dir import write_like_heareval
 from test_probes import clusters, scene_problem
 
-from hear_runner.probes.resume import MANIFEST, PROGRESS_FOLDER, ProbeProgress
+from hear_runner.errors import HearError
+from hear_runner.probes.resume import (
+    CHECKPOINT_ENV,
+    MANIFEST,
+    PROGRESS_FOLDER,
+    ProbeProgress,
+    checkpoint_seconds,
+)
 
 HEAR = [sys.executable, "-m", "hear_runner"]
 
 
-def killed_once_saved(command: list[str], progress: Path) -> None:
-    """Start ``command``, SIGKILL it as soon as one training is saved under ``progress``."""
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+def killed_once_saved(
+    command: list[str], progress: Path, saved: str = "*.pt", env: dict[str, str] | None = None
+) -> None:
+    """Start ``command``, SIGKILL it as soon as a file ``saved`` (a whole training; or
+    ``*.partial``, one part way) is under ``progress``."""
+    proc = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+    )
     deadline = time.monotonic() + 300
-    while not list(progress.glob("*/*.pt")):
+    while not list(progress.glob(f"*/{saved}")):
         if proc.poll() is not None:
             pytest.fail(f"ended before saving a training: {proc.stderr.read()}")  # type: ignore[union-attr]
         assert time.monotonic() < deadline, "no training saved in 300 s"
@@ -40,6 +52,23 @@ def killed_once_saved(command: list[str], progress: Path) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     proc.stderr.close()  # type: ignore[union-attr]
+
+
+def probed_whole_and_a_copy(tmp_path: Path, args: list[str]) -> tuple[Path, Path]:
+    """A toy task's embeddings folder probed by `hear <args>` to the end, and an unprobed
+    copy of it (for a run to be stopped)."""
+    task = write_task(tmp_path / "tasks", "toyk-1.0.0-full", nfolds=3)
+    whole = write_like_heareval(task, tmp_path / "whole" / task.name)
+    stopped = tmp_path / "stopped" / task.name
+    shutil.copytree(whole, stopped)
+    done = subprocess.run([*HEAR, *args, str(whole)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return whole, stopped
+
+
+def predicted(folder: Path) -> dict:
+    """heareval's score file the probe wrote in ``folder``."""
+    return dict(json.loads((folder / "test.predicted-scores.json").read_text()))
 
 
 def numbers(scores: dict) -> dict:
@@ -55,13 +84,8 @@ def numbers(scores: dict) -> dict:
 def test_hear_probe_stopped_mid_grid_resumes_to_the_numbers_of_an_unstopped_run(
     tmp_path: Path, mode: str
 ) -> None:
-    task = write_task(tmp_path / "tasks", "toyk-1.0.0-full", nfolds=3)
-    whole = write_like_heareval(task, tmp_path / "whole" / task.name)
-    stopped = tmp_path / "stopped" / task.name
-    shutil.copytree(whole, stopped)
     args = ["probe", "--mode", mode, "--grid-points", "8"]
-    done = subprocess.run([*HEAR, *args, str(whole)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    whole, stopped = probed_whole_and_a_copy(tmp_path, args)
     assert not (whole / PROGRESS_FOLDER).exists()  # a finished stage leaves nothing behind
 
     killed_once_saved([*HEAR, *args, str(stopped)], stopped / PROGRESS_FOLDER)
@@ -74,10 +98,44 @@ def test_hear_probe_stopped_mid_grid_resumes_to_the_numbers_of_an_unstopped_run(
     loaded = int(again.stderr.split("resumed: ")[1].split(" of ")[0])
     assert saved <= loaded and f"of {total} trainings were loaded" in again.stderr
     assert not (stopped / PROGRESS_FOLDER).exists()
+    assert numbers(predicted(stopped)) == numbers(predicted(whole))
 
-    expected = json.loads((whole / "test.predicted-scores.json").read_text())
-    got = json.loads((stopped / "test.predicted-scores.json").read_text())
-    assert numbers(got) == numbers(expected)
+
+@pytest.mark.parametrize("mode", ["faithful", "fast"])
+def test_a_training_stopped_part_way_goes_on_from_its_last_epoch_saved(
+    tmp_path: Path, mode: str
+) -> None:
+    """A training longer than a run is not redone whole: its state (weights, Adam's
+    moments, early stopping, the best weights, the random generators) saved at the end of
+    an epoch is where the next run goes on, to the numbers of a run never stopped."""
+    args = ["probe", "--mode", mode, "--grid-points", "2"]
+    whole, stopped = probed_whole_and_a_copy(tmp_path, args)
+
+    every_epoch = {**os.environ, CHECKPOINT_ENV: "0"}
+    progress = stopped / PROGRESS_FOLDER
+    killed_once_saved([*HEAR, *args, str(stopped)], progress, "*.partial", every_epoch)
+    [partial] = progress.glob("*/*.partial")
+    stopped_after = torch.load(partial, weights_only=False)[0]["epoch"]
+    again = subprocess.run(
+        [*HEAR, *args, str(stopped)], capture_output=True, text=True, env=every_epoch
+    )
+    assert again.returncode == 0, again.stderr
+    assert f"1 went on from where it stopped (after epoch {stopped_after})" in again.stderr
+    assert not progress.exists()
+    assert numbers(predicted(stopped)) == numbers(predicted(whole))
+
+
+def test_checkpoint_seconds_come_from_the_environment_or_a_one_line_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(CHECKPOINT_ENV, raising=False)
+    assert checkpoint_seconds() == 300
+    monkeypatch.setenv(CHECKPOINT_ENV, "12.5")
+    assert checkpoint_seconds() == 12.5
+    for bad in ("soon", "-1", "nan"):
+        monkeypatch.setenv(CHECKPOINT_ENV, bad)
+        with pytest.raises(HearError, match=f"^{CHECKPOINT_ENV}='{bad}' is not a number"):
+            checkpoint_seconds()
 
 
 def test_hear_run_stopped_in_its_probe_resumes_from_the_saved_trainings(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from hear_runner.cli.probe_options import (
     Seeds,
     ShuffleBatches,
 )
-from hear_runner.cli.render import esc, kept, out, progress_bar, resumed, wrote
+from hear_runner.cli.render import esc, kept, out, progress_bar, say, wrote
 from hear_runner.errors import HearError
 
 
@@ -44,7 +44,8 @@ def probe(
     """Train and score probes on precomputed embeddings (heareval's layout).
 
     Each folder gets heareval's test.predicted-scores.json. Trainings are saved in the
-    folder's .probe-progress as they finish: run a stopped probe again to resume it.
+    folder's .probe-progress as they finish, and every 5 minutes on their way: run a
+    stopped probe again to resume it.
     """
     from hear_runner.files import check_writable
     from hear_runner.probes.heareval_dir import (
@@ -53,7 +54,7 @@ def probe(
         read_embeddings_dir,
         write_predicted_scores,
     )
-    from hear_runner.probes.resume import PROGRESS_FOLDER
+    from hear_runner.probes.resume import PROGRESS_FOLDER, resumed_line
     from hear_runner.probes.stage import run_probe, trainings
     from hear_runner.results.table import probe_table
 
@@ -85,7 +86,9 @@ def probe(
                 problem, chosen, seed_list, grid_points, advance, options=options,
                 progress_dir=saved,
             )  # fmt: skip
-        resumed(outcome.resumed, total, saved)
+        line = resumed_line(outcome.resumed, outcome.continued, total, str(saved))
+        if line:
+            say(line)
         wrote(write_predicted_scores(problem, outcome))
         rows.append((problem, outcome))
     if json_output:

@@ -53,11 +53,6 @@ def kept(saved: Path) -> Iterator[None]:
         raise
 
 
-def resumed(loaded: int, total: int, saved: Path) -> None:
-    if loaded:
-        say(f"resumed: {loaded} of {total} trainings were loaded from {saved}")
-
-
 def command_group(help: str) -> typer.Typer:
     """A `hear` subcommand group (`hear tasks ...`): its bare name prints its help."""
     return typer.Typer(cls=HelpGroup, help=help, no_args_is_help=True)

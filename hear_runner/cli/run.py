@@ -69,7 +69,8 @@ def run(
 
     A run expected to take over a minute first prints its plan (see `hear plan`). A stopped
     run resumes when run again: embeddings are stored batch by batch, and each probe
-    training is saved as it finishes (<results-dir>/<model>/<task>.probe-progress).
+    training is saved as it finishes, and every 5 minutes on its way
+    (<results-dir>/<model>/<task>.probe-progress).
     """
     from hear_runner.cli.plan import announce_long_run, plan_request, show_plan
     from hear_runner.engines.select import select_engine

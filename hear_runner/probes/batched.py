@@ -12,9 +12,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from itertools import groupby, pairwise
 from typing import Any
 
@@ -33,7 +32,7 @@ from hear_runner.probes.mlp import (
     epoch_batches,
     tensor_source,
 )
-from hear_runner.probes.resume import NO_STEPS, Steps
+from hear_runner.probes.resume import NO_STEPS, Checkpoint, Steps
 from hear_runner.probes.subspace import find_subspace, worthwhile_rank
 
 BN_EPS = 1e-5
@@ -244,6 +243,22 @@ def _sliced_state(
     return state
 
 
+def _state(net: BatchedMLP, optimizer: Any) -> dict[str, Any]:
+    """The net's tensors of the points still training, its dropout generator, Adam's moments."""
+    params = {name: p.detach() for name, p in net.params.items()}
+    moments = {name: optimizer.state[p] for name, p in net.params.items() if p in optimizer.state}
+    return {"params": params, "scales": net.scales, "buffers": net.buffers,
+            "masks": net.masks.bit_generator.state, "moments": moments}  # fmt: skip
+
+
+def _restore(net: BatchedMLP, state: dict[str, Any]) -> Any:
+    """Put :func:`_state`'s tensors back into ``net``; Adam with its moments, to go on."""
+    net.params = {name: p.clone().requires_grad_() for name, p in state["params"].items()}
+    net.scales, net.buffers = state["scales"], state["buffers"]
+    net.masks.bit_generator.state = state["masks"]
+    return _adam(net, state["moments"])
+
+
 def _dropout(h: torch.Tensor, p: float, masks: np.random.Generator) -> torch.Tensor:
     """Inverted dropout with a mask drawn from 16-bit random integers.
 
@@ -311,21 +326,22 @@ def train_batched(
     for chunk in groups:
         span_seeds.setdefault(min(configs[chunk[0]].batch_size, len(train)), configs[chunk[0]].seed)
 
-    def train_chunk(chunk: list[int]) -> list[PointProbe]:
-        started = time.perf_counter()
+    def train_chunk(chunk: list[int], name: str) -> list[PointProbe]:
+        checkpoint = steps.checkpoint(name)
         batch = min(configs[chunk[0]].batch_size, len(train))
         if batch not in spans:
             spans[batch] = _span(train, valid, batch, span_seeds[batch])
         group = _train_group(
-            train, valid, kind, select, [configs[i] for i in chunk], device, spans[batch]
-        )
+            train, valid, kind, select, [configs[i] for i in chunk], device, spans[batch],
+            checkpoint,
+        )  # fmt: skip
         for probe in group:  # the span's search counted in
-            probe.seconds = (time.perf_counter() - started) / len(group)
+            probe.seconds = checkpoint.seconds() / len(group)
         return group
 
     for chunk in groups:
         name = "points-" + "-".join(map(str, chunk))
-        group = steps.run(name, functools.partial(train_chunk, chunk), len(chunk))
+        group = steps.run(name, functools.partial(train_chunk, chunk, name), len(chunk))
         probes.update(zip(chunk, group, strict=True))
         if on_trained is not None:
             on_trained(len(chunk))
@@ -350,7 +366,9 @@ def _train_group(
     configs: list[MLPConfig],
     device: str,
     span: Span | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> list[PointProbe]:
+    checkpoint = checkpoint or Checkpoint()
     first = configs[0]
     seed = first.seed
     generator = torch.Generator().manual_seed(seed)
@@ -371,7 +389,15 @@ def _train_group(
         net.basis = torch.from_numpy(span.basis).to(device)
         x, y = torch.from_numpy(span.train), torch.from_numpy(train.targets())
         take, valid_in_basis = tensor_source(x.to(device), y.to(device)), span.valid
-    for epoch in range(1, first.max_epochs + 1):
+    saved = checkpoint.load()
+    start = 1
+    if saved is not None:
+        optimizer = _restore(net, saved)
+        generator.set_state(saved["generator"])
+        stopping = [EarlyStopping(**s) for s in saved["stopping"]]
+        best, epochs, active = saved["best"], saved["epochs"], saved["active"]
+        start = saved["epoch"] + 1
+    for epoch in range(start, first.max_epochs + 1):
         for x, y in epoch_batches(take, n, batch, generator, first.shuffle_batches):
             loss = loss_fn(net.forward(x, train=True, in_basis=net.basis is not None), y)
             loss.backward()
@@ -379,20 +405,25 @@ def _train_group(
             optimizer.zero_grad(set_to_none=True)
         for i in active:
             epochs[i] = epoch
-        if epoch % first.check_every:
-            continue
-        logits = _logits_all(net, valid, valid_in_basis)
-        for slot, i in enumerate(active):
-            if stopping[i].update(select(valid.targets, logits[slot]), epoch):
-                best[i] = net.point(slot)
-        still = [slot for slot, i in enumerate(active) if not stopping[i].stopped]
-        if not still:
-            break
-        if len(still) < len(active):
-            old = dict(net.params)
-            index = net.keep(still)
-            optimizer = _adam(net, _sliced_state(optimizer, net, old, index))
-            active = [active[slot] for slot in still]
+        if epoch % first.check_every == 0:
+            logits = _logits_all(net, valid, valid_in_basis)
+            for slot, i in enumerate(active):
+                if stopping[i].update(select(valid.targets, logits[slot]), epoch):
+                    best[i] = net.point(slot)
+            still = [slot for slot, i in enumerate(active) if not stopping[i].stopped]
+            if not still:
+                break
+            if len(still) < len(active):
+                old = dict(net.params)
+                index = net.keep(still)
+                optimizer = _adam(net, _sliced_state(optimizer, net, old, index))
+                active = [active[slot] for slot in still]
+        if checkpoint.due():
+            checkpoint.save(epoch, {
+                **_state(net, optimizer), "generator": generator.get_state(),
+                "stopping": [asdict(s) for s in stopping], "best": best,
+                "epochs": epochs, "active": active,
+            })  # fmt: skip
     probes = []
     for i, config in enumerate(configs):
         single = BatchedMLP(n_in, n_out, [config], device, seed)

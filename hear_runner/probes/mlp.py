@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -29,6 +28,7 @@ from pydantic import BaseModel
 
 from hear_runner.errors import HearError
 from hear_runner.probes.data import ProbeSplit, Rows
+from hear_runner.probes.resume import Checkpoint
 
 PredictionType = Literal["multiclass", "multilabel"]
 #: The arithmetic of the fast probe's products: float32 (heareval's), or bfloat16 under
@@ -294,14 +294,15 @@ def train_mlp(
     config: MLPConfig,
     device: str | None = None,
     seeded: bool = False,
+    checkpoint: Checkpoint | None = None,
 ) -> TrainedProbe:
     """Train one network until the validation score stops improving; keep the best checkpoint.
 
     Seeds torch with ``config.seed`` first, unless ``seeded``: then the draws go on from
     torch's generator as the caller left it, as heareval's grid points go on from one
-    seeding per task.
+    seeding per task. Goes on from the state ``checkpoint`` holds, and saves its own there.
     """
-    started = time.perf_counter()
+    checkpoint = checkpoint or Checkpoint()
     device = device or default_device()
     generator = torch.Generator().manual_seed(config.seed)
     if not seeded:
@@ -316,7 +317,14 @@ def train_mlp(
     n = len(train)
     batch = min(config.batch_size, n)
     take = batch_source(train, device)
-    for epoch in range(1, config.max_epochs + 1):
+    saved = checkpoint.load()
+    if saved is not None:
+        net.load_state_dict(saved["net"])
+        optimizer.load_state_dict(saved["optimizer"])
+        generator.set_state(saved["generator"])
+        best_state, stopping = saved["best"], EarlyStopping(**saved["stopping"])
+        probe.epochs_trained = saved["epoch"]
+    for epoch in range(probe.epochs_trained + 1, config.max_epochs + 1):
         net.train()
         HearevalDraws.loader_pass()
         for x, y in epoch_batches(take, n, batch, generator, config.shuffle_batches):
@@ -325,17 +333,22 @@ def train_mlp(
             loss.backward()
             optimizer.step()
         probe.epochs_trained = epoch
-        if epoch % config.check_every:
-            continue
-        HearevalDraws.loader_pass()
-        if stopping.update(select(valid.targets, logits_split(probe, valid)), epoch):
-            best_state = copy.deepcopy(net.state_dict())
-        if stopping.stopped:
-            break
+        if epoch % config.check_every == 0:
+            HearevalDraws.loader_pass()
+            if stopping.update(select(valid.targets, logits_split(probe, valid)), epoch):
+                best_state = copy.deepcopy(net.state_dict())
+            if stopping.stopped:
+                break
+        if checkpoint.due():
+            checkpoint.save(epoch, {
+                "net": net.state_dict(), "optimizer": optimizer.state_dict(),
+                "generator": generator.get_state(), "best": best_state,
+                "stopping": asdict(stopping),
+            })  # fmt: skip
     net.load_state_dict(best_state)
     probe.best_epoch = stopping.best_epoch
     probe.best_valid_score = float(stopping.best)
-    probe.seconds = time.perf_counter() - started
+    probe.seconds = checkpoint.seconds()
     return probe
 
 

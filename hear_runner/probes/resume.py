@@ -11,6 +11,12 @@ single stream goes on as if never stopped, so a resumed stage ends with the numb
 an uninterrupted one. Saved trainings under another key are never read; those made by
 other code (which can never match again) are removed, the others kept for their
 settings. A finished stage removes its own.
+
+A training itself can outlast a run: at full size one grid point trains for hours. So
+each training also saves its whole state part way (:class:`Checkpoint`: weights, the
+optimizer's moments, early stopping's record, the best weights so far, every random
+generator) at the end of an epoch every few minutes, and a resumed training goes on from
+the last such epoch with the numbers it would have had if never stopped.
 """
 
 from __future__ import annotations
@@ -20,10 +26,13 @@ import functools
 import hashlib
 import inspect
 import json
+import math
+import os
 import platform
 import re
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +40,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from hear_runner.errors import HearError
 from hear_runner.files import OutputError, atomic_save, atomic_write
 from hear_runner.metrics import get_metric
 from hear_runner.probes.data import ProbeProblem
@@ -43,6 +53,47 @@ T = TypeVar("T")
 PROGRESS_FOLDER = ".probe-progress"
 #: A key folder's manifest: the settings, and the code that made it.
 MANIFEST = "manifest.json"
+#: A training part way: ``<name>.partial`` beside where ``<name>.pt`` will be.
+PARTIAL = ".partial"
+#: Seconds between a training's saved states (``HEAR_CHECKPOINT_SECONDS`` to change).
+CHECKPOINT_SECONDS = 300.0
+CHECKPOINT_ENV = "HEAR_CHECKPOINT_SECONDS"
+
+
+class Checkpoint:
+    """One training's state part way, for a training loop to save and resume from.
+
+    The loop calls :meth:`load` once, after building its network (whose random draws the
+    state then overwrites), and at the end of each epoch, where :meth:`due`, :meth:`save`:
+    every :attr:`every` seconds. This base class keeps nothing; it counts the seconds.
+    """
+
+    every = math.inf
+
+    def __init__(self) -> None:
+        self.opened = time.perf_counter()
+        self.last = self.opened
+        self.before = 0.0  # seconds the training ran in earlier, stopped runs
+
+    def seconds(self) -> float:
+        """The training's seconds so far, in this run and the runs it went on from."""
+        return self.before + time.perf_counter() - self.opened
+
+    def load(self) -> dict[str, Any] | None:
+        """The state last saved (torch's generators set back as they were then), or None."""
+        return None
+
+    def due(self) -> bool:
+        """Whether :attr:`every` seconds have passed since the last save (or the start)."""
+        return time.perf_counter() - self.last >= self.every
+
+    def save(self, epoch: int, state: dict[str, Any]) -> None:
+        """Keep ``state``, the training's after ``epoch``, for a run that goes on from it."""
+        self.last = time.perf_counter()
+        self._write({**state, "epoch": epoch, "seconds": self.seconds()})
+
+    def _write(self, state: dict[str, Any]) -> None:
+        pass
 
 
 class Steps:
@@ -51,6 +102,10 @@ class Steps:
     def run(self, name: str, train: Callable[[], T], trainings: int = 1) -> T:
         """``train()``'s result (``trainings`` networks: a fast group holds several)."""
         return train()
+
+    def checkpoint(self, name: str) -> Checkpoint:
+        """Where the training ``name`` saves its state part way (here: nowhere)."""
+        return Checkpoint()
 
 
 #: Nothing saved, nothing loaded (a cluster's node, the benches).
@@ -63,6 +118,8 @@ class ProbeProgress(Steps):
     def __init__(self, folder: Path, problem: ProbeProblem, settings: dict[str, Any]) -> None:
         self.folder, self.problem, self.settings = folder, problem, settings
         self.resumed = 0  # trainings loaded rather than trained
+        self.continued: list[int] = []  # the epoch each training resumed part way went on from
+        self.checkpoint_seconds = checkpoint_seconds()
 
     @functools.cached_property
     def code(self) -> str:
@@ -111,7 +168,7 @@ class ProbeProgress(Steps):
 
     def run(self, name: str, train: Callable[[], T], trainings: int = 1) -> T:
         """``train()``'s result, from the file an earlier run saved where there is one."""
-        name = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+        name = _file_name(name)
         path = self.here / f"{name}.pt" if self.folder.exists() else None
         if path is not None and path.exists():
             try:
@@ -123,10 +180,14 @@ class ProbeProgress(Steps):
                 self.resumed += trainings
                 return value  # type: ignore[no-any-return]
         value = train()
-        self._save(name, value)
+        self._save(f"{name}.pt", value)
+        (self.here / f"{name}{PARTIAL}").unlink(missing_ok=True)
         return value
 
-    def _save(self, name: str, value: Any) -> None:
+    def checkpoint(self, name: str) -> Checkpoint:
+        return _SavedCheckpoint(self, _file_name(name))
+
+    def _save(self, file: str, value: Any) -> None:
         """Written whole or not at all (files.py); a full disk is one line naming the file,
         raised at once rather than after hours more training whose record could not be
         written either. Nothing saved before is lost."""
@@ -141,9 +202,9 @@ class ProbeProgress(Steps):
                 atomic_write(here / MANIFEST, json.dumps(manifest, default=str))
                 self._remove_other_code()
             state = (value, _random_state())
-            atomic_save(here / f"{name}.pt", lambda handle: torch.save(state, handle))
+            atomic_save(here / file, lambda handle: torch.save(state, handle))
         except OutputError:
-            if not any(here.glob("*.pt")):  # nothing saved under this key: no folder left
+            if not any(p.name != MANIFEST for p in here.glob("*")):  # nothing saved: no folder
                 shutil.rmtree(here, ignore_errors=True)
                 with contextlib.suppress(OSError):
                     self.folder.rmdir()  # only if empty
@@ -167,6 +228,61 @@ class ProbeProgress(Steps):
         shutil.rmtree(self.here, ignore_errors=True)
         if self.folder.exists() and not any(self.folder.iterdir()):
             self.folder.rmdir()
+
+
+def resumed_line(loaded: int, continued: list[int], total: int, saved: str) -> str | None:
+    """What a probe stage took from its saved progress, in one line (None: nothing)."""
+    if not loaded and not continued:
+        return None
+    line = f"resumed: {loaded} of {total} trainings were loaded from {saved}"
+    if continued:
+        epochs = ", ".join(map(str, continued))
+        line += f"; {len(continued)} went on from where it stopped (after epoch {epochs})"
+    return line
+
+
+def checkpoint_seconds() -> float:
+    """``HEAR_CHECKPOINT_SECONDS`` if set, else :data:`CHECKPOINT_SECONDS`."""
+    value = os.environ.get(CHECKPOINT_ENV, "").strip()
+    if not value:
+        return CHECKPOINT_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not seconds >= 0:
+        raise HearError(f"{CHECKPOINT_ENV}={value!r} is not a number of seconds (0 or more)")
+    return seconds
+
+
+class _SavedCheckpoint(Checkpoint):
+    """A training's state part way, in ``<key folder>/<name>.partial``."""
+
+    def __init__(self, progress: ProbeProgress, name: str) -> None:
+        super().__init__()
+        self.progress, self.file = progress, f"{name}{PARTIAL}"
+        self.every = progress.checkpoint_seconds
+
+    def load(self) -> dict[str, Any] | None:
+        path = self.progress.here / self.file if self.progress.folder.exists() else None
+        if path is None or not path.exists():
+            return None
+        try:
+            state, rng = torch.load(path, weights_only=False)
+        except Exception:  # damaged: the training starts over
+            path.unlink(missing_ok=True)
+            return None
+        _set_random_state(rng)
+        self.before = float(state["seconds"])
+        self.progress.continued.append(int(state["epoch"]))
+        return state  # type: ignore[no-any-return]
+
+    def _write(self, state: dict[str, Any]) -> None:
+        self.progress._save(self.file, state)
+
+
+def _file_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
 
 
 def _module_sources(fn: Callable[..., Any]) -> list[Path]:
@@ -197,3 +313,6 @@ class _Scoped(Steps):
 
     def run(self, name: str, train: Callable[[], T], trainings: int = 1) -> T:
         return self.progress.run(f"{self.prefix}-{name}", train, trainings)
+
+    def checkpoint(self, name: str) -> Checkpoint:
+        return self.progress.checkpoint(f"{self.prefix}-{name}")

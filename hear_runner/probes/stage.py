@@ -65,6 +65,7 @@ class ProbeOutcome:
     primary: str
     seconds: float = 0.0
     resumed: int = 0  # trainings loaded from an earlier, stopped run's saved progress
+    continued: list[int] = field(default_factory=list)  # epochs trainings went on from
     metrics: list[str] = field(default_factory=list)
     predictions: list[FoldPredictions] = field(default_factory=list)  # each fold's test split
 
@@ -200,7 +201,7 @@ def run_probe(
             outcome.add(_score_fold(problem, fold, probe, metrics, seed))
     outcome.seconds = time.perf_counter() - started
     if progress is not None:
-        outcome.resumed = progress.resumed
+        outcome.resumed, outcome.continued = progress.resumed, progress.continued
         progress.finish()
     return outcome
 
@@ -226,12 +227,16 @@ def _train(
         return list(train_batched(train, valid, kind, select, configs, None, steps, report))
     probes: list[Probe] = []
     for i, config in enumerate(configs):
-        training: Callable[[], Probe] = (
-            functools.partial(train_linear, train, valid, kind, select, config)
-            if mode == "linear"
-            else functools.partial(train_mlp, train, valid, kind, select, config, seeded=True)
-        )
-        probes.append(steps.run(f"point{i}", training))
+        name = f"point{i}"
+        training: Callable[[], Probe]
+        if mode == "linear":
+            training = functools.partial(train_linear, train, valid, kind, select, config)
+        else:
+            checkpoint = steps.checkpoint(name)
+            training = functools.partial(
+                train_mlp, train, valid, kind, select, config, seeded=True, checkpoint=checkpoint
+            )
+        probes.append(steps.run(name, training))
         report(1)
     return probes
 

@@ -62,6 +62,8 @@ class ProbeInfo(BaseModel):
     # trainings loaded from a stopped run's saved progress (the stage's time is then this
     # run's; each fold's probe_seconds stays its own training's)
     resumed: int = 0
+    # trainings that went on from a stopped run's state part way: the epoch each went on from
+    continued: list[int] = []
 
     @property
     def label(self) -> str:
