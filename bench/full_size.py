@@ -202,6 +202,7 @@ def probe(
     if before is not None:
         log = log.with_name(f"{log.stem}.segment{len(segments(before)) + 1}.log")
     run = stage(f"probe {mode}", command, args, env, log, args.timeout)
+    run["git"] = git_state(*RUNNER_PATHS)
     if before is not None:
         run = joined(before, run)
     scores = embeddings / "test.predicted-scores.json"
@@ -219,7 +220,10 @@ def probe(
 
 
 SEGMENT_KEYS = ("status", "wall_s", "user_s", "sys_s", "max_rss_mib", "tree_pss_peak_mib",
-                "tree_anon_peak_mib", "loadavg_before", "log")  # fmt: skip
+                "tree_anon_peak_mib", "loadavg_before", "log", "git")  # fmt: skip
+#: What a probe's saved trainings depend on (their key holds hear-runner's and the metric
+#: plugins' source).
+RUNNER_PATHS = ("hear_runner", "plugins", "pyproject.toml")
 
 
 def segments(run: dict) -> list[dict]:
@@ -292,7 +296,7 @@ def measure_task(task: str, args: argparse.Namespace, env: dict, logs: Path) -> 
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": remake_command(task, args),
         "machine": machine(),
-        "git": git_state("hear_runner", "plugins", "pyproject.toml"),
+        "git": git_state(*RUNNER_PATHS),
         "hear": shlex.join(hear_command(args)),
         "threads": {v: env.get(v) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")},
         "task_info": info,
@@ -331,8 +335,33 @@ def resume_task(row: dict, args: argparse.Namespace, env: dict, logs: Path) -> d
         stopped = before is not None and before["status"] == "timeout"
         saved = (embeddings / ".probe-progress").is_dir()  # else it starts from scratch
         resumed = before if stopped and saved else None
-        row["probes"][mode] = probe(mode, embeddings, info, args, env, logs, resumed)
+        other_code = resumed is not None and not same_runner(
+            segments(resumed)[-1].get("git") or row["git"]
+        )
+        if other_code:
+            print(f"[bench] {mode}: the saved trainings were made by other hear-runner code "
+                  "(they would not be read): the probe starts over", flush=True)  # fmt: skip
+        row["probes"][mode] = probe(
+            mode, embeddings, info, args, env, logs, None if other_code else resumed
+        )
+        if other_code:  # the stopped run stays on record, beside the one that replaced it
+            row["probes"][mode]["superseded"] = [*before.get("superseded", []), before]
     return row
+
+
+def same_runner(made: dict) -> bool:
+    """Whether this checkout's hear-runner and plugins are those of the run whose git state
+    is ``made`` (both committed, the same trees), so that its saved trainings serve."""
+    now = git_state(*RUNNER_PATHS)
+    if made.get("runner_dirty") or now["runner_dirty"] or not made.get("commit"):
+        return False
+    before = runner_trees(made["commit"])
+    return None not in before and before == runner_trees(now["commit"])
+
+
+def runner_trees(commit: str, repo: Path = REPO) -> list[str | None]:
+    """The git objects of RUNNER_PATHS at ``commit`` (None where git cannot say)."""
+    return [cmd(["git", "-C", str(repo), "rev-parse", f"{commit}:{p}"]) for p in RUNNER_PATHS]
 
 
 def load_rows(path: Path) -> list[dict]:

@@ -186,6 +186,35 @@ def test_a_resumed_probe_sums_its_segments_times_and_keeps_their_largest_peaks()
     assert (joined["max_rss_mib"], joined["tree_anon_peak_mib"]) == (1000.0, 800.0)
 
 
+@pytest.mark.docker
+def test_saved_trainings_are_resumed_only_by_the_same_runner_and_plugins(tmp_path: Path) -> None:
+    """A segment at a commit that changed only the bench or the docs resumes the saved
+    trainings; one whose hear_runner differs starts the probe over (its key would differ)."""
+    import full_size
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(tmp_path), *args], check=True,
+                              capture_output=True, text=True)  # fmt: skip
+        return done.stdout.strip()
+
+    def commit(path: str, text: str) -> str:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+        git("add", "-A")
+        git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", path)
+        return git("rev-parse", "HEAD")
+
+    git("init", "-q")
+    commit("plugins/p.py", "")
+    commit("pyproject.toml", "")
+    made = commit("hear_runner/a.py", "x = 1\n")
+    docs = commit("README.md", "docs\n")
+    code = commit("hear_runner/a.py", "x = 2\n")
+    trees = [full_size.runner_trees(c, tmp_path) for c in (made, docs, code)]
+    assert None not in trees[0] and trees[0] == trees[1] != trees[2]
+    assert None in full_size.runner_trees("0" * 40, tmp_path)  # unknown commit: not the same
+
+
 def test_full_size_harness_on_a_mini_task(tmp_path: Path) -> None:
     out, md = tmp_path / "full-size.json", tmp_path / "full-size.md"
     throughputs = tmp_path / "throughputs.json"
