@@ -84,11 +84,14 @@ def test_costs_name_their_source() -> None:
     from hear_runner.plan.throughput import load_throughputs
 
     rows = json.loads(bench.FULL_SIZE.read_text())["rows"]
-    rows = [r for r in rows if r["task"] != "esc50"]  # a task with no measurement
+    # esc50 with no measurement, nsynth_pitch_50h measured only at reduced scales (0.01):
+    # whatever later benches add to the results file.
+    rows = [r for r in rows if r["task"] != "esc50"]
+    rows = [r for r in rows if (r["task"], r["scale"]) != ("nsynth_pitch_50h", "full")]
+    assert any(r["task"] == "nsynth_pitch_50h" and "fast" in r["probes"] for r in rows)
     costs = {c.task: c for c in bench.task_costs(rows, [], load_throughputs(), ("fast", 8))}
     assert len(costs) == 19
-    # bench/results/full-size.json has maestro embedded at full size and the fast probe of
-    # nsynth_pitch_50h only at scale 0.01.
+    # bench/results/full-size.json has maestro embedded at full size.
     assert costs["maestro"].embed.source == "measured"
     assert costs["nsynth_pitch_50h"].probe.source == "extrapolated"
     assert costs["esc50"].embed.source == costs["esc50"].probe.source == "estimated"
