@@ -236,6 +236,8 @@ def joined(before: dict, run: dict) -> dict:
     the largest of any segment."""
     parts = [*segments(before), {k: run.get(k) for k in SEGMENT_KEYS}]
     run = {**run, "segments": parts}
+    if before.get("superseded"):  # runs of other code this one replaced stay on record
+        run["superseded"] = before["superseded"]
     for key in ("wall_s", "user_s", "sys_s"):
         values = [p.get(key) for p in parts]
         run[key] = None if None in values else round(sum(values), 3)

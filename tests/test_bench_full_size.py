@@ -178,7 +178,9 @@ def test_a_resumed_probe_sums_its_segments_times_and_keeps_their_largest_peaks()
     second = {**first, "wall_s": 300.0, "user_s": 550.0, "max_rss_mib": 1000.0,
               "tree_anon_peak_mib": 700.0, "log": "b.log"}  # fmt: skip
     third = {**second, "status": "ok", "wall_s": 100.0, "sys_s": None, "score": 0.9}
+    first["superseded"] = [{"status": "timeout", "wall_s": 9301.0}]
     joined = full_size.joined(full_size.joined(first, second), third)
+    assert joined["superseded"] == first["superseded"]  # kept through every segment
     assert [s["log"] for s in joined["segments"]] == ["a.log", "b.log", "b.log"]
     assert joined["status"] == "ok" and joined["score"] == 0.9
     assert joined["wall_s"] == 1000.5 and joined["user_s"] == 2200.0
