@@ -347,7 +347,8 @@ def resume_task(row: dict, args: argparse.Namespace, env: dict, logs: Path) -> d
             mode, embeddings, info, args, env, logs, None if other_code else resumed
         )
         if other_code:  # the stopped run stays on record, beside the one that replaced it
-            row["probes"][mode]["superseded"] = [*before.get("superseded", []), before]
+            earlier = {k: v for k, v in before.items() if k != "superseded"}
+            row["probes"][mode]["superseded"] = [*before.get("superseded", []), earlier]
     return row
 
 
