@@ -169,16 +169,10 @@ class ProbeProgress(Steps):
     def run(self, name: str, train: Callable[[], T], trainings: int = 1) -> T:
         """``train()``'s result, from the file an earlier run saved where there is one."""
         name = _file_name(name)
-        path = self.here / f"{name}.pt" if self.folder.exists() else None
-        if path is not None and path.exists():
-            try:
-                value, rng = torch.load(path, weights_only=False)
-            except Exception:  # damaged (it was renamed into place whole): trained again
-                path.unlink(missing_ok=True)
-            else:
-                _set_random_state(rng)
-                self.resumed += trainings
-                return value  # type: ignore[no-any-return]
+        saved = self._load(f"{name}.pt")
+        if saved is not None:
+            self.resumed += trainings
+            return saved  # type: ignore[no-any-return]
         value = train()
         self._save(f"{name}.pt", value)
         (self.here / f"{name}{PARTIAL}").unlink(missing_ok=True)
@@ -186,6 +180,21 @@ class ProbeProgress(Steps):
 
     def checkpoint(self, name: str) -> Checkpoint:
         return _SavedCheckpoint(self, _file_name(name))
+
+    def _load(self, file: str) -> Any | None:
+        """What an earlier run saved in ``file``, torch's generators set back as they were
+        after it; None where nothing is saved, or it is damaged (then removed: trained again;
+        it was renamed into place whole, so damage is the disk's)."""
+        path = self.here / file if self.folder.exists() else None
+        if path is None or not path.exists():
+            return None
+        try:
+            value, rng = torch.load(path, weights_only=False)
+        except Exception:
+            path.unlink(missing_ok=True)
+            return None
+        _set_random_state(rng)
+        return value
 
     def _save(self, file: str, value: Any) -> None:
         """Written whole or not at all (files.py); a full disk is one line naming the file,
@@ -264,15 +273,9 @@ class _SavedCheckpoint(Checkpoint):
         self.every = progress.checkpoint_seconds
 
     def load(self) -> dict[str, Any] | None:
-        path = self.progress.here / self.file if self.progress.folder.exists() else None
-        if path is None or not path.exists():
+        state = self.progress._load(self.file)
+        if state is None:  # nothing saved, or damaged: the training starts over
             return None
-        try:
-            state, rng = torch.load(path, weights_only=False)
-        except Exception:  # damaged: the training starts over
-            path.unlink(missing_ok=True)
-            return None
-        _set_random_state(rng)
         self.before = float(state["seconds"])
         self.progress.continued.append(int(state["epoch"]))
         return state  # type: ignore[no-any-return]
