@@ -124,7 +124,9 @@ def no_leftover_containers(docker_client):
     """Fails the test if any container started by hear-runner is still there afterwards."""
 
     def ours() -> set[str]:
-        found = docker_client.containers.list(all=True, filters={"label": "org.hear.runner=1"})
+        found = docker_client.containers.list(
+            all=True, filters={"label": "org.hear.runner=1"}, ignore_removed=True
+        )
         return {c.id for c in found}
 
     before = ours()

@@ -159,7 +159,9 @@ def test_container_killed_during_hear_run_ends_with_one_line_and_resumes(
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not killed:
             if len(list(empty_embedding_store.rglob("batch-*.json"))) >= 3:
-                for c in docker_client.containers.list(filters={"label": "org.hear.runner=1"}):
+                for c in docker_client.containers.list(
+                    filters={"label": "org.hear.runner=1"}, ignore_removed=True
+                ):
                     if c.name.startswith("hear-faulty"):
                         c.kill()
                         killed.append(c.name)
@@ -226,7 +228,7 @@ def test_interrupted_run_removes_its_container(
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if docker_client.containers.list(
-            filters={"label": "org.hear.runner=1", "name": "hear-faulty"}
+            filters={"label": "org.hear.runner=1", "name": "hear-faulty"}, ignore_removed=True
         ):
             break
         time.sleep(0.1)

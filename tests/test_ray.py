@@ -314,7 +314,9 @@ def test_ray_ctrl_c_stops_every_container(
     )  # fmt: skip
 
     def ours() -> list:
-        return docker_client.containers.list(all=True, filters={"label": "org.hear.runner=1"})
+        return docker_client.containers.list(
+            all=True, filters={"label": "org.hear.runner=1"}, ignore_removed=True
+        )
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(ours()) < 2:  # a container on each node

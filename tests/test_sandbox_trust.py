@@ -321,7 +321,9 @@ def test_container_cannot_fill_the_hosts_disk_through_its_run_folder(
 
 # -- finding 11: leftovers after kill -9 ----------------------------------------------------
 def _ours(docker_client) -> list:
-    return docker_client.containers.list(all=True, filters={"label": "org.hear.runner=1"})
+    return docker_client.containers.list(
+        all=True, filters={"label": "org.hear.runner=1"}, ignore_removed=True
+    )
 
 
 @pytest.mark.docker

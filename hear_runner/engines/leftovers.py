@@ -90,7 +90,9 @@ def sweep_containers(docker: Any, socket_dir: str) -> list[str]:
     removed: list[str] = []
     try:
         found = docker.containers.list(
-            all=True, filters={"label": ["org.hear.runner=1", f"{OWNER_HOST}={this_host()}"]}
+            all=True,
+            filters={"label": ["org.hear.runner=1", f"{OWNER_HOST}={this_host()}"]},
+            ignore_removed=True,  # one removed while listed is not a reason to skip the sweep
         )
     except Exception:
         return removed
