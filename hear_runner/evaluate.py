@@ -271,9 +271,11 @@ def probe_and_score(
     problem = ProbeProblem.from_task(task, embedded)
     seeds = seeds or [42]
     total = trainings(problem, probe_mode, seeds, grid_points, options)
-    saving = {"progress_dir": progress_dir} if progress_dir else {}
     with progress(console, unit="trainings") as bars:
         bar = bars.add_task(f"{task.name} · {probe_mode} probe", total=total)
+        saving: dict[str, Any] = {}
+        if progress_dir:
+            saving = {"progress_dir": progress_dir, "on_loaded": lambda n: bars.loaded(bar, n)}
         outcome = runner(
             problem, probe_mode, seeds, grid_points, lambda n: bars.advance(bar, n),
             options=options, **saving,

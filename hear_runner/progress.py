@@ -1,7 +1,10 @@
 """Progress of long work: live bars on a terminal, plain log lines anywhere else (CI, files).
 
-Both take ``add_task(description, total)`` and ``advance(task, n, audio_seconds=0.0)``;
-audio seconds, when given, show as the model's speed (audio seconds per second).
+Both take ``add_task(description, total)``, ``advance(task, n, audio_seconds=0.0)`` and
+``loaded(task, n)``; audio seconds, when given, show as the model's speed (audio seconds per
+second). Items loaded (an earlier run's saved trainings) count as done but stay out of the
+speed and the time left: a resumed probe that loaded 3 of 8 trainings in a second would
+otherwise promise the other 5 in seconds more.
 Descriptions are plain text, never rich markup: they carry task and folder names.
 """
 
@@ -32,6 +35,9 @@ LOG_EVERY = 30.0
 #: An unfinished task quiet this long (seconds) logs where it stands anyway: one training
 #: of a full-size probe can run for many minutes, and a silent log reads as a hung run.
 QUIET_AT_MOST = 300.0
+#: Bars' time left from the speed over this many seconds (rich's default, 30, leaves a
+#: probe whose trainings take minutes each without any).
+SPEED_OVER = 24 * 3600.0
 
 
 class _AudioSpeed(ProgressColumn):
@@ -51,10 +57,11 @@ class _CountSpeed(ProgressColumn):
         self.unit = unit
 
     def render(self, task: Task) -> Text:
-        elapsed = task.elapsed or 0.0
-        if not task.completed or not elapsed:
+        elapsed = task.elapsed or 0.0  # since the last items loaded (``loaded``)
+        done = task.completed - task.fields.get("loaded", 0)
+        if not done or not elapsed:
             return Text("")
-        return Text(speed(task.completed, elapsed, self.unit))
+        return Text(speed(done, elapsed, self.unit))
 
 
 def speed(done: float, elapsed: float, unit: str) -> str:
@@ -75,14 +82,26 @@ class LiveProgress:
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=console,
+            speed_estimate_period=SPEED_OVER,
         )
 
     def add_task(self, description: str, total: int | None) -> int:
-        return int(self.bars.add_task(description, total=total, audio=0.0))
+        return int(self.bars.add_task(description, total=total, audio=0.0, loaded=0))
 
     def advance(self, task: int, n: int, audio_seconds: float = 0.0) -> None:
-        audio = self.bars.tasks[self.bars.task_ids.index(TaskID(task))].fields["audio"]
+        audio = self._task(task).fields["audio"]
         self.bars.update(TaskID(task), advance=n, audio=audio + audio_seconds)
+
+    def loaded(self, task: int, n: int) -> None:
+        """``n`` done by an earlier run: the clock (speed, time left) starts again after them."""
+        done = self._task(task)
+        self.bars.reset(
+            TaskID(task), completed=int(done.completed) + n, audio=0.0,
+            loaded=done.fields["loaded"] + n,
+        )  # fmt: skip
+
+    def _task(self, task: int) -> Task:
+        return self.bars.tasks[self.bars.task_ids.index(TaskID(task))]
 
     def __enter__(self) -> LiveProgress:
         self.bars.start()
@@ -109,7 +128,7 @@ class LogProgress:
         with self._lock:
             self.tasks.append({"description": description, "total": total, "done": 0,
                                "audio": 0.0, "started": now, "logged": now,
-                               "quarter": 0})  # fmt: skip
+                               "quarter": 0, "loaded": 0, "clock": now})  # fmt: skip
             self._print(f"{description}: started ({total or '?'} {self.unit})")
             return len(self.tasks) - 1
 
@@ -123,6 +142,16 @@ class LogProgress:
             if quarter > t["quarter"] or now - t["logged"] >= LOG_EVERY:
                 t["quarter"], t["logged"] = quarter, now
                 self._print(self._line(t, now))
+
+    def loaded(self, task: int, n: int) -> None:
+        """``n`` done by an earlier run: counted, but speed and time left are this run's."""
+        with self._lock:
+            t = self.tasks[task]
+            t["done"] += n
+            t["loaded"] += n
+            t["clock"] = t["logged"] = time.monotonic()
+            t["quarter"] = 4 * t["done"] // t["total"] if t["total"] else 0
+            self._print(self._line(t, t["clock"]))
 
     def beat(self) -> None:
         """A line for each unfinished task that has logged nothing for QUIET_AT_MOST s."""
@@ -140,13 +169,16 @@ class LogProgress:
     def _line(self, t: dict[str, Any], now: float) -> str:
         elapsed = now - t["started"]
         parts = [f"{t['description']}: {t['done']}/{t['total'] or '?'} {self.unit}"]
+        if t["loaded"]:
+            parts[0] += f" ({t['loaded']} loaded)"
+        working, worked = now - t["clock"], t["done"] - t["loaded"]
         if t["audio"] and elapsed:
             parts.append(f"{t['audio'] / elapsed:.1f} audio s/s")
-        if t["done"] and elapsed:
-            parts.append(speed(t["done"], elapsed, self.unit))
+        if worked and working:
+            parts.append(speed(worked, working, self.unit))
         parts.append(f"{elapsed:.0f} s")
-        if t["total"] and 0 < t["done"] < t["total"]:
-            parts.append(f"about {elapsed * (t['total'] / t['done'] - 1):.0f} s left")
+        if t["total"] and worked and t["done"] < t["total"]:
+            parts.append(f"about {working * (t['total'] - t['done']) / worked:.0f} s left")
         return ", ".join(parts)
 
     def _watch_quiet(self) -> None:

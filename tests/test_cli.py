@@ -195,6 +195,42 @@ def test_progress_lines_give_seconds_each_for_slow_work(monkeypatch: pytest.Monk
     assert lines[4] == "esc50 · train: 100/400 clips, 50.0 clips/s, 2 s, about 6 s left"
 
 
+def test_progress_of_a_resumed_probe_leaves_loaded_trainings_out_of_its_time_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Trainings an earlier run saved load in a second: counted in the rate, they would
+    promise a 5-hour probe's rest in seconds."""
+    now, buffer = frozen_clock(monkeypatch), io.StringIO()
+    log = log_progress("trainings", buffer)
+    bar = log.add_task("dcase · fast probe", total=8)
+    now[0] += 1.0
+    log.loaded(bar, 3)
+    now[0] += 600.0
+    log.advance(bar, 1)
+    lines = buffer.getvalue().splitlines()
+    assert lines[1] == "dcase · fast probe: 3/8 trainings (3 loaded), 1 s"
+    assert lines[2] == (
+        "dcase · fast probe: 4/8 trainings (3 loaded), 600 s each, 601 s, about 2400 s left"
+    )
+
+    # The same on a terminal's bars (rich's clock is the console's)
+    from rich.console import Console
+
+    from hear_runner import progress
+
+    screen = Console(file=io.StringIO(), force_terminal=True, get_time=lambda: now[0])
+    live = progress.LiveProgress(screen, "trainings")
+    bar = live.add_task("dcase · fast probe", total=8)
+    now[0] += 1.0
+    live.loaded(bar, 3)
+    for _ in range(2):
+        now[0] += 600.0
+        live.advance(bar, 1)
+    [task] = live.bars.tasks
+    assert task.completed == 5 and task.time_remaining == 1800.0
+    assert str(progress._CountSpeed("trainings").render(task)) == "600 s each"
+
+
 def test_quiet_progress_logs_where_it_stands(monkeypatch: pytest.MonkeyPatch) -> None:
     """One training of a full-size probe can take many minutes: a log that stays silent
     meanwhile reads as a hung run, so an unfinished task says where it stands."""

@@ -97,6 +97,8 @@ def test_hear_probe_stopped_mid_grid_resumes_to_the_numbers_of_an_unstopped_run(
     total = 8 + 2  # the grid, then one per other fold
     loaded = int(again.stderr.split("resumed: ")[1].split(" of ")[0])
     assert saved <= loaded and f"of {total} trainings were loaded" in again.stderr
+    # the progress counts them as done, and its time left is this run's trainings' own
+    assert f": {loaded}/{total} trainings ({loaded} loaded), 0 s" in again.stderr
     assert not (stopped / PROGRESS_FOLDER).exists()
     assert numbers(predicted(stopped)) == numbers(predicted(whole))
 
@@ -153,6 +155,8 @@ def test_hear_run_stopped_in_its_probe_resumes_from_the_saved_trainings(tmp_path
     again = subprocess.run(run("stopped"), capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert "toyk-1.0.0-full: resumed: " in again.stderr
+    loaded = int(again.stderr.split("toyk-1.0.0-full: resumed: ")[1].split(" of ")[0])
+    assert f"faithful probe: {loaded}/" in again.stderr and f"({loaded} loaded)" in again.stderr
     assert not progress.exists()
     whole, got = (
         json.loads((tmp_path / r / "numpy_logmel" / "toyk-1.0.0-full.json").read_text())

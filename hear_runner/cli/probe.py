@@ -81,10 +81,11 @@ def probe(
         seed_list = list(range(seed, seed + seeds))
         total = trainings(problem, chosen, seed_list, grid_points, options)
         saved = folder / PROGRESS_FOLDER
-        with progress_bar(f"{folder.name} · {chosen} probe", total) as advance, kept(saved):
+        bar = progress_bar(f"{folder.name} · {chosen} probe", total)
+        with bar as (trained, loaded), kept(saved):
             outcome = run_probe(
-                problem, chosen, seed_list, grid_points, advance, options=options,
-                progress_dir=saved,
+                problem, chosen, seed_list, grid_points, trained, options=options,
+                progress_dir=saved, on_loaded=loaded,
             )  # fmt: skip
         line = resumed_line(outcome.resumed, outcome.continued, total, str(saved))
         if line:

@@ -34,12 +34,15 @@ def wrote(path: object) -> None:
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+def progress_bar(
+    description: str, total: int | None = None
+) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
+    """A bar of trainings: what advances it for n trained, and for n loaded from a saved run."""
     from hear_runner.progress import progress
 
     with progress(err, unit="trainings") as bars:
         bar = bars.add_task(description, total=total)
-        yield lambda n: bars.advance(bar, n)
+        yield (lambda n: bars.advance(bar, n)), (lambda n: bars.loaded(bar, n))
 
 
 @contextlib.contextmanager

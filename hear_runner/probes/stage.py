@@ -141,8 +141,11 @@ def run_probe(
     points: Callable[[int], list[ProbeConfig]] | None = None,
     options: TrainingOptions | None = None,
     progress_dir: Path | None = None,
+    on_loaded: Callable[[int], None] | None = None,
 ) -> ProbeOutcome:
-    """Probe ``problem`` once per seed; ``on_trained(n)`` reports n trainings done.
+    """Probe ``problem`` once per seed; ``on_trained(n)`` reports n trainings done, and
+    ``on_loaded(n)``, where given, those of them loaded from ``progress_dir`` (a display's
+    speed and time left are then this run's own).
 
     ``points(seed)`` replaces heareval's grid (its first ``grid_points``) with other configs;
     ``options`` change every MLP point's precision or batch order. With ``progress_dir``,
@@ -164,6 +167,8 @@ def run_probe(
             "device": default_device(),
         }
         progress = ProbeProgress(progress_dir, problem, settings)
+        if on_loaded is not None:
+            on_trained = _telling_loaded(progress, on_trained, on_loaded)
     by_loss = problem.metadata.use_scoring_for_early_stopping is False
     outcome = ProbeOutcome(
         mode=mode,
@@ -204,6 +209,26 @@ def run_probe(
         outcome.resumed, outcome.continued = progress.resumed, progress.continued
         progress.finish()
     return outcome
+
+
+def _telling_loaded(
+    progress: ProbeProgress,
+    on_trained: Callable[[int], None] | None,
+    on_loaded: Callable[[int], None],
+) -> Callable[[int], None]:
+    """``on_trained`` for the trainings ``progress`` did not load, ``on_loaded`` for those
+    it did."""
+    told = 0
+
+    def report(n: int) -> None:
+        nonlocal told
+        loaded, told = progress.resumed - told, progress.resumed
+        if loaded:
+            on_loaded(loaded)
+        if n > loaded and on_trained is not None:
+            on_trained(n - loaded)
+
+    return report
 
 
 def _train(
