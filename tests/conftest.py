@@ -119,15 +119,22 @@ def numpy_image(docker_client, naive_image: str, tmp_path_factory: pytest.TempPa
     return tag
 
 
+def hear_containers(docker_client, *, running_only: bool = False, name: str = "") -> list:
+    """The containers hear-runner started, running or not.
+
+    One removed between docker's listing and its inspection is skipped, not an error: the
+    tests poll while runs stop their containers.
+    """
+    filters = {"label": "org.hear.runner=1"} | ({"name": name} if name else {})
+    return docker_client.containers.list(all=not running_only, filters=filters, ignore_removed=True)
+
+
 @pytest.fixture
 def no_leftover_containers(docker_client):
     """Fails the test if any container started by hear-runner is still there afterwards."""
 
     def ours() -> set[str]:
-        found = docker_client.containers.list(
-            all=True, filters={"label": "org.hear.runner=1"}, ignore_removed=True
-        )
-        return {c.id for c in found}
+        return {c.id for c in hear_containers(docker_client)}
 
     before = ours()
     yield

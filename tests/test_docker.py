@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import hear_containers
 
 from hear_runner.engines.base import ModelSource
 from hear_runner.engines.docker import DockerEngine
@@ -159,9 +160,7 @@ def test_container_killed_during_hear_run_ends_with_one_line_and_resumes(
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not killed:
             if len(list(empty_embedding_store.rglob("batch-*.json"))) >= 3:
-                for c in docker_client.containers.list(
-                    filters={"label": "org.hear.runner=1"}, ignore_removed=True
-                ):
+                for c in hear_containers(docker_client, running_only=True):
                     if c.name.startswith("hear-faulty"):
                         c.kill()
                         killed.append(c.name)
@@ -227,9 +226,7 @@ def test_interrupted_run_removes_its_container(
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if docker_client.containers.list(
-            filters={"label": "org.hear.runner=1", "name": "hear-faulty"}, ignore_removed=True
-        ):
+        if hear_containers(docker_client, running_only=True, name="hear-faulty"):
             break
         time.sleep(0.1)
     else:

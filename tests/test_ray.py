@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import hear_containers
 from raycluster import LoopbackCluster, can_run
 
 pytestmark = [
@@ -314,9 +315,7 @@ def test_ray_ctrl_c_stops_every_container(
     )  # fmt: skip
 
     def ours() -> list:
-        return docker_client.containers.list(
-            all=True, filters={"label": "org.hear.runner=1"}, ignore_removed=True
-        )
+        return hear_containers(docker_client)
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(ours()) < 2:  # a container on each node

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import hear_containers
 
 from hear_runner.engines.base import EngineSettings, ModelSource
 from hear_runner.engines.docker import DockerEngine
@@ -321,9 +322,7 @@ def test_container_cannot_fill_the_hosts_disk_through_its_run_folder(
 
 # -- finding 11: leftovers after kill -9 ----------------------------------------------------
 def _ours(docker_client) -> list:
-    return docker_client.containers.list(
-        all=True, filters={"label": "org.hear.runner=1"}, ignore_removed=True
-    )
+    return hear_containers(docker_client)
 
 
 @pytest.mark.docker
