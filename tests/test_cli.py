@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import io
+import itertools
 import json
 import os
 import re
@@ -82,6 +83,15 @@ def test_every_summary_is_one_line_and_no_option_shows_a_python_type() -> None:
         assert "<bool>" not in text, f"hear {name} --help:\n{text}"
         # An option reads as --model NAME, not as typer's --model <list[str]>.
         assert not re.search(r"^│[ *]*--\S+ +<list\[", text, re.M), f"hear {name} --help:\n{text}"
+        # An argument reads as PACK or names..., not with typer's <path> or <list[str]> beside.
+        assert not re.search(r"<(str|int|float|path|list\[\w+\])>", text), f"hear {name}:\n{text}"
+        # The description is wrapped by the terminal: a line breaks only where the next
+        # word would not fit in its 98 columns (typer kept the docstring's line breaks).
+        described = text.split("Usage:")[1].split("╭")[0].splitlines()[2:]
+        for line, after in itertools.pairwise(described):
+            if line.strip() and after.strip():
+                fits = len(line.strip()) + 1 + len(after.split()[0]) <= 98
+                assert not fits, f"hear {name} --help breaks {line.strip()!r}:\n{text}"
 
 
 def test_serving_options_are_declared_once_with_the_engines_defaults() -> None:

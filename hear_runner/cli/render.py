@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import typer
 from rich.console import Console
@@ -62,8 +63,11 @@ def command_group(help: str) -> typer.Typer:
 
 
 class HelpGroup(TyperGroup):
-    """A command group whose help, and its commands' help, shows ``--help`` without a type:
-    typer labels every flag ``<bool>``, its own ``--help`` included."""
+    """A command group whose help, and its commands' help, reads as the user's words, not
+    Python's: no type labels (typer shows every flag as ``<bool>``, its own ``--help``
+    included, and arguments as ``<str>``, ``<path>`` or ``<list[Path]>``), and each
+    command's description reflowed to the terminal (typer keeps a docstring's line breaks,
+    so an 80-column terminal showed every other line a few words long)."""
 
     def get_help_option(self, ctx: Any) -> Any:
         return _untyped(super().get_help_option(ctx))
@@ -72,7 +76,24 @@ class HelpGroup(TyperGroup):
         command = super().get_command(ctx, cmd_name)
         if command is not None:
             _untyped(command.get_help_option(ctx))  # cached: the one its own help shows
+            for param in command.params:
+                if param.param_type_name == "argument":
+                    cast(Any, param).display_type_rich = _no_type
+            command.help = paragraphs(command.help)
         return command
+
+
+def paragraphs(text: str | None) -> str | None:
+    """A docstring as paragraphs of one line each, for the terminal to wrap."""
+    if text is None:
+        return None
+    return "\n\n".join(
+        " ".join(paragraph.split("\n")) for paragraph in inspect.cleandoc(text).split("\n\n")
+    )
+
+
+def _no_type(ctx: Any) -> None:
+    return None
 
 
 def _untyped(option: Any) -> Any:
