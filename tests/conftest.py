@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from hear_runner.engines.leftovers import RUNNER_LABEL
+
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
 HEAR_MODULES = TESTS / "hear_modules"
@@ -125,7 +127,7 @@ def hear_containers(docker_client, *, running_only: bool = False, name: str = ""
     One removed between docker's listing and its inspection is skipped, not an error: the
     tests poll while runs stop their containers.
     """
-    filters = {"label": "org.hear.runner=1"} | ({"name": name} if name else {})
+    filters = {"label": f"{RUNNER_LABEL}=1"} | ({"name": name} if name else {})
     return docker_client.containers.list(all=not running_only, filters=filters, ignore_removed=True)
 
 

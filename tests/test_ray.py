@@ -314,21 +314,19 @@ def test_ray_ctrl_c_stops_every_container(
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
 
-    def ours() -> list:
-        return hear_containers(docker_client)
-
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(ours()) < 2:  # a container on each node
+    # a container on each node
+    while time.monotonic() < deadline and len(hear_containers(docker_client)) < 2:
         time.sleep(0.2)
-    assert len(ours()) == 2, "the model never started on both nodes"
+    assert len(hear_containers(docker_client)) == 2, "the model never started on both nodes"
     time.sleep(1.0)  # every unit now waits on a hanging model call
     proc.send_signal(2)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and ours():
+    while time.monotonic() < deadline and hear_containers(docker_client):
         time.sleep(0.5)
-    assert not ours(), "containers left on a node after Ctrl-C"
+    assert not hear_containers(docker_client), "containers left on a node after Ctrl-C"
 
 
 @pytest.mark.parametrize(

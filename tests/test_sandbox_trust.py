@@ -321,10 +321,6 @@ def test_container_cannot_fill_the_hosts_disk_through_its_run_folder(
 
 
 # -- finding 11: leftovers after kill -9 ----------------------------------------------------
-def _ours(docker_client) -> list:
-    return hear_containers(docker_client)
-
-
 @pytest.mark.docker
 def test_kill_9_leftover_container_is_removed_by_the_next_run(
     docker_client, faulty_image, digits_task, tmp_path
@@ -337,11 +333,11 @@ def test_kill_9_leftover_container_is_removed_by_the_next_run(
          "--model-options", '{"fault": "hang"}', *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    before = {c.id for c in _ours(docker_client)}
+    before = {c.id for c in hear_containers(docker_client)}
     deadline = time.monotonic() + 60
     mine: list = []
     while time.monotonic() < deadline and not mine:
-        mine = [c for c in _ours(docker_client)
+        mine = [c for c in hear_containers(docker_client)
                 if c.id not in before and c.name.startswith("hear-trust-faulty")]  # fmt: skip
         time.sleep(0.1)
     if not mine:
@@ -359,7 +355,8 @@ def test_kill_9_leftover_container_is_removed_by_the_next_run(
 
         again = hear("run", "--model-image", faulty_image, *args, "--probe", "linear")
         assert again.returncode == 0, again.stderr
-        assert container.id not in {c.id for c in _ours(docker_client)}, "leftover container"
+        left = {c.id for c in hear_containers(docker_client)}
+        assert container.id not in left, "leftover container"
         assert not run_dir.exists(), "leftover run folder"
         assert container.labels["org.hear.owner.pid"] == str(proc.pid)  # how it was known
     finally:  # whatever happened above (or an older hear), leave nothing behind
@@ -390,10 +387,10 @@ def test_sweep_spares_live_owners_and_other_machines(docker_client, faulty_image
         for name, labels in cases.items():
             made[name] = docker_client.containers.create(
                 faulty_image, name=f"hear-test-sweep-{name}-{me}",
-                labels={"org.hear.runner": "1", **labels},
+                labels={leftovers.RUNNER_LABEL: "1", **labels},
             )  # fmt: skip
         removed = leftovers.sweep_containers(docker_client, "/run/hear")
-        left = {c.id for c in _ours(docker_client)}
+        left = {c.id for c in hear_containers(docker_client)}
         assert made["dead-owner"].name in removed and made["dead-owner"].id not in left
         assert made["reused-pid"].id not in left
         assert made["live-owner"].id in left and made["other-host"].id in left

@@ -79,11 +79,11 @@ class HelpGroup(TyperGroup):
             for param in command.params:
                 if param.param_type_name == "argument":
                     cast(Any, param).display_type_rich = _no_type
-            command.help = paragraphs(command.help)
+            command.help = _paragraphs(command.help)
         return command
 
 
-def paragraphs(text: str | None) -> str | None:
+def _paragraphs(text: str | None) -> str | None:
     """A docstring as paragraphs of one line each, for the terminal to wrap."""
     if text is None:
         return None

@@ -38,7 +38,7 @@ from hear_runner.errors import HearError, ImageError, ModelDied
 from hear_runner.names import slug
 
 CONTRACT_LABEL = "org.hear.contract"
-RUNNER_LABEL = "org.hear.runner"
+RUNNER_LABEL = leftovers.RUNNER_LABEL
 SOCKET_DIR = "/run/hear"
 UNPRIVILEGED_USER = "10001:10001"
 #: Set by hear/base: its server connects to the host's socket (HEAR_SOCKET) rather than

@@ -27,6 +27,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+#: Every container hear-runner starts carries it (value "1"): what the sweep may look at.
+RUNNER_LABEL = "org.hear.runner"
 OWNER_PID = "org.hear.owner.pid"
 OWNER_STARTED = "org.hear.owner.started"
 OWNER_HOST = "org.hear.owner.host"
@@ -91,7 +93,7 @@ def sweep_containers(docker: Any, socket_dir: str) -> list[str]:
     try:
         found = docker.containers.list(
             all=True,
-            filters={"label": ["org.hear.runner=1", f"{OWNER_HOST}={this_host()}"]},
+            filters={"label": [f"{RUNNER_LABEL}=1", f"{OWNER_HOST}={this_host()}"]},
             ignore_removed=True,  # one removed while listed is not a reason to skip the sweep
         )
     except Exception:
