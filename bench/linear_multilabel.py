@@ -65,7 +65,7 @@ def fit(folder: Path, method: str) -> tuple[dict[str, Any], np.ndarray]:
         linear.JointLogistic = joint  # type: ignore[misc]
     score = None if math.isnan(probe.best_valid_score) else probe.best_valid_score
     row = {"method": method, "seconds": round(probe.seconds, 2),
-           "iterations": probe.epochs_trained, "labels": len(problem.vocabulary),
+           "iterations": probe.epochs_trained, "labels": probe.n_labels,
            "training_rows": len(train), "valid_score": score}  # fmt: skip
     return row, np.concatenate([probe.predict(chunk) for chunk in valid.chunks()])
 
