@@ -59,15 +59,16 @@ def fit(folder: Path, method: str) -> tuple[dict[str, Any], np.ndarray]:
     check = stage._selector(problem, valid, stage.get_metric(problem.metadata.evaluation[0]))
     joint = linear.JointLogistic
     linear.JointLogistic = OneVsRest if method == "one-vs-rest" else joint  # type: ignore[misc]
-    try:
+    try:  # predict inside too: the probe tells a multilabel model by its class
         probe = linear.train_linear(train, valid, "multilabel", check, linear.LinearConfig())
+        probabilities = np.concatenate([probe.predict(chunk) for chunk in valid.chunks()])
     finally:
         linear.JointLogistic = joint  # type: ignore[misc]
     score = None if math.isnan(probe.best_valid_score) else probe.best_valid_score
     row = {"method": method, "seconds": round(probe.seconds, 2),
            "iterations": probe.epochs_trained, "labels": probe.n_labels,
            "training_rows": len(train), "valid_score": score}  # fmt: skip
-    return row, np.concatenate([probe.predict(chunk) for chunk in valid.chunks()])
+    return row, probabilities
 
 
 def main() -> None:
