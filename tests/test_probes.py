@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ from hear_runner.errors import HearError
 from hear_runner.metrics import get_metric
 from hear_runner.probes.batched import BatchedMLP, _adam, _batched_loss, train_batched
 from hear_runner.probes.data import ProbeProblem, ProbeSplit, Rows
-from hear_runner.probes.linear import JointLogistic, LinearConfig, train_linear
+from hear_runner.probes.linear import LinearConfig, train_linear
 from hear_runner.probes.mlp import MLPConfig, TrainedProbe, _network, epoch_batches, train_mlp
 from hear_runner.probes.stage import _score_fold, run_probe
 from hear_runner.tasks.folder import Fold
@@ -357,35 +356,3 @@ def test_linear_probe_predicts_every_class_even_one_unseen_in_training() -> None
     predictions = probe.predict(valid.embeddings)
     assert predictions.shape == (40, 4) and np.all(predictions[:, 3] == 0)
     assert np.allclose(predictions.sum(axis=1), 1.0, atol=1e-5)
-
-
-def _multilabel(rows: int, dim: int, labels: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((rows, dim)).astype(np.float32)
-    logits = x @ rng.standard_normal((dim, labels)) + rng.standard_normal((rows, labels))
-    return x, (logits > 1.0).astype(np.float32)
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_joint_logistic_reaches_one_vs_rest_optimum(seed: int) -> None:
-    """The joint fit is scikit-learn's one-vs-rest, label by label, at the same optimum."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.multiclass import OneVsRestClassifier
-
-    x, y = _multilabel(400, 16, 5, seed)
-    y[:, 4] = 0  # a label never present in training
-    tight = {"C": 0.5, "max_iter": 10_000, "tol": 1e-9}
-    joint = JointLogistic(**tight).fit(x, y)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the absent label
-        ovr = OneVsRestClassifier(LogisticRegression(**tight)).fit(x, y.astype(np.int64))
-    for label, estimator in enumerate(ovr.estimators_[:4]):
-        assert np.allclose(joint.coef_[:, label], estimator.coef_[0], atol=1e-3), label
-        assert np.isclose(joint.intercept_[label], estimator.intercept_[0], atol=1e-3), label
-    assert np.allclose(joint.predict_proba(x), ovr.predict_proba(x), atol=1e-3)
-    # At the default tolerance (the probe's), predictions still agree to within 0.01.
-    default = JointLogistic(C=1.0).fit(x, y).predict_proba(x)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        ovr = OneVsRestClassifier(LogisticRegression(C=1.0)).fit(x, y.astype(np.int64))
-    assert np.abs(default - ovr.predict_proba(x)).max() < 0.01
