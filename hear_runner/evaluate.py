@@ -278,7 +278,7 @@ def probe_and_score(
             saving = {"progress_dir": progress_dir, "on_loaded": lambda n: bars.loaded(bar, n)}
         outcome = runner(
             problem, probe_mode, seeds, grid_points, lambda n: bars.advance(bar, n),
-            options=options, **saving,
+            options=options, on_epoch=lambda epoch: bars.note(bar, epoch.line()), **saving,
         )  # fmt: skip
     resumed = resumed_line(outcome.resumed, outcome.continued, total, escape(str(progress_dir)))
     if resumed:

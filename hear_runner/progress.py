@@ -1,10 +1,12 @@
 """Progress of long work: live bars on a terminal, plain log lines anywhere else (CI, files).
 
-Both take ``add_task(description, total)``, ``advance(task, n, audio_seconds=0.0)`` and
-``loaded(task, n)``; audio seconds, when given, show as the model's speed (audio seconds per
-second). Items loaded (an earlier run's saved trainings) count as done but stay out of the
-speed and the time left: a resumed probe that loaded 3 of 8 trainings in a second would
-otherwise promise the other 5 in seconds more.
+Both take ``add_task(description, total)``, ``advance(task, n, audio_seconds=0.0)``,
+``loaded(task, n)`` and ``note(task, text)``; audio seconds, when given, show as the model's
+speed (audio seconds per second). A note says where the item in progress stands (a probe's
+training: its epoch and best check) until the next item is done. Items loaded (an earlier
+run's saved trainings) count as done but stay out of the speed and the time left: a resumed
+probe that loaded 3 of 8 trainings in a second would otherwise promise the other 5 in
+seconds more.
 Descriptions are plain text, never rich markup: they carry task and folder names.
 """
 
@@ -81,16 +83,21 @@ class LiveProgress:
             _CountSpeed(unit),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
+            TextColumn("{task.fields[note]}", markup=False),
             console=console,
             speed_estimate_period=SPEED_OVER,
         )
 
     def add_task(self, description: str, total: int | None) -> int:
-        return int(self.bars.add_task(description, total=total, audio=0.0, loaded=0))
+        return int(self.bars.add_task(description, total=total, audio=0.0, loaded=0, note=""))
 
     def advance(self, task: int, n: int, audio_seconds: float = 0.0) -> None:
         audio = self._task(task).fields["audio"]
-        self.bars.update(TaskID(task), advance=n, audio=audio + audio_seconds)
+        self.bars.update(TaskID(task), advance=n, audio=audio + audio_seconds, note="")
+
+    def note(self, task: int, text: str) -> None:
+        """Where the item in progress stands, shown until the next one is done."""
+        self.bars.update(TaskID(task), note=text)
 
     def loaded(self, task: int, n: int) -> None:
         """``n`` done by an earlier run: the clock (speed, time left) starts again after them."""
@@ -128,7 +135,8 @@ class LogProgress:
         with self._lock:
             self.tasks.append({"description": description, "total": total, "done": 0,
                                "audio": 0.0, "started": now, "logged": now,
-                               "quarter": 0, "loaded": 0, "clock": now})  # fmt: skip
+                               "quarter": 0, "loaded": 0, "clock": now,
+                               "note": ""})  # fmt: skip
             self._print(f"{description}: started ({total or '?'} {self.unit})")
             return len(self.tasks) - 1
 
@@ -137,6 +145,7 @@ class LogProgress:
             t = self.tasks[task]
             t["done"] += n
             t["audio"] += audio_seconds
+            t["note"] = ""
             now = time.monotonic()
             quarter = 4 * t["done"] // t["total"] if t["total"] else 0
             if quarter > t["quarter"] or now - t["logged"] >= LOG_EVERY:
@@ -153,6 +162,11 @@ class LogProgress:
             t["quarter"] = 4 * t["done"] // t["total"] if t["total"] else 0
             self._print(self._line(t, t["clock"]))
 
+    def note(self, task: int, text: str) -> None:
+        """Where the item in progress stands: the next line says it (a quiet task's beat)."""
+        with self._lock:
+            self.tasks[task]["note"] = text
+
     def beat(self) -> None:
         """A line for each unfinished task that has logged nothing for QUIET_AT_MOST s."""
         now = time.monotonic()
@@ -164,7 +178,7 @@ class LogProgress:
                     self._print(self._line(t, now))
 
     def _print(self, line: str) -> None:
-        self.console.print(line, highlight=False, markup=False)
+        self.console.print(line, highlight=False, markup=False, soft_wrap=True)  # one line
 
     def _line(self, t: dict[str, Any], now: float) -> str:
         elapsed = now - t["started"]
@@ -179,7 +193,8 @@ class LogProgress:
         parts.append(f"{elapsed:.0f} s")
         if t["total"] and worked and t["done"] < t["total"]:
             parts.append(f"about {working * (t['total'] - t['done']) / worked:.0f} s left")
-        return ", ".join(parts)
+        line = ", ".join(parts)
+        return f"{line}; now {t['note']}" if t["note"] else line
 
     def _watch_quiet(self) -> None:
         while not self._closed.wait(min(QUIET_AT_MOST / 4, LOG_EVERY)):

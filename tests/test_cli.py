@@ -286,6 +286,36 @@ def test_quiet_progress_logs_where_it_stands(monkeypatch: pytest.MonkeyPatch) ->
     assert not any(t.name == "hear-progress" for t in threading.enumerate())
 
 
+def test_a_long_training_says_its_epoch_until_it_is_done(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A log saying "0/8 trainings" for an hour cannot tell a training at epoch 30 from one
+    near the cap: the training in progress notes where it stands, until it is done."""
+    from rich.console import Console
+
+    from hear_runner import progress
+
+    now, buffer = frozen_clock(monkeypatch), io.StringIO()
+    log = log_progress("trainings", buffer)
+    bar = log.add_task("dcase · fast probe", total=8)
+    where = "epoch 230 of at most 500 (4.5 s an epoch), best check 0.612 at epoch 200"
+    log.note(bar, where)
+    now[0] += progress.QUIET_AT_MOST
+    log.beat()
+    now[0] += progress.LOG_EVERY
+    log.advance(bar, 1)
+    lines = buffer.getvalue().splitlines()
+    assert lines[1] == f"dcase · fast probe: 0/8 trainings, 300 s; now {where}"
+    assert lines[2] == "dcase · fast probe: 1/8 trainings, 330 s each, 330 s, about 2310 s left"
+
+    screen = Console(file=io.StringIO(), width=200)
+    live = progress.LiveProgress(screen, "trainings")
+    bar = live.add_task("dcase · fast probe", total=8)
+    live.note(bar, "epoch 3 of at most 500 [no markup]")
+    screen.print(live.bars.make_tasks_table(live.bars.tasks))
+    assert "epoch 3 of at most 500 [no markup]" in screen.file.getvalue()  # type: ignore[attr-defined]
+    live.advance(bar, 1)
+    assert live.bars.tasks[0].fields["note"] == ""
+
+
 def test_kfold_task_reports_fold_mean_and_spread(tmp_path: Path) -> None:
     write_task(tmp_path / "tasks", "toyk-1.0.0-full", nfolds=3)
     result = hear(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -28,9 +29,11 @@ from hear_runner.probes.resume import (
     CHECKPOINT_ENV,
     MANIFEST,
     PROGRESS_FOLDER,
+    EpochDone,
     ProbeProgress,
     checkpoint_seconds,
 )
+from hear_runner.probes.stage import run_probe
 
 HEAR = [sys.executable, "-m", "hear_runner"]
 
@@ -214,3 +217,53 @@ def test_saved_trainings_serve_only_the_same_inputs_and_code(tmp_path: Path) -> 
     assert not stale.exists() and len(list(tmp_path.iterdir())) == 4
     kept.finish()
     assert not kept.here.exists() and len(list(tmp_path.iterdir())) == 3
+
+
+@pytest.mark.parametrize("mode", ["faithful", "fast"])
+def test_every_epoch_tells_where_its_training_stands(mode: str) -> None:
+    """The progress of a training hours long: its epoch, its cap and its best check so far,
+    which are the training's own (a watched run trains exactly as an unwatched one)."""
+    problem = scene_problem(
+        train=clusters("train", 60), valid=clusters("valid", 30, seed=1),
+        test=clusters("test", 30, seed=2),
+    )  # fmt: skip
+    seen: list[EpochDone] = []
+    watched = run_probe(problem, mode, grid_points=2, on_epoch=seen.append)  # type: ignore[arg-type]
+    assert watched.grid == run_probe(problem, mode, grid_points=2).grid  # type: ignore[arg-type]
+    starts = [i for i, e in enumerate(seen) if e.epoch == 1]
+    trainings = [seen[a:b] for a, b in zip(starts, [*starts[1:], len(seen)], strict=True)]
+    # faithful trains its 2 points one by one; fast as many in one network as fit a CPU's cache
+    assert (starts[0] == 0 and len(trainings) == 2) if mode == "faithful" else starts[0] == 0
+    for epochs in trainings:
+        assert [e.epoch for e in epochs] == list(range(1, len(epochs) + 1))
+        assert {e.max_epochs for e in epochs} == {500}
+        assert all(e.seconds_per_epoch > 0 for e in epochs)
+        assert all(e.best_epoch % 3 == 0 for e in epochs)  # a check every 3 epochs
+        assert [e.best for e in epochs] == sorted(e.best for e in epochs)
+        assert epochs[0].line().startswith("epoch 1 of at most 500 (")
+        assert epochs[0].line().endswith("s an epoch), no check yet")
+    # where each stood at its last epoch told is what its training kept
+    points = [(g["best_epoch"], g["valid_selection_score"]) for g in watched.grid]
+    told = [(t[-1].best_epoch, t[-1].best) for t in trainings]
+    assert (told == points) if mode == "faithful" else (set(told) <= set(points))
+    assert max(told, key=lambda p: p[1]) == max(points, key=lambda p: p[1])
+    last = trainings[0][-1]
+    assert last.line().endswith(f"best check {last.best:.4g} at epoch {last.best_epoch}")
+
+
+def test_hear_probe_logs_the_epoch_of_a_training_that_is_quiet_for_long(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hear_runner import progress
+    from hear_runner.cli.probe import probe
+
+    task = write_task(tmp_path / "tasks", "toy-1.0.0-full")
+    folder = write_like_heareval(task, tmp_path / "embeddings" / task.name)
+    monkeypatch.setattr(progress, "QUIET_AT_MOST", 0.05)  # a beat every 50 ms, not 5 minutes
+    probe([folder], mode="faithful", grid_points=1)
+    log = capsys.readouterr().err
+    beat = (
+        r"toy-1.0.0-full · faithful probe: 0/1 trainings, \d+ s; now epoch (\d+) of at most 500 \("
+    )
+    epochs = [int(e) for e in re.findall(beat, log)]
+    assert epochs and epochs == sorted(epochs), log

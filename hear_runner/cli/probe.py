@@ -82,10 +82,11 @@ def probe(
         total = trainings(problem, chosen, seed_list, grid_points, options)
         saved = folder / PROGRESS_FOLDER
         bar = progress_bar(f"{folder.name} · {chosen} probe", total)
-        with bar as (trained, loaded), kept(saved):
+        with bar as shown, kept(saved):
             outcome = run_probe(
-                problem, chosen, seed_list, grid_points, trained, options=options,
-                progress_dir=saved, on_loaded=loaded,
+                problem, chosen, seed_list, grid_points, shown.trained, options=options,
+                progress_dir=saved, on_loaded=shown.loaded,
+                on_epoch=lambda epoch: shown.note(epoch.line()),
             )  # fmt: skip
         line = resumed_line(outcome.resumed, outcome.continued, total, str(saved))
         if line:

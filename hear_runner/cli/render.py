@@ -7,7 +7,7 @@ import inspect
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import typer
 from rich.console import Console
@@ -34,16 +34,25 @@ def wrote(path: object) -> None:
     err.print(f"[green]wrote[/] {esc(path)}", soft_wrap=True)
 
 
+class TrainingsBar(NamedTuple):
+    trained: Callable[[int], None]  # n trainings done
+    loaded: Callable[[int], None]  # n loaded from a stopped run's saved trainings
+    note: Callable[[str], None]  # where the training in progress stands
+
+
 @contextlib.contextmanager
-def progress_bar(
-    description: str, total: int | None = None
-) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
-    """A bar of trainings: what advances it for n trained, and for n loaded from a saved run."""
+def progress_bar(description: str, total: int | None = None) -> Iterator[TrainingsBar]:
+    """A bar of trainings: what advances it for n trained, and for n loaded from a saved run,
+    and what notes where the training in progress stands."""
     from hear_runner.progress import progress
 
     with progress(err, unit="trainings") as bars:
         bar = bars.add_task(description, total=total)
-        yield (lambda n: bars.advance(bar, n)), (lambda n: bars.loaded(bar, n))
+        yield TrainingsBar(
+            trained=lambda n: bars.advance(bar, n),
+            loaded=lambda n: bars.loaded(bar, n),
+            note=lambda text: bars.note(bar, text),
+        )
 
 
 @contextlib.contextmanager

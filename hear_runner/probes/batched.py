@@ -45,8 +45,14 @@ CPU_GROUP_PARAMS = 4 * 2**20
 
 #: Settings all points of one batched network share (the rest may differ per point).
 SHARED = (
-    "hidden_layers", "hidden_dim", "dropout", "batch_size", "max_epochs", "check_every",
-    "shuffle_batches", "precision",
+    "hidden_layers",
+    "hidden_dim",
+    "dropout",
+    "batch_size",
+    "max_epochs",
+    "check_every",
+    "shuffle_batches",
+    "precision",
 )
 
 
@@ -418,6 +424,8 @@ def _train_group(
                 index = net.keep(still)
                 optimizer = _adam(net, _sliced_state(optimizer, net, old, index))
                 active = [active[slot] for slot in still]
+        top = max(stopping, key=lambda s: s.best)
+        checkpoint.epoch_end(epoch, first.max_epochs, top.best, top.best_epoch)
         if checkpoint.due():
             checkpoint.save(epoch, {
                 **_state(net, optimizer), "generator": generator.get_state(),

@@ -339,6 +339,7 @@ def train_mlp(
                 best_state = copy.deepcopy(net.state_dict())
             if stopping.stopped:
                 break
+        checkpoint.epoch_end(epoch, config.max_epochs, stopping.best, stopping.best_epoch)
         if checkpoint.due():
             checkpoint.save(epoch, {
                 "net": net.state_dict(), "optimizer": optimizer.state_dict(),

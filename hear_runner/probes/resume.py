@@ -34,6 +34,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -60,12 +61,32 @@ CHECKPOINT_SECONDS = 300.0
 CHECKPOINT_ENV = "HEAR_CHECKPOINT_SECONDS"
 
 
+@dataclass(frozen=True)
+class EpochDone:
+    """Where a training stands after an epoch. At full size one training runs for hours,
+    and "1 of 8 trainings" cannot tell one at epoch 30 from one near the 500-epoch cap."""
+
+    epoch: int
+    max_epochs: int
+    best: float  # the best validation check so far (-inf before the first)
+    best_epoch: int  # 0 before the first check
+    seconds_per_epoch: float  # over this run's epochs of the training
+
+    def line(self) -> str:
+        """``epoch 230 of at most 500 (4.5 s an epoch), best check 0.612 at epoch 200``."""
+        best = (f"best check {self.best:.4g} at epoch {self.best_epoch}"
+                if self.best_epoch else "no check yet")  # fmt: skip
+        return (f"epoch {self.epoch} of at most {self.max_epochs} "
+                f"({self.seconds_per_epoch:.3g} s an epoch), {best}")  # fmt: skip
+
+
 class Checkpoint:
     """One training's state part way, for a training loop to save and resume from.
 
     The loop calls :meth:`load` once, after building its network (whose random draws the
-    state then overwrites), and at the end of each epoch, where :meth:`due`, :meth:`save`:
-    every :attr:`every` seconds. This base class keeps nothing; it counts the seconds.
+    state then overwrites), and at the end of each epoch :meth:`epoch_end`, then, where
+    :meth:`due`, :meth:`save`: every :attr:`every` seconds. This base class keeps nothing;
+    it counts the seconds, and tells :attr:`on_epoch` (where set) each epoch's end.
     """
 
     every = math.inf
@@ -74,6 +95,17 @@ class Checkpoint:
         self.opened = time.perf_counter()
         self.last = self.opened
         self.before = 0.0  # seconds the training ran in earlier, stopped runs
+        self.on_epoch: Callable[[EpochDone], None] | None = None
+        self._first_epoch: int | None = None  # this run's first
+
+    def epoch_end(self, epoch: int, max_epochs: int, best: float, best_epoch: int) -> None:
+        """The loop finished ``epoch`` (of at most ``max_epochs``); its best check so far."""
+        if self.on_epoch is None:
+            return
+        if self._first_epoch is None:
+            self._first_epoch = epoch
+        per_epoch = (time.perf_counter() - self.opened) / (epoch - self._first_epoch + 1)
+        self.on_epoch(EpochDone(epoch, max_epochs, best, best_epoch, per_epoch))
 
     def seconds(self) -> float:
         """The training's seconds so far, in this run and the runs it went on from."""
@@ -308,6 +340,21 @@ def _set_random_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["cpu"])
     if state["cuda"]:
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Watched(Steps):
+    """``steps`` whose trainings tell ``on_epoch`` where they stand after every epoch."""
+
+    def __init__(self, steps: Steps, on_epoch: Callable[[EpochDone], None]) -> None:
+        self.steps, self.on_epoch = steps, on_epoch
+
+    def run(self, name: str, train: Callable[[], T], trainings: int = 1) -> T:
+        return self.steps.run(name, train, trainings)
+
+    def checkpoint(self, name: str) -> Checkpoint:
+        checkpoint = self.steps.checkpoint(name)
+        checkpoint.on_epoch = self.on_epoch
+        return checkpoint
 
 
 class _Scoped(Steps):

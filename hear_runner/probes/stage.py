@@ -43,7 +43,7 @@ from hear_runner.probes.mlp import (
     probe_loss,
     train_mlp,
 )
-from hear_runner.probes.resume import NO_STEPS, ProbeProgress, Steps
+from hear_runner.probes.resume import NO_STEPS, EpochDone, ProbeProgress, Steps, Watched
 from hear_runner.results.predictions import FoldPredictions
 from hear_runner.results.records import FoldResult, probe_label
 
@@ -142,10 +142,12 @@ def run_probe(
     options: TrainingOptions | None = None,
     progress_dir: Path | None = None,
     on_loaded: Callable[[int], None] | None = None,
+    on_epoch: Callable[[EpochDone], None] | None = None,
 ) -> ProbeOutcome:
-    """Probe ``problem`` once per seed; ``on_trained(n)`` reports n trainings done, and
+    """Probe ``problem`` once per seed; ``on_trained(n)`` reports n trainings done,
     ``on_loaded(n)``, where given, those of them loaded from ``progress_dir`` (a display's
-    speed and time left are then this run's own).
+    speed and time left are then this run's own), and ``on_epoch``, where given, where the
+    MLP training in progress stands after each of its epochs.
 
     ``points(seed)`` replaces heareval's grid (its first ``grid_points``) with other configs;
     ``options`` change every MLP point's precision or batch order. With ``progress_dir``,
@@ -185,7 +187,7 @@ def run_probe(
         if mode == "faithful":
             torch.manual_seed(seed)  # once per seed: heareval's points share one stream
         first = problem.folds[0]
-        steps = progress.scope(f"seed{seed}-{first.name}") if progress else NO_STEPS
+        steps = _steps(progress, f"seed{seed}-{first.name}", on_epoch)
         probes = _train(problem, first, mode, tried, metrics, on_trained, steps)
         best = max(range(len(tried)), key=lambda i: probes[i].best_valid_score)  # first of equals
         if seed == seeds[0]:
@@ -201,7 +203,7 @@ def run_probe(
             ]
         outcome.add(_score_fold(problem, first, probes[best], metrics, seed))
         for fold in problem.folds[1:]:
-            steps = progress.scope(f"seed{seed}-{fold.name}") if progress else NO_STEPS
+            steps = _steps(progress, f"seed{seed}-{fold.name}", on_epoch)
             (probe,) = _train(problem, fold, mode, [tried[best]], metrics, on_trained, steps)
             outcome.add(_score_fold(problem, fold, probe, metrics, seed))
     outcome.seconds = time.perf_counter() - started
@@ -209,6 +211,14 @@ def run_probe(
         outcome.resumed, outcome.continued = progress.resumed, progress.continued
         progress.finish()
     return outcome
+
+
+def _steps(
+    progress: ProbeProgress | None, scope: str, on_epoch: Callable[[EpochDone], None] | None
+) -> Steps:
+    """The trainings of ``scope``: saved in ``progress`` where given, watched by ``on_epoch``."""
+    steps = progress.scope(scope) if progress else NO_STEPS
+    return Watched(steps, on_epoch) if on_epoch else steps
 
 
 def _telling_loaded(
