@@ -8,8 +8,9 @@ their path); standard library only. What each number means:
     (which counts the command and its waited-for descendants);
   * max RSS: ``/usr/bin/time -v``'s maximum resident set size (the largest single process),
     else ``ru_maxrss`` of ``RUSAGE_CHILDREN`` in a fresh wrapper process;
-  * tree PSS: the sampled (50 ms) peak of the summed PSS of the whole process tree, which
-    counts worker processes and shared pages fairly;
+  * tree PSS: the sampled peak of the summed PSS of the whole process tree, which counts
+    worker processes and shared pages fairly: every 50 ms, or as seldom as keeps the
+    sampler within 2% of a core (``TreeSampler``);
   * containers (on request): the Docker containers a process of the tree started (their
     ``org.hear.owner.pid`` label), each one's peak memory and CPU seconds from its cgroup,
     sampled every 0.5 s while it lives (cgroup v1 or v2).
@@ -67,9 +68,18 @@ def _pss_kib(pid: int) -> tuple[int, int]:
     return pss, anon
 
 
+#: The tree sampler's own CPU time stays within this share of one core. A sample reads
+#: each process's smaps_rollup, which walks its page tables: for a full-size event probe
+#: (3.5 GB resident, mostly memory-mapped embeddings) every 50 ms took 31% of a core
+#: (25 of 80 minutes, 2026-12-07), taken from the 2-core machine running the probe.
+SAMPLER_CPU_SHARE = 0.02
+
+
 class TreeSampler(threading.Thread):
     """Peaks of the summed PSS and anonymous PSS of a process and all its descendants,
-    sampled; and every pid seen in the tree (to tell which containers the tree started)."""
+    sampled every ``every`` seconds, or less often where one sample's CPU time (this
+    thread's) would exceed SAMPLER_CPU_SHARE; and every pid seen in the tree (to tell which
+    containers the tree started)."""
 
     def __init__(self, pid: int, every: float = 0.05):
         super().__init__(daemon=True)
@@ -77,11 +87,13 @@ class TreeSampler(threading.Thread):
         self.peak_kib = 0
         self.peak_anon_kib = 0
         self.peak_procs = 0
+        self.samples = 0
         self.seen: set[int] = {pid}
         self._halt = threading.Event()
 
     def run(self) -> None:
         while not self._halt.is_set():
+            started = time.thread_time()
             kids = _children_of()
             tree, todo = [], [self.pid]
             while todo:
@@ -94,7 +106,9 @@ class TreeSampler(threading.Thread):
             if total > self.peak_kib:
                 self.peak_kib, self.peak_procs = total, len(tree)
             self.peak_anon_kib = max(self.peak_anon_kib, anon)
-            self._halt.wait(self.every)
+            self.samples += 1
+            cost = time.thread_time() - started
+            self._halt.wait(max(self.every, cost / SAMPLER_CPU_SHARE))
 
     def stop(self) -> None:
         self._halt.set()

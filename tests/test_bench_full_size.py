@@ -7,6 +7,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -266,3 +267,25 @@ def test_full_size_harness_on_a_mini_task(tmp_path: Path) -> None:
         [sys.executable, str(SCRIPT), "--render", str(out)], check=True, capture_output=True
     )
     assert md.read_text() == table.rstrip("\n") + "\n"  # the table, without the plan check
+
+
+def test_the_tree_sampler_keeps_within_its_share_of_a_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sample reads each process's memory map, slow for a large one: at a fixed 50 ms the
+    sampler took a third of a core from the full-size probe it was measuring."""
+    import measure
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        counts = {}
+        for share in (1.0, 1e-5):  # no limit; then each sample's CPU time x 100,000 apart
+            monkeypatch.setattr(measure, "SAMPLER_CPU_SHARE", share)
+            sampler = measure.TreeSampler(sleeper.pid)
+            sampler.start()
+            time.sleep(1.0)
+            sampler.stop()
+            assert sampler.peak_kib > 0
+            counts[share] = sampler.samples
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert counts[1.0] >= 8 and counts[1e-5] == 1, counts
