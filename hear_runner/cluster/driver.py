@@ -126,8 +126,13 @@ class Cluster:
         grid_points: int | None,
         on_trained: Callable[[int], None] | None = None,
         options: Any = None,
+        on_epoch: Callable[[Any], None] | None = None,
     ) -> Any:
-        """One probe unit per seed; their outcomes joined in seed order (as one local run's)."""
+        """One probe unit per seed; their outcomes joined in seed order (as one local run's).
+
+        Takes the local :func:`~hear_runner.probes.stage.run_probe`'s arguments. A unit
+        trains on a node, out of the driver's sight, so ``on_epoch`` is not told: progress
+        advances per seed, as each unit's trainings come back."""
         import torch
 
         from hear_runner.probes.stage import trainings
