@@ -421,6 +421,9 @@ def parse_args() -> argparse.Namespace:
                     help="only rewrite the markdown (and --throughputs) from it")  # fmt: skip
     ap.add_argument("--throughputs", type=Path, metavar="OUT.json",
                     help="also write the throughput summary `hear plan` reads")  # fmt: skip
+    ap.add_argument("--fit-cpu", metavar="TEXT",
+                    help="fit --throughputs only to rows measured on a CPU whose model "
+                    "contains TEXT (default: every row)")  # fmt: skip
     add_settle_options(ap)
     args = ap.parse_args()
     if args.render is None:
@@ -464,20 +467,23 @@ def write_outputs(rows: list[dict], out: Path | None, md: Path, args: argparse.N
     md.write_text(report.markdown(rows))
     print(f"[bench] wrote {md}", flush=True)
     if args.throughputs:
-        machines = report.machines_text(rows)
-        loads = [run["loadavg_before"][0] for row in rows for run in report.stage_runs(row).values()
-                 if run.get("loadavg_before")]  # fmt: skip
+        fitted = report.rows_on(rows, args.fit_cpu)
+        machines = report.machines_text(fitted)
+        runs = [run for row in fitted for run in report.stage_runs(row).values()]
+        loads = [run["loadavg_before"][0] for run in runs if run.get("loadavg_before")]
         measured = {
             "command": f"python bench/full_size.py --render {out or args.render} "
-                       f"--throughputs {args.throughputs} (rows: {out or args.render})",
+                       f"--throughputs {args.throughputs}"
+                       + (f" --fit-cpu '{args.fit_cpu}'" if args.fit_cpu else "")
+                       + f" (rows: {out or args.render})",
             "date": datetime.now(UTC).date().isoformat(),
             "machine": machines,
-            "note": f"{len(rows)} bench rows; 1-minute load average before the stages "
+            "note": f"{len(fitted)} bench rows; 1-minute load average before the stages "
                     f"{min(loads, default=0):.1f} to {max(loads, default=0):.1f}",
         }  # fmt: skip
-        summary = report.throughputs(rows, measured)
+        summary = report.throughputs(fitted, measured)
         args.throughputs.write_text(json.dumps(summary, indent=2) + "\n")
-        md.write_text(md.read_text() + report.plan_check(rows, measured))
+        md.write_text(md.read_text() + report.plan_check(fitted, measured))
         print(f"[bench] wrote {args.throughputs}", flush=True)
 
 

@@ -391,6 +391,18 @@ def _embed_fit(runs: list[tuple[float, float, float]]) -> tuple[float, float]:
     return 0.0, round(float(audio.sum() / wall.sum()), 2)
 
 
+def rows_on(rows: list[dict], cpu: str | None) -> list[dict]:
+    """The rows measured on a CPU whose model contains ``cpu`` (all rows where None): a
+    throughput table fitted across machines of different speeds fits none of them."""
+    if cpu is None:
+        return rows
+    chosen = [row for row in rows if cpu in str((row.get("machine") or {}).get("cpu_model"))]
+    if not chosen:
+        seen = ", ".join(sorted({str((r.get("machine") or {}).get("cpu_model")) for r in rows}))
+        raise SystemExit(f"--fit-cpu {cpu!r}: no row was measured on such a CPU (seen: {seen})")
+    return chosen
+
+
 def machine_text(machine: dict) -> str:
     return (f"{machine.get('cpu_model')}, {machine.get('nproc')} cores (nproc), "
             f"{machine.get('memory_gib')} GiB")  # fmt: skip

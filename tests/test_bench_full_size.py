@@ -169,6 +169,19 @@ def test_memory_rule_and_throughputs() -> None:
     assert "| m | t | 0.1 | embed | 4.0 | 4.0 | 1.00 | 2.0 | 0.50 |" in section
 
 
+def test_throughputs_can_be_fitted_to_one_cpus_rows() -> None:
+    fast, slow = _row("0.1", 100.0, 1.0, 100, 1.0), _row("0.2", 100.0, 4.0, 100, 4.0)
+    fast["machine"], slow["machine"] = {"cpu_model": "Intel Xeon"}, {"cpu_model": "AMD EPYC"}
+    assert report.rows_on([fast, slow], None) == [fast, slow]
+    assert report.rows_on([fast, slow], "Xeon") == [fast]
+    measured = {"command": "c", "date": "d", "machine": "m", "note": ""}
+    table = Throughputs.model_validate(report.throughputs(report.rows_on([fast, slow], "Xeon"),
+                                                          measured))  # fmt: skip
+    assert table.models["m"].scene_audio_per_second == 100.0  # the slow row left out
+    with pytest.raises(SystemExit, match=r"--fit-cpu 'Graviton'.*seen: AMD EPYC, Intel Xeon"):
+        report.rows_on([fast, slow], "Graviton")
+
+
 @pytest.mark.docker
 def test_a_resumed_probe_sums_its_segments_times_and_keeps_their_largest_peaks() -> None:
     import full_size
