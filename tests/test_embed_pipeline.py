@@ -145,6 +145,32 @@ def test_event_batches_hold_only_as_many_frames_as_the_byte_budget(
     assert budgeted.frame_ms.tolist() == unbounded.frame_ms.tolist()
 
 
+def test_scene_batches_hold_only_as_much_audio_as_the_byte_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Long scene clips (Beehive's ten minutes) go a few at a time, with the same embeddings."""
+    from hear_runner.embed import pipeline
+
+    task = long_task(tmp_path, 4.2, event=False)
+    sizes: list[int] = []
+    with start("faulty") as model:
+        assert model.client.hello is not None
+        clip_bytes = 4.2 * model.client.hello.sample_rate * 4
+        monkeypatch.setattr(pipeline, "BATCH_AUDIO_BYTES", int(clip_bytes * 2.5))
+        budgeted = embed_split(
+            model.client, task, "test", SplitStore(tmp_path / "a"), batch_size=32,
+            on_batch=lambda n, _: sizes.append(n),
+        )  # fmt: skip
+        monkeypatch.undo()
+        whole: list[int] = []
+        unbounded = embed_split(
+            model.client, task, "test", SplitStore(tmp_path / "b"), batch_size=32,
+            on_batch=lambda n, _: whole.append(n),
+        )  # fmt: skip
+    assert sizes == [2, 2] and whole == [4]
+    assert np.array_equal(budgeted.embeddings, unbounded.embeddings)
+
+
 def test_a_clip_out_of_memory_alone_is_halved_into_chunks(tmp_path: Path) -> None:
     """The model cannot take more than 1.5 s: 4.2 s clips go in four 1.05 s chunks."""
     import faulty

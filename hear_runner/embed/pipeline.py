@@ -34,6 +34,11 @@ HOP_TOLERANCE_MS = 1.0
 #: as many clips as fit in this, at most the batch size.
 EVENT_BATCH_BYTES = 256 * 2**20
 
+#: The most audio one batch may send, in bytes of float32 samples at the model's rate.
+#: Beehive's ten-minute clips at 44.1 kHz are 106 MB each: 32 of them killed the naive
+#: model's container (8 GiB limit) and held 10 GB on the host, so such batches are smaller.
+BATCH_AUDIO_BYTES = 256 * 2**20
+
 #: Frames per second assumed before a model's first batch shows its own (a 10 ms hop).
 ASSUMED_FRAMES_PER_SECOND = 100.0
 
@@ -257,14 +262,17 @@ class BatchEmbedder:
         return (indices, loader.submit(self.load, indices, decoders)) if indices else None
 
     def clips_within_budget(self, plan: SplitPlan) -> int:
-        """How many of the next clips' frames fit in EVENT_BATCH_BYTES (scene: the batch size)."""
+        """How many of the next clips fit in BATCH_AUDIO_BYTES of audio, and (event tasks)
+        their frames in EVENT_BATCH_BYTES; at least one."""
         seconds = self.n_samples / self.rate if self.n_samples else plan.next_clip_seconds()
-        if not self.event or not seconds:
+        if not seconds:
             return self.batch_size
-        assert self.client.hello is not None
-        frame_bytes = self.client.hello.timestamp_embedding_size * 4
-        clip_bytes = seconds * self.frames_per_second * frame_bytes
-        return max(1, int(EVENT_BATCH_BYTES // clip_bytes))
+        fit = BATCH_AUDIO_BYTES // (seconds * self.rate * 4)
+        if self.event:
+            assert self.client.hello is not None
+            frame_bytes = self.client.hello.timestamp_embedding_size * 4
+            fit = min(fit, EVENT_BATCH_BYTES // (seconds * self.frames_per_second * frame_bytes))
+        return max(1, int(fit))
 
     def read(self, i: int) -> np.ndarray:
         """Clip ``i``'s audio at the model's rate (its stamp kept for the batch record)."""
