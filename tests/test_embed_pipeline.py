@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from taskfolders import write_task
 
 from hear_runner.embed.pipeline import embed_split
+from hear_runner.embed.split import SplitEmbeddings
 from hear_runner.embed.store import SplitStore
 from hear_runner.engines.base import ModelSource
 from hear_runner.engines.local import LocalEngine
@@ -126,19 +128,11 @@ def test_event_batches_hold_only_as_many_frames_as_the_byte_budget(
 
     task = long_task(tmp_path, 4.2, event=True)
     clip_bytes = 4.2 * pipeline.ASSUMED_FRAMES_PER_SECOND * 8 * 4
-    monkeypatch.setattr(pipeline, "EVENT_BATCH_BYTES", int(clip_bytes * 1.5))
-    sizes: list[int] = []
     with start("faulty") as model:
-        budgeted = embed_split(
-            model.client, task, "test", SplitStore(tmp_path / "a"), batch_size=32,
-            on_batch=lambda n, _: sizes.append(n),
-        )  # fmt: skip
-        monkeypatch.undo()
-        whole: list[int] = []
-        unbounded = embed_split(
-            model.client, task, "test", SplitStore(tmp_path / "b"), batch_size=32,
-            on_batch=lambda n, _: whole.append(n),
-        )  # fmt: skip
+        monkeypatch.setattr(pipeline, "EVENT_BATCH_BYTES", int(clip_bytes * 1.5))
+        (budgeted, sizes), (unbounded, whole) = _with_and_without_budget(
+            model, task, tmp_path, monkeypatch
+        )
     assert sizes[0] == 1 and sum(sizes) == 4 and max(sizes) > 1  # 20 frames/s, not 100
     assert whole == [4]
     assert np.array_equal(budgeted.embeddings, unbounded.embeddings)
@@ -152,23 +146,32 @@ def test_scene_batches_hold_only_as_much_audio_as_the_byte_budget(
     from hear_runner.embed import pipeline
 
     task = long_task(tmp_path, 4.2, event=False)
-    sizes: list[int] = []
     with start("faulty") as model:
         assert model.client.hello is not None
         clip_bytes = 4.2 * model.client.hello.sample_rate * 4
         monkeypatch.setattr(pipeline, "BATCH_AUDIO_BYTES", int(clip_bytes * 2.5))
-        budgeted = embed_split(
-            model.client, task, "test", SplitStore(tmp_path / "a"), batch_size=32,
-            on_batch=lambda n, _: sizes.append(n),
-        )  # fmt: skip
-        monkeypatch.undo()
-        whole: list[int] = []
-        unbounded = embed_split(
-            model.client, task, "test", SplitStore(tmp_path / "b"), batch_size=32,
-            on_batch=lambda n, _: whole.append(n),
-        )  # fmt: skip
+        (budgeted, sizes), (unbounded, whole) = _with_and_without_budget(
+            model, task, tmp_path, monkeypatch
+        )
     assert sizes == [2, 2] and whole == [4]
     assert np.array_equal(budgeted.embeddings, unbounded.embeddings)
+
+
+def _with_and_without_budget(
+    model: Any, task: Task, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> list[tuple[SplitEmbeddings, list[int]]]:
+    """The test split embedded in batches of up to 32 under the byte budget monkeypatched
+    by the caller, then with it undone: each result with the clips of its every batch."""
+    results = []
+    for store in ("a", "b"):
+        sizes: list[int] = []
+        result = embed_split(
+            model.client, task, "test", SplitStore(tmp_path / store), batch_size=32,
+            on_batch=lambda n, _, sizes=sizes: sizes.append(n),
+        )  # fmt: skip
+        results.append((result, sizes))
+        monkeypatch.undo()
+    return results
 
 
 def test_a_clip_out_of_memory_alone_is_halved_into_chunks(tmp_path: Path) -> None:
