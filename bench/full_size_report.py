@@ -250,7 +250,7 @@ def throughputs(rows: list[dict], measured: dict[str, str]) -> dict[str, Any]:
     probe_runs: dict[str, dict[str, list[tuple[int, float, float]]]] = {}
     for row in rows:
         info = row["task_info"]
-        model = row["model"].rsplit("/", 1)[-1].split(":")[0]
+        model = _model_key(row)
         kind = info["embedding_type"]
         run = row.get("embed")
         if run and run["status"] == "ok" and info.get("audio_s"):
@@ -269,11 +269,11 @@ def throughputs(rows: list[dict], measured: dict[str, str]) -> dict[str, Any]:
         assert scene is not None and event is not None
         size = sizes[model]
         models[model] = ModelThroughput(
-            scene_audio_per_second=scene[1],
-            timestamp_audio_per_second=event[1],
-            scene_seconds_per_clip=scene[0],
-            timestamp_seconds_per_clip=event[0],
-            start_seconds=0.0,  # inside the embedding wall time the fit is made from
+            scene_audio_per_second=scene[2],
+            timestamp_audio_per_second=event[2],
+            scene_seconds_per_clip=scene[1],
+            timestamp_seconds_per_clip=event[1],
+            start_seconds=scene[0],
             scene_embedding_size=size.get("scene", size.get("event", 1)),
             timestamp_embedding_size=size.get("event", size.get("scene", 1)),
             measured=source,
@@ -290,8 +290,41 @@ def throughputs(rows: list[dict], measured: dict[str, str]) -> dict[str, Any]:
         base = fit_probe_cost(kinds["scene"], source) if "scene" in kinds else event
         assert base is not None
         probes[mode] = base.model_copy(update={"event": event})
-    table = Throughputs(models=models, probes=probes)
+    table = Throughputs(models=models, probes=probes, references=references(rows))
     return table.model_dump(exclude={"path"})
+
+
+def references(rows: list[dict]) -> list[Any]:
+    """Every row with a finished stage, as the table's ``references``: what a plan of the same
+    task scales from (each names its own command, machine and date)."""
+    from hear_runner.plan.throughput import Measured, ProbeRun, Reference
+
+    out = []
+    for row in rows:
+        info = row["task_info"]
+        embed = row.get("embed") or {}
+        probes = {mode: ProbeRun(trainings=work[0], units=work[1], seconds=run["wall_s"])
+                  for mode, run in (row.get("probes") or {}).items()
+                  if run["status"] == "ok" and run.get("training_rows")
+                  for work in [probe_work(info, run)]}  # fmt: skip
+        embed_seconds = embed["wall_s"] if embed.get("status") == "ok" else None
+        if not info.get("audio_s") or (embed_seconds is None and not probes):
+            continue
+        where = Measured(command=row.get("command", ""), date=row.get("generated", "")[:10],
+                         machine=machine_text(row.get("machine") or {}),
+                         note=f"scale {row['scale']}")  # fmt: skip
+        out.append(Reference(
+            model=_model_key(row), task_name=info.get("task_name") or row["task"],
+            embedding_type=info["embedding_type"], clips=info["clips"],
+            audio_seconds=info["audio_s"], embed_seconds=embed_seconds, probes=probes,
+            measured=where,
+        ))  # fmt: skip
+    return out
+
+
+def _model_key(row: dict) -> str:
+    """The table's name for a row's model: its image's name without repository and tag."""
+    return str(row["model"]).rsplit("/", 1)[-1].split(":")[0]
 
 
 def probe_work(info: dict, run: dict) -> tuple[int, float]:
@@ -335,8 +368,10 @@ def plan_check(rows: list[dict], measured: dict[str, str]) -> str:
 def _estimates(
     rows: list[dict], fit_to: list[dict], measured: dict[str, str]
 ) -> list[dict[str, tuple[float, float | None]]]:
-    """Per row, per finished stage: (measured s, the plan's estimate from a table fitted to
-    ``fit_to``, None where it holds nothing for that model, type and mode)."""
+    """Per row, per finished stage: (measured s, `hear plan`'s estimate (its own functions)
+    from a table fitted to ``fit_to``, None where it holds nothing for that model, type and
+    mode)."""
+    from hear_runner.plan.estimate import Work, embed_estimate, probe_estimate
     from hear_runner.plan.throughput import Throughputs
 
     try:
@@ -346,49 +381,63 @@ def _estimates(
     out = []
     for row in rows:
         info, stages = row["task_info"], {}
-        kind = info["embedding_type"]
-        name = row["model"].rsplit("/", 1)[-1].split(":")[0]
+        kind, name = info["embedding_type"], _model_key(row)
         typed = [r for r in fit_to if r["task_info"]["embedding_type"] == kind]
-        model = table.models.get(name) if table else None
-        embed = row.get("embed")
+        embed, size = row.get("embed"), _task_size(row)
         if embed and embed["status"] == "ok" and info.get("audio_s"):
-            known = model is not None and any((r.get("embed") or {}).get("status") == "ok"
-                                              for r in typed)  # fmt: skip
-            guess = model.embed_seconds(kind, info["clips"], info["audio_s"]) if known else None
+            known = table is not None and name in table.models and any(
+                (r.get("embed") or {}).get("status") == "ok" for r in typed)  # fmt: skip
+            planned = (embed_estimate(table, name, size, info["clips"], info["audio_s"]).seconds
+                       if known and table else None)  # fmt: skip
+            # the row's wall time holds a start of the model, which a plan adds once per run
+            guess = planned + table.models[name].start_seconds if planned and table else None
             stages["embed"] = (embed["wall_s"], guess)
         for mode, run in (row.get("probes") or {}).items():
             if run["status"] != "ok" or not run.get("training_rows"):
                 continue
-            known = (
-                table is not None
-                and mode in table.probes
-                and any(
-                    ((r.get("probes") or {}).get(mode) or {}).get("status") == "ok" for r in typed
-                )
-            )
-            cost = table.probes[mode].for_type(kind) if known and table else None
-            stages[f"probe {mode}"] = (
-                run["wall_s"],
-                cost.seconds(*probe_work(info, run)) if cost else None,
-            )
+            done = [((r.get("probes") or {}).get(mode) or {}).get("status") for r in typed]
+            known = table is not None and mode in table.probes and "ok" in done
+            trainings, units = probe_work(info, run)
+            work = Work(rows=units / trainings / run["dim"], size=run["dim"], trainings=trainings)
+            guess = (probe_estimate(table, name, size, mode, work).seconds
+                     if known and table else None)  # fmt: skip
+            stages[f"probe {mode}"] = (run["wall_s"], guess)
         out.append(stages)
     return out
 
 
-def _embed_fit(runs: list[tuple[float, float, float]]) -> tuple[float, float]:
-    """(seconds per clip, audio seconds per second) fitted to (clips, audio s, wall s) runs
-    by non-negative least squares; from one run, or when the fit gives no audio term, audio
-    seconds alone (seconds per clip 0)."""
+def _task_size(row: dict) -> Any:
+    """The plan's TaskSize of a row's task (audio seconds spread over splits by clips)."""
+    from hear_runner.plan.sizes import TaskSize
+
+    info = row["task_info"]
+    clips, seconds = info["clips_per_split"], info.get("audio_s") or 0.0
+    total = sum(clips.values()) or 1
+    return TaskSize(
+        name=info.get("folder", row["task"]), prepared=True,
+        embedding_type=info["embedding_type"], split_mode=info["split_mode"],
+        prediction_type=info.get("prediction_type", ""),
+        task_name=info.get("task_name") or row["task"], clips=clips,
+        audio_seconds={split: seconds * n / total for split, n in clips.items()},
+    )  # fmt: skip
+
+
+def _embed_fit(runs: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """(start seconds, seconds per clip, audio seconds per second) fitted to (clips, audio s,
+    wall s) runs by non-negative least squares: each run's wall time holds one start of the
+    model's server, which a plan counts once per run, not per task. From two runs, no
+    start; from one, or when the fit gives no audio term, audio seconds alone."""
     from scipy.optimize import nnls
 
     clips, audio, wall = (np.array(column, dtype=float) for column in zip(*runs, strict=True))
-    if len(runs) > 1:
-        scale = np.array([clips.max(), audio.max()])
-        (per_clip, per_audio), _ = nnls(np.stack([clips, audio], axis=1) / scale, wall)
-        per_clip, per_audio = per_clip / scale[0], per_audio / scale[1]
+    if len(runs) > 1:  # with two runs, no start term
+        terms = np.stack([np.ones_like(clips), clips, audio], axis=1)[:, -min(len(runs), 3) :]
+        scale = terms.max(axis=0)
+        fitted, _ = nnls(terms / scale, wall)
+        start, per_clip, per_audio = [0.0] * (3 - len(fitted)) + list(fitted / scale)
         if per_audio > 0:
-            return float(f"{per_clip:.4g}"), round(1 / per_audio, 2)
-    return 0.0, round(float(audio.sum() / wall.sum()), 2)
+            return round(float(start), 2), float(f"{per_clip:.4g}"), round(1 / per_audio, 2)
+    return 0.0, 0.0, round(float(audio.sum() / wall.sum()), 2)
 
 
 def rows_on(rows: list[dict], cpu: str | None) -> list[dict]:

@@ -283,3 +283,57 @@ def test_a_table_fitted_from_records_is_one_a_plan_reads(ran: dict[str, Any], ta
     plan = plan_json(*MODULE, "--tasks-dir", str(tasks), "--probe", "linear", "--results-dir",
                      str(tmp_path / "none"), env={"HEAR_THROUGHPUTS": str(path)})  # fmt: skip
     assert plan["throughputs"] == str(path) and plan["unknown"] == 0
+
+
+def referenced(path: Path, tasks: Path) -> dict[str, str]:
+    """A table with a bench measurement (a reference) of each mini task, for numpy_logmel:
+    embedding in 50 s, a linear probe in 30 s, each of exactly the work a plan of the task
+    counts (no record: the table's embedding size)."""
+    data = json.loads(SHIPPED.read_text())
+    entry = {**data["models"]["default"], "start_seconds": 2.0}
+    data["models"]["numpy_logmel"] = entry
+    data["references"] = []
+    for folder in tasks.iterdir():
+        size = folder_size(folder)
+        event = size.embedding_type == "event"
+        rows = sum(size.audio_seconds[s] * 20 if event else size.clips[s] for s in ["train"])
+        dim = entry["timestamp_embedding_size" if event else "scene_embedding_size"]
+        data["references"].append({
+            "model": "numpy_logmel", "task_name": size.task_name,
+            "embedding_type": size.embedding_type, "clips": size.total_clips,
+            "audio_seconds": size.total_seconds, "embed_seconds": 50.0,
+            "probes": {"linear": {"trainings": 1, "units": rows * dim, "seconds": 30.0}},
+            "measured": {"command": "bench/full_size.py ...", "date": "2026-12-08",
+                         "machine": "the bench's"},
+        })  # fmt: skip
+    path.write_text(json.dumps(data))
+    return {"HEAR_THROUGHPUTS": str(path)}
+
+
+def test_a_measured_task_is_planned_from_its_reference(ran: dict[str, Any], tasks: Path,
+                                                       tmp_path: Path):  # fmt: skip
+    """A task the bench measured is planned as measured (the cost model cannot know when its
+    trainings stop early); a record of that very task comes first, one of another after."""
+    env = referenced(tmp_path / "referenced.json", tasks)
+    args = [*MODULE, "--tasks-dir", str(tasks), "--probe", "linear"]
+    fresh = rows_by_task(plan_json(*args, "--results-dir", str(tmp_path / "none"),
+                                   "--cache-dir", str(tmp_path / "cache"), env=env))  # fmt: skip
+    for row in fresh.values():
+        assert row["embed"]["source"] == row["probe"]["source"] == "reference"
+        assert row["probe"]["seconds"] == pytest.approx(30.0)  # the same work: as measured
+        assert row["embed"]["seconds"] == pytest.approx(48.0)  # its model start counted apart
+        assert "bench: numpy_logmel on" in row["probe"]["detail"]
+    # Another scene task (the digits under another name): the digits' record is not its own.
+    both = shutil.copytree(tasks / ran["digits"], tmp_path / "tasks" / ran["digits"])
+    other = shutil.copytree(both, both.parent / "mini_other_digits-1.0.0-smoke")
+    metadata = json.loads((other / "task_metadata.json").read_text())
+    (other / "task_metadata.json").write_text(json.dumps({**metadata, "task_name": "other"}))
+    args = [*MODULE, "--tasks-dir", str(both.parent), "--probe", "linear", "--results-dir",
+            str(ran["results"]), "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    shipped = rows_by_task(plan_json(*args))
+    assert shipped[other.name]["probe"]["source"] == "record"  # the digits' record, scaled
+    env = referenced(tmp_path / "both.json", both.parent)
+    after = rows_by_task(plan_json(*args, env=env))
+    assert after[ran["digits"]]["probe"]["source"] == "record"  # its own record comes first
+    assert after[other.name]["probe"]["source"] == "reference"  # before another task's
+    assert after[other.name]["probe"]["seconds"] == pytest.approx(30.0)

@@ -120,8 +120,9 @@ def print_plan(planned: Plan, console: Console) -> None:
     console.print(
         f"[bold]total[/]: {len(planned.rows)} (model, task) pairs, about "
         f"{seconds_text(planned.total_seconds)} (model starts {seconds_text(starts)}{left_out}); "
-        "estimates from the model's last record (record), else the shipped throughputs "
-        f"(table: {esc(planned.throughputs)})", soft_wrap=True,
+        "estimates from the model's last record (record), else the bench's measurement of "
+        f"the task (reference), else the cost models (table), both in {esc(planned.throughputs)}",
+        soft_wrap=True,
     )  # fmt: skip
 
 

@@ -9,6 +9,13 @@ Estimates come, in this order, from:
   time scaled by the work this task is against the record's, as the table's cost model
   (:mod:`hear_runner.plan.throughput`) weighs them (the record's task: its own time). Event
   tasks' frames come from the record's rows per audio second (``timings.embedding_rows``).
+- ``reference``: the same task (by ``task_name`` and type, the nearest in clips) measured
+  end to end by the bench, from the table's ``references``: its probe time (any model's,
+  the same model's first) scaled by the cost model's ratio of the two tasks' work, and its
+  embedding time (the same model's only) scaled by the model's embedding cost of the
+  two. A record of this very task comes first; a record of another task comes after, as
+  the reference knows what the cost model cannot: when early stopping ends this task's
+  trainings.
 - ``table``: the shipped throughputs (``hear_runner/plan/throughputs.json``), the model's
   entry or ``default``; frames at HEAR's 50 ms hop.
 - ``no data``: a task not prepared (its size is unknown).
@@ -18,6 +25,8 @@ Embedding time counts only what the store does not hold yet (``--overwrite only-
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -27,13 +36,13 @@ from pydantic import BaseModel
 from hear_runner.plan.identify import PlannedModel
 from hear_runner.plan.sizes import TaskSize
 from hear_runner.plan.stored import Stored, stored
-from hear_runner.plan.throughput import Throughputs
+from hear_runner.plan.throughput import ModelThroughput, ProbeCost, Reference, Throughputs
 from hear_runner.results.records import RunRecord
 
 #: HEAR's timestamp hop (hear-validator's advice; most HEAR 2021 models use 50 ms or less).
 HEAR_HOP_MS = 50.0
 
-EstimateSource = Literal["record", "table", "no data"]
+EstimateSource = Literal["record", "reference", "table", "no data"]
 
 
 class Estimate(BaseModel):
@@ -105,15 +114,13 @@ def plan_row(
     reused = 0 if recompute else held.clips
     left = task.total_seconds * (1 - reused / task.total_clips) if task.total_clips else 0.0
     embed_record = _pick(same, task, lambda r: r.timings.get("audio_per_second", 0) > 0)
-    if embed_record is not None:
+    measured = _embed_reference(table, task, table_key)
+    if embed_record is not None and (_own(embed_record, task) or measured is None):
         rate = embed_record.timings["audio_per_second"]
         row.embed = Estimate(seconds=left / rate, source="record",
                              detail=f"{rate:g} audio s/s ({_named(embed_record)})")  # fmt: skip
     else:
-        rate = entry.audio_per_second(kind)
-        clips = task.total_clips - reused
-        row.embed = Estimate(seconds=entry.embed_seconds(kind, clips, left), source="table",
-                             detail=f"{rate:g} audio s/s ({table_key})")  # fmt: skip
+        row.embed = embed_estimate(table, table_key, task, task.total_clips - reused, left)
     mode, grid_points, seeds = probe
     size = same[0].model if same else None
     dim = (size.timestamp_embedding_size if kind == "event" else size.scene_embedding_size
@@ -123,16 +130,47 @@ def plan_row(
                 trainings=seeds * (tried + len(task.folds) - 1))  # fmt: skip
     cost = table.probes[mode].for_type(kind)
     probe_record = _pick(same, task, lambda r: r.probe.label == mode)
-    if probe_record is not None:
+    measured = _reference(table, task, table_key, lambda r: mode in r.probes)
+    if probe_record is not None and (_own(probe_record, task) or measured is None):
         done = record_work(probe_record)
-        ratio = cost.seconds(work.trainings, work.units) / cost.seconds(done.trainings, done.units)
         took = probe_record.timings.get("probe", 0.0)
-        detail = f"{took:g} s x {ratio:.3g} ({_named(probe_record)})"
-        row.probe = Estimate(seconds=took * ratio, source="record", detail=detail)
+        row.probe = _scaled(took, cost, work, done, "record", _named(probe_record))
     else:
-        row.probe = Estimate(seconds=cost.seconds(work.trainings, work.units), source="table",
-                             detail=f"cost model of {mode} ({table.path})")  # fmt: skip
+        row.probe = probe_estimate(table, table_key, task, mode, work)
     return row
+
+
+def embed_estimate(
+    table: Throughputs, model_key: str, task: TaskSize, clips: int, audio_seconds: float
+) -> Estimate:
+    """Embedding ``clips`` clips (``audio_seconds``) of ``task`` by the table's model
+    ``model_key``: from the model's reference of the task if it has one, else its rates."""
+    kind, entry = task.embedding_type, table.models[model_key]
+    measured = _embed_reference(table, task, model_key)
+    if measured is not None and measured.embed_seconds is not None:
+        # its wall time held one start of the model, which the plan counts once per run
+        took = max(measured.embed_seconds - entry.start_seconds, 0.1 * measured.embed_seconds)
+        ratio = _embed_ratio(entry, kind, (clips, audio_seconds), measured)
+        return Estimate(seconds=took * ratio, source="reference",
+                        detail=f"{took:.3g} s x {ratio:.3g} ({_referenced(measured)})")  # fmt: skip
+    rate = entry.audio_per_second(kind)
+    return Estimate(seconds=entry.embed_seconds(kind, clips, audio_seconds), source="table",
+                    detail=f"{rate:g} audio s/s ({model_key})")  # fmt: skip
+
+
+def probe_estimate(
+    table: Throughputs, model_key: str, task: TaskSize, mode: str, work: Work
+) -> Estimate:
+    """Probing ``task`` in ``mode`` (``work`` in the cost model's units): from a reference of
+    the task if there is one, else the cost model alone."""
+    cost = table.probes[mode].for_type(task.embedding_type)
+    measured = _reference(table, task, model_key, lambda r: mode in r.probes)
+    if measured is not None:
+        run = measured.probes[mode]
+        done = Work(rows=run.units / run.trainings, size=1, trainings=run.trainings)
+        return _scaled(run.seconds, cost, work, done, "reference", _referenced(measured))
+    return Estimate(seconds=cost.seconds(work.trainings, work.units), source="table",
+                    detail=f"cost model of {mode} ({table.path})")  # fmt: skip
 
 
 def training_rows(task: TaskSize, frames_per_second: float) -> float:
@@ -169,6 +207,51 @@ def _pick(records: list[RunRecord], task: TaskSize, usable: object) -> RunRecord
     """The record of this task if usable, else the newest usable one (``records`` newest first)."""
     fits = [r for r in records if usable(r)]  # type: ignore[operator]
     return next((r for r in fits if r.task.name == task.name), fits[0] if fits else None)
+
+
+def _own(record: RunRecord, task: TaskSize) -> bool:
+    return record.task.name == task.name
+
+
+def _reference(
+    table: Throughputs, task: TaskSize, model_key: str, usable: Callable[[Reference], bool]
+) -> Reference | None:
+    """The table's usable reference of ``task`` (its task_name and embedding type): the
+    model's own first, then the nearest in clips (a 5 h and a 50 h task share a name)."""
+    name = task.task_name or task.name
+    kind = task.embedding_type
+    fits = [r for r in table.references
+            if r.task_name == name and r.embedding_type == kind and usable(r)]  # fmt: skip
+    clips = max(task.total_clips, 1)
+    return min(fits, key=lambda r: (r.model != model_key, abs(math.log(r.clips / clips))),
+               default=None)  # fmt: skip
+
+
+def _embed_reference(table: Throughputs, task: TaskSize, model_key: str) -> Reference | None:
+    """Only the model's own: another model's embedding speed says nothing of this one's."""
+    return _reference(table, task, model_key,
+                      lambda r: r.model == model_key and r.embed_seconds is not None)  # fmt: skip
+
+
+def _scaled(
+    seconds: float, cost: ProbeCost, work: Work, done: Work, source: EstimateSource, named: str
+) -> Estimate:
+    """``seconds`` measured for ``done`` work, scaled to ``work`` by the cost model."""
+    ratio = cost.seconds(work.trainings, work.units) / cost.seconds(done.trainings, done.units)
+    return Estimate(seconds=seconds * ratio, source=source,
+                    detail=f"{seconds:g} s x {ratio:.3g} ({named})")  # fmt: skip
+
+
+def _embed_ratio(
+    entry: ModelThroughput, kind: str, size: tuple[int, float], measured: Reference
+) -> float:
+    done = entry.embed_seconds(kind, measured.clips, measured.audio_seconds)
+    return entry.embed_seconds(kind, *size) / done
+
+
+def _referenced(reference: Reference) -> str:
+    where = reference.measured
+    return f"bench: {reference.model} on {reference.task_name}, {where.machine}, {where.date}"
 
 
 def _hop_ms(record: RunRecord) -> float:

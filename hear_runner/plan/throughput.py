@@ -12,7 +12,11 @@
                        "measured": {"command", "date", "machine", "note"}}},
      "probes": {MODE: {"fixed_seconds": float, "seconds_per_training": float,
                        "seconds_per_unit": float, "measured": {...},
-                       "event": {the same four, for event tasks} (optional)}}}
+                       "event": {the same four, for event tasks} (optional)}},
+     "references": [{"model": NAME, "task_name": str, "embedding_type": str,
+                     "clips": int, "audio_seconds": float, "embed_seconds": float,
+                     "probes": {MODE: {"trainings": int, "units": float, "seconds": float}},
+                     "measured": {...}}]}
 
 NAME is a named model (``hear models list``), or ``default`` for any other. The probe's
 cost model, per (model, task)::
@@ -25,6 +29,13 @@ trainings x rows x embedding size, with rows the clips (scene tasks) or frames (
 tasks) in one fold's train splits. The per-training term is what a training costs
 whatever its size (epochs, validation, early stopping); the per-unit term what grows
 with the data. Measured figures are fitted to it (least squares, non-negative).
+
+The cost model cannot know how many epochs a task's trainings run before early stopping
+ends them: on the bench's full-size tasks that alone moves a training's time by 2x either
+way. So the table also holds ``references``, tasks measured end to end
+(``bench/full_size.py``); a plan of a task with a reference scales the reference's own
+time by the cost model's ratio of the two tasks' work (see
+:mod:`hear_runner.plan.estimate`).
 """
 
 from __future__ import annotations
@@ -101,11 +112,38 @@ class ProbeCost(BaseModel):
                 + self.seconds_per_unit * units)  # fmt: skip
 
 
+class ProbeRun(BaseModel):
+    """A probe run measured on a reference task, in the cost model's units."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trainings: int = Field(ge=1)
+    units: float = Field(ge=0)
+    seconds: float = Field(gt=0)
+
+
+class Reference(BaseModel):
+    """A task measured end to end: its size, its embedding time with ``model`` and its
+    probe time per mode, on the machine ``measured`` names."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str  # a key of ``models``
+    task_name: str  # task_metadata.json's task_name
+    embedding_type: str
+    clips: int = Field(ge=1)
+    audio_seconds: float = Field(gt=0)
+    embed_seconds: float | None = Field(default=None, gt=0)
+    probes: dict[str, ProbeRun] = {}
+    measured: Measured
+
+
 class Throughputs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     models: dict[str, ModelThroughput]
     probes: dict[str, ProbeCost]
+    references: list[Reference] = []
     path: str = ""  # the file read (set by the loader)
 
     def model(self, name: str) -> tuple[str, ModelThroughput]:
