@@ -290,6 +290,9 @@ def referenced(path: Path, tasks: Path) -> dict[str, str]:
     embedding in 50 s, a linear probe in 30 s, each of exactly the work a plan of the task
     counts (no record: the table's embedding size)."""
     data = json.loads(SHIPPED.read_text())
+    for cost in data["probes"].values():  # work counted in trainings only
+        cost.update(fixed_seconds=0.0, seconds_per_training=1.0, seconds_per_unit=0.0,
+                    event=None)  # fmt: skip
     entry = {**data["models"]["default"], "start_seconds": 2.0}
     data["models"]["numpy_logmel"] = entry
     data["references"] = []
@@ -336,4 +339,12 @@ def test_a_measured_task_is_planned_from_its_reference(ran: dict[str, Any], task
     after = rows_by_task(plan_json(*args, env=env))
     assert after[ran["digits"]]["probe"]["source"] == "record"  # its own record comes first
     assert after[other.name]["probe"]["source"] == "reference"  # before another task's
-    assert after[other.name]["probe"]["seconds"] == pytest.approx(30.0)
+    # ... which says how this machine compares with the bench's: the digits took P seconds
+    # where their reference said 30, so the other task's 30 become P.
+    [record] = (ran["results"] / "numpy_logmel").glob("*.json")
+    timings = json.loads(record.read_text())["timings"]
+    assert after[other.name]["probe"]["seconds"] == pytest.approx(timings["probe"], rel=1e-3)
+    assert "on this machine" in after[other.name]["probe"]["detail"]
+    # The same for embedding: the digits embedded in W seconds where their reference said 48.
+    assert after[other.name]["embed"]["source"] == "reference"
+    assert after[other.name]["embed"]["seconds"] == pytest.approx(timings["embed_wall"], rel=0.01)

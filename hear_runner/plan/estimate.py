@@ -15,7 +15,10 @@ Estimates come, in this order, from:
   embedding time (the same model's only) scaled by the model's embedding cost of the
   two. A record of this very task comes first; a record of another task comes after, as
   the reference knows what the cost model cannot: when early stopping ends this task's
-  trainings.
+  trainings. The reference was measured on the bench's machine: where the model has a
+  record of a task that has a reference too, the estimate is multiplied by how that
+  record's time compares with its reference's estimate (this machine and model against
+  the bench's).
 - ``table``: the shipped throughputs (``hear_runner/plan/throughputs.json``), the model's
   entry or ``default``; frames at HEAR's 50 ms hop.
 - ``no data``: a task not prepared (its size is unknown).
@@ -121,6 +124,7 @@ def plan_row(
                              detail=f"{rate:g} audio s/s ({_named(embed_record)})")  # fmt: skip
     else:
         row.embed = embed_estimate(table, table_key, task, task.total_clips - reused, left)
+        row.embed = _calibrated(row.embed, same, lambda r: _embed_factor(r, table, table_key))
     mode, grid_points, seeds = probe
     size = same[0].model if same else None
     dim = (size.timestamp_embedding_size if kind == "event" else size.scene_embedding_size
@@ -137,7 +141,47 @@ def plan_row(
         row.probe = _scaled(took, cost, work, done, "record", _named(probe_record))
     else:
         row.probe = probe_estimate(table, table_key, task, mode, work)
+        row.probe = _calibrated(row.probe, same,
+                                lambda r: _probe_factor(r, table, table_key, mode))  # fmt: skip
     return row
+
+
+def _calibrated(
+    estimate: Estimate, records: list[RunRecord], factor: Callable[[RunRecord], float | None]
+) -> Estimate:
+    """A reference's estimate times how this machine and model compare with the bench's: the
+    newest record of a task the table holds a reference of, its time over the reference's
+    estimate of it (none: the reference as measured on the bench's machine)."""
+    if estimate.source != "reference" or estimate.seconds is None:
+        return estimate
+    for record in records:  # newest first
+        found = factor(record)
+        if found:
+            return estimate.model_copy(update={
+                "seconds": estimate.seconds * found,
+                "detail": f"{estimate.detail}; x {found:.3g} on this machine "
+                          f"({_named(record)} against its reference)",
+            })  # fmt: skip
+    return estimate
+
+
+def _probe_factor(record: RunRecord, table: Throughputs, model_key: str, mode: str) -> float | None:
+    took = record.timings.get("probe", 0.0)
+    if record.probe.label != mode or took <= 0:
+        return None
+    guess = probe_estimate(table, model_key, record_size(record), mode, record_work(record))
+    return took / guess.seconds if guess.source == "reference" and guess.seconds else None
+
+
+def _embed_factor(record: RunRecord, table: Throughputs, model_key: str) -> float | None:
+    took, size = record.timings.get("embed_wall", 0.0), record_size(record)
+    rate = record.timings.get("audio_per_second", 0.0)
+    if took <= 0 or not rate or not size.total_seconds:  # nothing embedded: all stored
+        return None
+    audio = took * rate  # what this run embedded (a split already stored is not counted)
+    clips = round(size.total_clips * min(audio / size.total_seconds, 1.0))
+    guess = embed_estimate(table, model_key, size, clips, audio)
+    return took / guess.seconds if guess.source == "reference" and guess.seconds else None
 
 
 def embed_estimate(
@@ -182,17 +226,23 @@ def training_rows(task: TaskSize, frames_per_second: float) -> float:
     return sum(sum(per_split.get(s, 0) for s in train) for train, _ in folds) / len(folds)
 
 
-def record_work(record: RunRecord) -> Work:
-    """The work the record's probe did, in the cost model's units."""
+def record_size(record: RunRecord) -> TaskSize:
+    """The record's task as the plan sizes one (audio seconds spread over splits by clips)."""
     task = record.task
     total = sum(task.clips.values()) or 1
     seconds = record.timings.get("audio_seconds", 0.0)
-    size = TaskSize(
+    return TaskSize(
         name=task.name, prepared=True, embedding_type=task.embedding_type,
-        prediction_type=task.prediction_type, split_mode=task.split_mode, clips=task.clips,
+        prediction_type=task.prediction_type, split_mode=task.split_mode,
+        task_name=task.task_name, clips=task.clips,
         audio_seconds={s: seconds * n / total for s, n in task.clips.items()},
     )  # fmt: skip
-    event = task.embedding_type == "event"
+
+
+def record_work(record: RunRecord) -> Work:
+    """The work the record's probe did, in the cost model's units."""
+    size = record_size(record)
+    event = record.task.embedding_type == "event"
     dim = record.model.timestamp_embedding_size if event else record.model.scene_embedding_size
     fps = 1000 / _hop_ms(record) if event and record.timings.get("embedding_rows") else 20.0
     trainings = len(record.probe.seeds) * (max(len(record.probe.grid), 1) + len(size.folds) - 1)
