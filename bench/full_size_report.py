@@ -458,7 +458,8 @@ def machine_text(machine: dict) -> str:
 
 
 def machines_text(rows: list[dict]) -> str:
-    return "; ".join(machine_text(m) for m in _unique(row.get("machine") for row in rows))
+    """Each machine once (rows of one machine may differ in its kernel or Python)."""
+    return "; ".join(_unique(machine_text(row["machine"]) for row in rows if row.get("machine")))
 
 
 def _unique(items: Any) -> list:
