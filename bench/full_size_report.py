@@ -343,11 +343,12 @@ def plan_check(rows: list[dict], measured: dict[str, str]) -> str:
         "",
         "## `hear plan`'s estimates against the measurements",
         "",
-        "With the plan's cost models (`hear_runner/plan/throughput.py`) and the throughput "
-        "table fitted to every row above (`--throughputs`: in sample), and to every row but "
-        "the one estimated (left out: what a plan would have said before that row was "
-        "measured; - where no other row measured that model, type and mode); ratio = "
-        "estimate / measured.",
+        "`hear plan`'s own estimates (`hear_runner/plan/estimate.py`) from the throughput "
+        "table made from every row above (`--throughputs`: in sample; each row is then its "
+        "own reference, and an embedding's model start is counted once, as fitted), and "
+        "from every row but the one estimated (left out: what a plan would have said before "
+        "that row was measured, from another scale of the same task or the cost model; - "
+        "where no other row measured that model, type and mode); ratio = estimate / measured.",
         "",
         "| model | task | scale | stage | measured s | in sample s | ratio | left out s | ratio |",
         "|---|---|---|---|---:|---:|---:|---:|---:|",
