@@ -348,3 +348,17 @@ def test_a_measured_task_is_planned_from_its_reference(ran: dict[str, Any], task
     # The same for embedding: the digits embedded in W seconds where their reference said 48.
     assert after[other.name]["embed"]["source"] == "reference"
     assert after[other.name]["embed"]["seconds"] == pytest.approx(timings["embed_wall"], rel=0.01)
+
+
+def test_a_reference_is_taken_as_measured_where_the_cost_model_is_all_zeros(tasks: Path,
+                                                                           tmp_path: Path):  # fmt: skip
+    """A table whose probe costs nothing cannot scale: the reference's time stands."""
+    path = tmp_path / "zeros.json"
+    referenced(path, tasks)
+    data = json.loads(path.read_text())
+    for cost in data["probes"].values():
+        cost.update(seconds_per_training=0.0)
+    path.write_text(json.dumps(data))
+    plan = plan_json(*MODULE, "--tasks-dir", str(tasks), "--probe", "linear", "--results-dir",
+                     str(tmp_path / "none"), env={"HEAR_THROUGHPUTS": str(path)})  # fmt: skip
+    assert [row["probe"]["seconds"] for row in plan["rows"]] == [30.0, 30.0]

@@ -54,8 +54,10 @@ def plan(
     """Show what `hear run` would do with the same options, and how long it should take.
 
     One row per (model, task): clips, audio hours, frames (event tasks), what the embedding
-    store holds, and the expected embedding and probe time, each from the model's last
-    result record in --results-dir, else from the shipped throughput table
+    store holds, and the expected embedding and probe time: from the model's last result
+    record of the task in --results-dir, else the bench's measurement of the same task
+    (scaled to its size, and to this machine by a record of another measured task), else
+    another task's record, else the cost models of the shipped throughput table
     ($HEAR_THROUGHPUTS names another). Starts nothing and prepares no task.
     """
     from hear_runner.cli.choices import overwrite_policy

@@ -286,8 +286,10 @@ def _embed_reference(table: Throughputs, task: TaskSize, model_key: str) -> Refe
 def _scaled(
     seconds: float, cost: ProbeCost, work: Work, done: Work, source: EstimateSource, named: str
 ) -> Estimate:
-    """``seconds`` measured for ``done`` work, scaled to ``work`` by the cost model."""
-    ratio = cost.seconds(work.trainings, work.units) / cost.seconds(done.trainings, done.units)
+    """``seconds`` measured for ``done`` work, scaled to ``work`` by the cost model (as
+    measured where the model costs nothing: a table of zeros says nothing of the ratio)."""
+    before = cost.seconds(done.trainings, done.units)
+    ratio = cost.seconds(work.trainings, work.units) / before if before > 0 else 1.0
     return Estimate(seconds=seconds * ratio, source=source,
                     detail=f"{seconds:g} s x {ratio:.3g} ({named})")  # fmt: skip
 
