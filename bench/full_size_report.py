@@ -408,18 +408,15 @@ def _estimates(
 
 
 def _task_size(row: dict) -> Any:
-    """The plan's TaskSize of a row's task (audio seconds spread over splits by clips)."""
-    from hear_runner.plan.sizes import TaskSize
+    """The plan's TaskSize of a row's task."""
+    from hear_runner.plan.sizes import spread_size
 
     info = row["task_info"]
-    clips, seconds = info["clips_per_split"], info.get("audio_s") or 0.0
-    total = sum(clips.values()) or 1
-    return TaskSize(
-        name=info.get("folder", row["task"]), prepared=True,
-        embedding_type=info["embedding_type"], split_mode=info["split_mode"],
-        prediction_type=info.get("prediction_type", ""),
-        task_name=info.get("task_name") or row["task"], clips=clips,
-        audio_seconds={split: seconds * n / total for split, n in clips.items()},
+    return spread_size(
+        name=info.get("folder", row["task"]), task_name=info.get("task_name") or row["task"],
+        embedding_type=info["embedding_type"], prediction_type=info.get("prediction_type", ""),
+        split_mode=info["split_mode"], clips=info["clips_per_split"],
+        audio_seconds=info.get("audio_s") or 0.0,
     )  # fmt: skip
 
 

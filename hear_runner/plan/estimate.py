@@ -37,9 +37,9 @@ from typing import Literal
 from pydantic import BaseModel
 
 from hear_runner.plan.identify import PlannedModel
-from hear_runner.plan.sizes import TaskSize
+from hear_runner.plan.sizes import TaskSize, spread_size
 from hear_runner.plan.stored import Stored, stored
-from hear_runner.plan.throughput import ModelThroughput, ProbeCost, Reference, Throughputs
+from hear_runner.plan.throughput import ProbeCost, Reference, Throughputs
 from hear_runner.results.records import RunRecord
 
 #: HEAR's timestamp hop (hear-validator's advice; most HEAR 2021 models use 50 ms or less).
@@ -117,14 +117,13 @@ def plan_row(
     reused = 0 if recompute else held.clips
     left = task.total_seconds * (1 - reused / task.total_clips) if task.total_clips else 0.0
     embed_record = _pick(same, task, lambda r: r.timings.get("audio_per_second", 0) > 0)
-    measured = _embed_reference(table, task, table_key)
-    if embed_record is not None and (_own(embed_record, task) or measured is None):
+    shipped = embed_estimate(table, table_key, task, task.total_clips - reused, left)
+    if embed_record is not None and (_own(embed_record, task) or shipped.source == "table"):
         rate = embed_record.timings["audio_per_second"]
         row.embed = Estimate(seconds=left / rate, source="record",
                              detail=f"{rate:g} audio s/s ({_named(embed_record)})")  # fmt: skip
     else:
-        row.embed = embed_estimate(table, table_key, task, task.total_clips - reused, left)
-        row.embed = _calibrated(row.embed, same, lambda r: _embed_factor(r, table, table_key))
+        row.embed = _calibrated(shipped, same, lambda r: _embed_factor(r, table, table_key))
     mode, grid_points, seeds = probe
     size = same[0].model if same else None
     dim = (size.timestamp_embedding_size if kind == "event" else size.scene_embedding_size
@@ -134,15 +133,13 @@ def plan_row(
                 trainings=seeds * (tried + len(task.folds) - 1))  # fmt: skip
     cost = table.probes[mode].for_type(kind)
     probe_record = _pick(same, task, lambda r: r.probe.label == mode)
-    measured = _reference(table, task, table_key, lambda r: mode in r.probes)
-    if probe_record is not None and (_own(probe_record, task) or measured is None):
+    shipped = probe_estimate(table, table_key, task, mode, work)
+    if probe_record is not None and (_own(probe_record, task) or shipped.source == "table"):
         done = record_work(probe_record)
         took = probe_record.timings.get("probe", 0.0)
         row.probe = _scaled(took, cost, work, done, "record", _named(probe_record))
     else:
-        row.probe = probe_estimate(table, table_key, task, mode, work)
-        row.probe = _calibrated(row.probe, same,
-                                lambda r: _probe_factor(r, table, table_key, mode))  # fmt: skip
+        row.probe = _calibrated(shipped, same, lambda r: _probe_factor(r, table, table_key, mode))
     return row
 
 
@@ -190,11 +187,14 @@ def embed_estimate(
     """Embedding ``clips`` clips (``audio_seconds``) of ``task`` by the table's model
     ``model_key``: from the model's reference of the task if it has one, else its rates."""
     kind, entry = task.embedding_type, table.models[model_key]
-    measured = _embed_reference(table, task, model_key)
+    # the model's own only: another model's embedding speed says nothing of this one's
+    own = _reference(table, task, model_key, lambda r: r.embed_seconds is not None)
+    measured = own if own is not None and own.model == model_key else None
     if measured is not None and measured.embed_seconds is not None:
         # its wall time held one start of the model, which the plan counts once per run
         took = max(measured.embed_seconds - entry.start_seconds, 0.1 * measured.embed_seconds)
-        ratio = _embed_ratio(entry, kind, (clips, audio_seconds), measured)
+        before = entry.embed_seconds(kind, measured.clips, measured.audio_seconds)
+        ratio = entry.embed_seconds(kind, clips, audio_seconds) / before
         return Estimate(seconds=took * ratio, source="reference",
                         detail=f"{took:.3g} s x {ratio:.3g} ({_referenced(measured)})")  # fmt: skip
     rate = entry.audio_per_second(kind)
@@ -229,13 +229,10 @@ def training_rows(task: TaskSize, frames_per_second: float) -> float:
 def record_size(record: RunRecord) -> TaskSize:
     """The record's task as the plan sizes one (audio seconds spread over splits by clips)."""
     task = record.task
-    total = sum(task.clips.values()) or 1
-    seconds = record.timings.get("audio_seconds", 0.0)
-    return TaskSize(
-        name=task.name, prepared=True, embedding_type=task.embedding_type,
-        prediction_type=task.prediction_type, split_mode=task.split_mode,
-        task_name=task.task_name, clips=task.clips,
-        audio_seconds={s: seconds * n / total for s, n in task.clips.items()},
+    return spread_size(
+        name=task.name, task_name=task.task_name, embedding_type=task.embedding_type,
+        prediction_type=task.prediction_type, split_mode=task.split_mode, clips=task.clips,
+        audio_seconds=record.timings.get("audio_seconds", 0.0),
     )  # fmt: skip
 
 
@@ -277,12 +274,6 @@ def _reference(
                default=None)  # fmt: skip
 
 
-def _embed_reference(table: Throughputs, task: TaskSize, model_key: str) -> Reference | None:
-    """Only the model's own: another model's embedding speed says nothing of this one's."""
-    return _reference(table, task, model_key,
-                      lambda r: r.model == model_key and r.embed_seconds is not None)  # fmt: skip
-
-
 def _scaled(
     seconds: float, cost: ProbeCost, work: Work, done: Work, source: EstimateSource, named: str
 ) -> Estimate:
@@ -292,13 +283,6 @@ def _scaled(
     ratio = cost.seconds(work.trainings, work.units) / before if before > 0 else 1.0
     return Estimate(seconds=seconds * ratio, source=source,
                     detail=f"{seconds:g} s x {ratio:.3g} ({named})")  # fmt: skip
-
-
-def _embed_ratio(
-    entry: ModelThroughput, kind: str, size: tuple[int, float], measured: Reference
-) -> float:
-    done = entry.embed_seconds(kind, measured.clips, measured.audio_seconds)
-    return entry.embed_seconds(kind, *size) / done
 
 
 def _referenced(reference: Reference) -> str:

@@ -82,6 +82,20 @@ def folder_size(path: Path) -> TaskSize:
     )  # fmt: skip
 
 
+def spread_size(
+    *, name: str, task_name: str, embedding_type: str, prediction_type: str, split_mode: str,
+    clips: dict[str, int], audio_seconds: float,
+) -> TaskSize:  # fmt: skip
+    """A prepared task known only by its clips per split and its total audio seconds (a
+    result record's, a bench row's): the seconds spread over the splits by clips."""
+    total = sum(clips.values()) or 1
+    return TaskSize(
+        name=name, prepared=True, embedding_type=embedding_type, task_name=task_name,
+        prediction_type=prediction_type, split_mode=split_mode, clips=clips,
+        audio_seconds={split: audio_seconds * n / total for split, n in clips.items()},
+    )  # fmt: skip
+
+
 def source_size(source: TaskSource) -> TaskSize:
     """A plugin task not prepared yet: what its TaskSource says (no clips known)."""
     return TaskSize(
